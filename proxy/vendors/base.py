@@ -1,0 +1,40 @@
+"""The typed result every vendor parser returns."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+BodyKind = Literal[
+    "vendor",  # a vendor answer was recognised (it may still lack a code, e.g. a bare Fault)
+    "salvaged",  # broken XML, but a status code could still be read out of it
+    "empty",  # no body, or only whitespace
+    "html",  # an HTML page (load balancer, WAF, proxy error page)
+    "hostile",  # DTD / entity declarations: never expanded, never trusted
+    "malformed",  # looked like XML/JSON but did not parse and nothing was salvaged
+    "unrecognized",  # parsed, but is not this vendor's answer shape
+]
+
+
+@dataclass(frozen=True, slots=True)
+class VendorReply:
+    """What a vendor parser read from a gateway body.
+
+    ``code`` is the vendor status code exactly as sent (surrounding whitespace
+    stripped), or ``None`` when the body holds none. ``data`` is the success
+    payload: for MM7 ``message_id`` and ``mm7_version``; for MoMS every other
+    field of the response. ``fault_code`` is the SOAP ``faultcode`` local name
+    (``Client``, ``Server``, ``Sender``, ``Receiver``, ...) when the body was a
+    SOAP Fault.
+    """
+
+    body_kind: BodyKind
+    code: str | None = None
+    message: str | None = None
+    details: str | None = None
+    status: str | None = None
+    transaction_id: str | None = None
+    fault_code: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+__all__ = ["BodyKind", "VendorReply"]
