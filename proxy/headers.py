@@ -1,0 +1,87 @@
+"""Header policy for forwarding: hop-by-hop removal, X-Forwarded-*, request ids.
+
+Pure functions over plain mappings, so the rules are testable without sockets.
+"""
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+# RFC 9110 §7.6.1 and the classic list (RFC 2616 §13.5.1): connection-specific fields
+# that a proxy must not forward. Host is replaced by the upstream's.
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+        "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host",
+    }
+)  # fmt: skip
+# Framing and encoding are the client library's business on each leg.
+_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def _connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> set[str]:
+    tokens: set[str] = set()
+    values = (
+        headers.getall("Connection", [])
+        if isinstance(headers, CIMultiDictProxy)
+        else [headers.get("Connection", "")]
+    )
+    for value in values:
+        tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return tokens
+
+
+def _without(
+    headers: CIMultiDictProxy[str] | Mapping[str, str], drop: Iterable[str]
+) -> CIMultiDict[str]:
+    dropped = set(drop) | _connection_tokens(headers)
+    items = headers.items()
+    return CIMultiDict((k, v) for k, v in items if k.lower() not in dropped)
+
+
+def request_id_from(headers: Mapping[str, str]) -> str:
+    """The app's ``X-Request-ID`` when it is a sane token, else a new one."""
+    incoming = headers.get("X-Request-ID", "")
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def trace_id_from(headers: Mapping[str, str]) -> str | None:
+    """The W3C trace id inside ``traceparent``, or None."""
+    match = _TRACEPARENT.match(headers.get("traceparent", "").strip())
+    return match.group(1) if match else None
+
+
+def upstream_request_headers(
+    incoming: CIMultiDictProxy[str],
+    *,
+    request_id: str,
+    client_ip: str | None,
+    scheme: str,
+    host: str | None,
+    configured: Mapping[str, str],
+) -> CIMultiDict[str]:
+    """Headers to send upstream: the app's minus hop-by-hop, plus X-Forwarded-* and ours.
+
+    ``Content-Length`` is kept so a streamed body keeps its framing; configured
+    headers (gateway credentials) replace the app's.
+    """
+    out = _without(incoming, HOP_BY_HOP)
+    for name, value in configured.items():
+        out[name] = value
+    forwarded_for = incoming.get("X-Forwarded-For")
+    if client_ip:
+        out["X-Forwarded-For"] = f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip
+    out["X-Forwarded-Proto"] = scheme
+    if host:
+        out["X-Forwarded-Host"] = host
+    out["X-Request-ID"] = request_id
+    return out
+
+
+def downstream_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """A gateway's response headers fit to return unchanged (passthrough mode)."""
+    return _without(upstream, _RESPONSE_DROP)

@@ -1,0 +1,121 @@
+"""Config validation: every error names the key and the reason."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from proxy.config import ConfigError, load_config, parse_config, resolve_config_path
+from tests import pii
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def route(**kw: object) -> dict[str, object]:
+    return {
+        "name": "mms",
+        "path_prefix": "/mm7",
+        "vendor": "mm7",
+        "upstream": "https://mms.example.net/mm7/mm7.php",
+        **kw,
+    }
+
+
+def errors_for(data: object, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, source="gw.yaml", env=env or {})
+    return info.value.errors
+
+
+def test_the_shipped_configs_are_valid() -> None:
+    config = load_config(ROOT / "config" / "gateway-proxy.yaml", env={"MM7_BASIC_AUTH": "x"})
+    mms = config.routes[0]
+    assert (mms.name, mms.path_prefix, mms.vendor, mms.mode) == ("mms", "/mm7", "mm7", "envelope")
+    assert (mms.timeout.connect, mms.timeout.total) == (5, 30)
+    assert mms.headers == {"Authorization": "Basic x"}
+    assert str(config.listen) == "127.0.0.1:8080"
+    assert str(config.admin_listen) == "127.0.0.1:8081"
+
+
+def test_env_var_is_expanded_and_kept_out_of_repr() -> None:
+    config = parse_config(
+        {"routes": [route(headers={"Authorization": "Bearer ${TOKEN}"})]},
+        env={"TOKEN": pii.SECRETS[0]},
+    )
+    assert config.routes[0].headers["Authorization"] == f"Bearer {pii.SECRETS[0]}"
+    assert pii.SECRETS[0] not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"routes": [route()], "lisen": "x"}, "gw.yaml: lisen: unknown key"),
+        ({"routes": [route(timeout={"conect": 1})]}, "gw.yaml: routes[0].timeout.conect: unknown key"),
+        ({"routes": [route(upstream="ftp://x/y")]}, "routes[0].upstream: must be an absolute http"),
+        ({"routes": [route(upstream="not a url")]}, "routes[0].upstream: must be an absolute http"),
+        ({"routes": [route(upstream="http://u:p@x/")]}, "routes[0].upstream: must not embed credentials"),
+        ({"routes": [route(upstream="http://x:99999/")]}, "routes[0].upstream: not a valid URL"),
+        ({"routes": [route(upstream="http://x/?a=1")]}, "routes[0].upstream: must not have a query"),
+        ({"routes": [route(vendor="sms")]}, "routes[0].vendor: must be one of mm7, moms"),
+        ({"routes": [route(mode="tee")]}, "routes[0].mode: must be one of envelope, passthrough"),
+        ({"routes": [route(path_prefix="mm7")]}, "routes[0].path_prefix: must be an absolute path"),
+        ({"routes": [route(path_prefix="/")]}, "routes[0].path_prefix: must be an absolute path"),
+        ({"routes": [route(name="MMS!")]}, "routes[0].name: must match"),
+        ({"routes": [route(timeout={"total": 0})]}, "routes[0].timeout.total: must be a number"),
+        ({"routes": [route(max_response_bytes="1MB")]}, "routes[0].max_response_bytes: must be an integer"),
+        ({"routes": [route(headers={"Host": "x"})]}, "routes[0].headers.Host: is set by the proxy"),
+        ({"routes": [route(headers={"Bad Name": "x"})]}, "routes[0].headers.Bad Name: is not a valid"),
+        ({"routes": [route(headers={"X-A": "${NOPE}"})]}, "routes[0].headers.X-A: environment variable ${NOPE} is not set"),
+        ({"routes": [route(upstream="https://${HOST}/x")]}, "routes[0].upstream: environment variable ${HOST} is not set"),
+        ({"routes": [route(), route()]}, "routes[1].name: duplicate route name 'mms'"),
+        ({"routes": [route(), route(name="b")]}, "routes[1].path_prefix: duplicate prefix '/mm7'"),
+        ({"routes": [route(), route(name="b", path_prefix="/mm7/v2")]}, "routes[1].path_prefix: prefix '/mm7/v2' overlaps routes[0]"),
+        ({"routes": [route(name="b", path_prefix="/mm7/v2"), route()]}, "routes[1].path_prefix: prefix '/mm7' overlaps routes[0]"),
+        ({"routes": []}, "gw.yaml: routes: must be a non-empty list"),
+        ({"routes": [route()], "listen": "8080"}, "gw.yaml: listen: must be HOST:PORT"),
+        ({"routes": [route()], "listen": "0.0.0.0:80", "admin_listen": "0.0.0.0:80"}, "admin_listen: port 80 is already used"),
+        ({"routes": [route()], "log": {"format": "xml"}}, "log.format: must be one of json, console"),
+        ({"routes": [route()], "catalog": "nope.yaml"}, "catalog: file not found"),
+        ({"routes": [{"name": "x"}]}, "routes[0].upstream: is required"),
+        (None, "gw.yaml: (root): the file is empty"),
+        (["a"], "gw.yaml: : must be a mapping"),
+    ],
+)  # fmt: skip
+def test_errors_name_key_and_reason(data: object, expected: str) -> None:
+    errors = errors_for(data)
+    assert any(expected in e for e in errors), errors
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    errors = errors_for({"routes": [route(vendor="x", mode="y")], "bogus": 1})
+    assert len(errors) == 3
+
+
+def test_prefixes_that_merely_share_characters_do_not_overlap() -> None:
+    config = parse_config({"routes": [route(), route(name="b", path_prefix="/mm77")]}, env={})
+    assert [r.matches("/mm77/x") for r in config.routes] == [False, True]
+    assert [r.matches("/mm7") for r in config.routes] == [True, False]
+
+
+def test_load_config_reports_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routes: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_catalog_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "codes.yaml").write_text((ROOT / "config" / "codes.yaml").read_text())
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump({"catalog": "codes.yaml", "routes": [route()]}))
+    assert load_config(path, env={}).catalog == tmp_path / "codes.yaml"
+
+
+def test_config_path_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEWAY_PROXY_CONFIG", raising=False)
+    assert resolve_config_path(None) == Path("config/gateway-proxy.yaml")
+    monkeypatch.setenv("GATEWAY_PROXY_CONFIG", "/etc/gp.yaml")
+    assert resolve_config_path(None) == Path("/etc/gp.yaml")
+    assert resolve_config_path("x.yaml") == Path("x.yaml")
