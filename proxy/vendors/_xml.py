@@ -1,0 +1,291 @@
+"""Hostile-XML-safe helpers shared by the vendor parsers (sans-io, never raise).
+
+``parse_xml`` turns gateway bytes into an lxml root element, or says why it could not:
+
+* ``"vendor"``    parsed; ``root`` is set (whether it is the vendor's shape is the caller's call)
+* ``"empty"``     no body, or only whitespace
+* ``"html"``      an HTML page (``<!DOCTYPE html``, ``<html``, or ``text/html`` that is not XML)
+* ``"hostile"``   a DOCTYPE / internal DTD / ENTITY declaration: SOAP forbids DTDs, so such a
+                  body is refused outright and nothing in it is ever expanded or trusted
+* ``"malformed"`` not well-formed XML, or longer than ``MAX_XML_BYTES`` (an over-cap body is
+                  not parsed at all, and callers must not salvage from it either: we never
+                  scan more than the cap)
+
+Encodings follow RFC 7303: a BOM wins, then the HTTP ``charset=`` parameter, then the XML
+declaration, then UTF-8. The chosen codec is applied by Python (so legacy charsets such as
+EUC-KR or GB2312 work whatever libxml2/iconv was built with), the text is re-encoded as
+UTF-8 and parsed with an encoding-override parser. If the chosen codec cannot decode the
+bytes strictly, UTF-8 is tried, and finally the chosen codec with U+FFFD replacements.
+libxml2 never sees the raw bytes: the DTD scan and the parser must read the same text, or
+a body could show the scan one thing (say, UTF-16 garbage) and libxml2 a DOCTYPE.
+"""
+
+import codecs
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from lxml import etree
+
+#: Bodies longer than this are not parsed (gateway replies are a few KiB).
+MAX_XML_BYTES = 4 * 1024 * 1024
+
+XmlKind = Literal["vendor", "empty", "html", "hostile", "malformed"]
+
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: it starts with the same bytes
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# Declared legacy charsets are decoded with their supersets: gateways that say GB2312 or
+# EUC-KR routinely send GBK / CP949 characters, and the supersets agree on the common part.
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949"}
+
+_XML_DECL_ENCODING = re.compile(
+    rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']"""
+)
+_UTF16LE_START = re.compile(rb"(?:[ \t\r\n]\x00){0,64}<\x00[^\x00]\x00")
+_UTF16BE_START = re.compile(rb"(?:\x00[ \t\r\n]){0,64}\x00<\x00[^\x00]")
+# After the prolog (comments, PIs), what the first markup says. Anchored with .match at a
+# known offset and free of nested repetition, so matching is linear in the input.
+_DOCTYPE = re.compile(r"<!DOCTYPE\s+([^\s>\[]*)[^>\[]{0,1024}(\[?)", re.I)
+_HTML_START = re.compile(r"<html[\s>/]", re.I)
+_PROLOG_SKIPS = (("<?", "?>"), ("<!--", "-->"))
+_WHITESPACE = re.compile(r"[ \t\r\n\ufeff]*")
+_ENTITY_DECL = re.compile(r"<!ENTITY", re.I)
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_CT_PARAM = re.compile(rf'\s*;\s*({_TCHARS})\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+@dataclass(frozen=True, slots=True)
+class XmlResult:
+    """The outcome of ``parse_xml``.
+
+    ``root`` is set exactly when ``kind == "vendor"``. ``text`` is the body decoded
+    best-effort (invalid bytes replaced), for callers that salvage from malformed bodies;
+    it is empty for over-cap bodies. ``encoding`` is the Python codec used, if any.
+    """
+
+    kind: XmlKind
+    root: etree._Element | None = None
+    text: str = ""
+    encoding: str | None = None
+
+
+def content_type_params(ct: str | None) -> tuple[str, dict[str, str]]:
+    """Split a Content-Type header into (lowercase mime type, {lowercase param: value}).
+
+    Quoted values are unquoted; malformed parameters are skipped. ``None`` or garbage gives
+    ``("", {})``-like results, never an exception.
+    """
+    if not ct:
+        return "", {}
+    mime, _, rest = ct.partition(";")
+    params: dict[str, str] = {}
+    for m in _CT_PARAM.finditer(";" + rest):
+        value = m.group(2).strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params.setdefault(m.group(1).lower(), value)
+    return mime.strip().lower(), params
+
+
+def _codec(name: str | None) -> str | None:
+    """Python text codec name for a charset label, or None if unknown or not a charset."""
+    if not name:
+        return None
+    try:
+        canonical = codecs.lookup(name.strip().strip("'\"")).name
+        # Rejects codecs that are not bytes-to-text ("base64", "rot13") and "undefined".
+        # (Empty input would not do: CPython decodes b"" without asking the codec.)
+        b"\x00\x00\x00\x00".decode(canonical)
+    except (LookupError, ValueError):  # unknown label, NUL or unencodable characters in it
+        return None
+    return _SUPERSETS.get(canonical.replace("-", "_"), canonical)
+
+
+def _choose_encoding(body: bytes, http_charset: str | None) -> tuple[str, int]:
+    """(codec, bytes to skip) per RFC 7303: BOM, HTTP charset, XML declaration, UTF-8."""
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return name, len(bom)
+    from_http = _codec(http_charset)
+    if from_http is not None:
+        return from_http, 0
+    # UTF-16 without a BOM still starts with "<" as a 16-bit unit (XML 1.0 appendix F).
+    if _UTF16LE_START.match(body):
+        return "utf-16-le", 0
+    if _UTF16BE_START.match(body):
+        return "utf-16-be", 0
+    m = _XML_DECL_ENCODING.match(body[:512])
+    declared = _codec(m.group(1).decode("ascii")) if m else None
+    if declared in ("utf-16", "utf-32"):  # a declaration read as ASCII cannot be UTF-16
+        declared = None
+    return declared or "utf-8", 0
+
+
+def _skip_whitespace(text: str, pos: int) -> int:
+    match = _WHITESPACE.match(text, pos)
+    return match.end() if match else pos  # "*" always matches; the test is for mypy
+
+
+def _after_prolog(text: str) -> int:
+    """Offset of the first markup after the XML declaration, comments and PIs.
+
+    A plain linear scan rather than a regex: ``(<!--.*?-->)*`` backtracks exponentially on
+    hostile input full of comment markers.
+    """
+    pos = _skip_whitespace(text, 0)
+    while True:
+        for opener, closer in _PROLOG_SKIPS:
+            if text.startswith(opener, pos):
+                end = text.find(closer, pos + len(opener))
+                if end < 0:
+                    return pos
+                pos = _skip_whitespace(text, end + len(closer))
+                break
+        else:
+            return pos
+
+
+def _decode(body: bytes, http_charset: str | None) -> tuple[str, str]:
+    """(codec used, text): the RFC 7303 choice, then UTF-8, then the choice with U+FFFD."""
+    encoding, skip = _choose_encoding(body, http_charset)
+    data = body[skip:]
+    for candidate in dict.fromkeys((encoding, "utf-8")):
+        try:
+            return candidate, data.decode(candidate)
+        except ValueError:  # UnicodeDecodeError, or UnicodeError from an odd codec
+            continue
+    return encoding, data.decode(encoding, "replace")
+
+
+def _classify_prolog(text: str) -> XmlKind | None:
+    """ "hostile" or "html" from the text alone, or None to go on and parse."""
+    if _ENTITY_DECL.search(text):
+        return "hostile"
+    start = _after_prolog(text)
+    doctype = _DOCTYPE.match(text, start)
+    if doctype is not None:
+        name, subset = doctype.groups()
+        # <!DOCTYPE html ...> without an internal subset is an HTML page (its external DTD
+        # is never loaded). Any internal subset, or a DOCTYPE naming anything else, is a
+        # DTD, which SOAP forbids.
+        if name.lower() == "html" and not subset:
+            return "html"
+        return "hostile"
+    if _HTML_START.match(text, start):
+        return "html"
+    return None
+
+
+def _parser(encoding: str | None) -> etree.XMLParser:
+    # collect_ids=False is deliberately absent: in lxml 6 it makes libxml2 read the external
+    # DTD subset from disk (file:///etc/passwd) despite load_dtd=False.
+    # A fresh parser per call: parsers carry an error log and are not thread-safe, and
+    # building one costs microseconds next to the network round-trip.
+    return etree.XMLParser(
+        encoding=encoding,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def _has_dtd_or_entities(root: etree._Element) -> bool:
+    docinfo = root.getroottree().docinfo
+    doctype: object = getattr(docinfo, "doctype", "")  # not in lxml-stubs
+    internal_dtd: object = docinfo.internalDTD  # None without a DOCTYPE (stubs say otherwise)
+    # Entity declarations need a DOCTYPE, so this also covers every entity reference.
+    return bool(doctype) or internal_dtd is not None
+
+
+def parse_xml(body: bytes, content_type: str | None) -> XmlResult:
+    """Parse a gateway body safely; see the module docstring for the kinds. Never raises."""
+    if len(body) > MAX_XML_BYTES:
+        return XmlResult("malformed")
+    mime, params = content_type_params(content_type)
+    encoding, text = _decode(body, params.get("charset"))
+    if not text.strip():
+        return XmlResult("empty", text=text, encoding=encoding)
+    early = _classify_prolog(text)
+    if early is not None:
+        return XmlResult(early, text=text, encoding=encoding)
+    try:
+        root: etree._Element | None = etree.fromstring(
+            text.encode("utf-8", "replace"), _parser("utf-8")
+        )
+    except etree.XMLSyntaxError:
+        root = None
+    if root is None:
+        kind: XmlKind = "html" if mime == "text/html" else "malformed"
+        return XmlResult(kind, text=text, encoding=encoding)
+    if _has_dtd_or_entities(root):
+        return XmlResult("hostile", text=text, encoding=encoding)
+    if local_name(root).lower() == "html":
+        return XmlResult("html", text=text, encoding=encoding)
+    return XmlResult("vendor", root=root, text=text, encoding=encoding)
+
+
+def local_name(el: etree._Element) -> str:
+    """The element's tag without ``{namespace}``; "" for comments/PIs/entities."""
+    tag: object = el.tag  # a factory function, not a str, for comments/PIs/entities
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def iter_local(el: etree._Element, name: str) -> Iterator[etree._Element]:
+    """Descendants of ``el`` (not ``el`` itself) named ``name`` in any namespace, in order."""
+    for node in el.iterdescendants():
+        if local_name(node) == name:
+            yield node
+
+
+def find_local(el: etree._Element, name: str) -> etree._Element | None:
+    """The first descendant named ``name`` in any namespace, or None."""
+    return next(iter_local(el, name), None)
+
+
+def child_local(el: etree._Element, name: str) -> etree._Element | None:
+    """The first direct child named ``name`` in any namespace, or None."""
+    for node in el:
+        if local_name(node) == name:
+            return node
+    return None
+
+
+def text_of(el: etree._Element | None) -> str | None:
+    """All text inside ``el``, stripped; None if there is none.
+
+    A leaf keeps its text exactly (minus surrounding whitespace). When ``el`` has child
+    elements, each text fragment is stripped and the non-empty ones are joined with one
+    space, so ``<Details><Field>To</Field><Reason>bad</Reason></Details>`` reads "To bad".
+    """
+    if el is None:
+        return None
+    if len(el) == 0:
+        return (el.text or "").strip() or None
+    fragments = (t.strip() for t in el.itertext() if isinstance(t, str))
+    return " ".join(f for f in fragments if f) or None
+
+
+__all__ = [
+    "MAX_XML_BYTES",
+    "XmlKind",
+    "XmlResult",
+    "child_local",
+    "content_type_params",
+    "find_local",
+    "iter_local",
+    "local_name",
+    "parse_xml",
+    "text_of",
+]
