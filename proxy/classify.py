@@ -18,8 +18,6 @@ from typing import Any
 from proxy.catalog import CanonicalCode, Catalog, TransportKind, VendorCode, VendorTable
 from proxy.vendors.base import VendorReply
 
-_UNPARSEABLE_KINDS = frozenset({"hostile", "malformed"})
-
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -58,16 +56,16 @@ def classify_reply(catalog: Catalog, vendor: str, reply: VendorReply, http_statu
     label = "none"
     if reply.code is not None:
         canonical, entry, label = _by_vendor_code(catalog, table, reply)
-    elif reply.fault_code is not None and reply.fault_code in table.fault_codes:
-        canonical = table.fault_codes[reply.fault_code]
+    elif (fault := _fault(table, reply.fault_code)) is not None:
+        canonical = fault
     elif _says_success(reply) and table.unknown_success is not None:
         canonical = table.unknown_success
     else:
         canonical = catalog.for_http_status(http_status)
     message = reply.message or (entry.text if entry else None)
-    unparseable = reply.body_kind in _UNPARSEABLE_KINDS or (
-        reply.code is None and 200 <= http_status < 300 and not canonical.ok
-    )
+    # A 2xx that says nothing usable is the gateway's failure; an error status with a
+    # body we can't read is already explained by the status.
+    unparseable = reply.code is None and 200 <= http_status < 300 and not canonical.ok
     return Outcome(
         code=canonical,
         vendor=vendor,
@@ -123,6 +121,13 @@ def _by_vendor_code(
     if _says_success(reply) and table.unknown_success is not None:
         return table.unknown_success, None, "other"
     return table.unknown or catalog["UNKNOWN_CODE"], None, "other"
+
+
+def _fault(table: VendorTable, fault_code: str | None) -> CanonicalCode | None:
+    """A faultcode's canonical code; ``Client.Auth`` falls back to ``Client``."""
+    if fault_code is None:
+        return None
+    return table.fault_codes.get(fault_code) or table.fault_codes.get(fault_code.split(".")[0])
 
 
 def _says_success(reply: VendorReply) -> bool:

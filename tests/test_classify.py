@@ -85,6 +85,7 @@ def test_moms_success_without_code(catalog: Catalog) -> None:
         ("Client", 500, "INVALID_REQUEST"),
         ("Server", 500, "UPSTREAM_ERROR"),
         ("Sender", 400, "INVALID_REQUEST"),
+        ("Client.Authentication", 500, "INVALID_REQUEST"),
         ("VersionMismatch", 500, "UNSUPPORTED_OPERATION"),
         ("Weird", 503, "UPSTREAM_UNAVAILABLE"),  # unknown faultcode: HTTP fallback
     ],
@@ -106,6 +107,7 @@ def test_fault_without_mm7_status(catalog: Catalog, fault: str, status: int, exp
         ("empty", 200, "INVALID_UPSTREAM_RESPONSE", "unparseable"),
         ("empty", 504, "TIMEOUT", None),
         ("malformed", 200, "INVALID_UPSTREAM_RESPONSE", "unparseable"),
+        ("malformed", 429, "RATE_LIMITED", None),  # plain text: the status explains it
         ("unrecognized", 401, "UNAUTHENTICATED", None),
         ("hostile", 200, "INVALID_UPSTREAM_RESPONSE", "unparseable"),
         ("hostile", 403, "INVALID_UPSTREAM_RESPONSE", "unparseable"),

@@ -1,0 +1,48 @@
+"""The admin server on ``admin_listen``: /metrics, /healthz and /readyz, nothing else.
+
+App traffic never reaches these endpoints: they live on their own port and their own
+``web.Application``.
+"""
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from proxy.server import Readiness
+
+ADMIN_REGISTRY_KEY = web.AppKey("admin_registry", CollectorRegistry)
+ADMIN_READINESS_KEY = web.AppKey("admin_readiness", Readiness)
+
+
+def create_admin_app(registry: CollectorRegistry, readiness: Readiness) -> web.Application:
+    """The admin application, sharing the proxy's registry and readiness flag."""
+    app = web.Application()
+    app[ADMIN_REGISTRY_KEY] = registry
+    app[ADMIN_READINESS_KEY] = readiness
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format, or OpenMetrics (with exemplars) when the scraper asks."""
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = encoder(request.app[ADMIN_REGISTRY_KEY])
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process is serving. It never checks the gateways."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: config loaded and accepting; false once shutdown begins."""
+    readiness = request.app[ADMIN_READINESS_KEY]
+    if readiness.ready:
+        return web.json_response({"status": "ready"})
+    reason = "shutting down" if readiness.shutting_down else "starting"
+    return web.json_response({"status": reason}, status=503)

@@ -1,0 +1,190 @@
+"""Talk to the upstream gateway: the one place where aiohttp and OS errors are mapped.
+
+``exchange`` streams the app's body to the upstream and reads the (small) answer up
+to the route's ``max_response_bytes``. It returns an ``UpstreamAnswer`` or raises
+``UpstreamFailure``, never anything else from aiohttp. The exception tree is kept
+shallow on purpose::
+
+    UpstreamFailure(kind)      kind is one of
+      connect                  refused, DNS, TLS, connect timeout: never reached the gateway
+      timeout                  the total timeout ran out
+      connection_lost          closed or reset before the full answer arrived
+      too_large                the answer is over max_response_bytes
+      unparseable              the answer is not valid HTTP
+      request_too_large        the app's body is over max_request_bytes
+      bad_request              the app's body ended early (the app went away)
+
+``map_exception`` is the boundary; everything above it switches on ``kind``.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from proxy.catalog import TransportKind
+from proxy.config import Pool, Route
+
+_CHUNK = 64 * 1024
+
+
+class UpstreamFailure(Exception):
+    """No complete, valid answer came back from the gateway."""
+
+    def __init__(self, kind: TransportKind, detail: str) -> None:
+        super().__init__(detail)
+        self.kind: TransportKind = kind
+        self.detail = detail
+
+
+class _AppBodyTooLarge(Exception):
+    """Raised inside the body stream; mapped to ``request_too_large``."""
+
+
+class _AppBodyBroken(Exception):
+    """Reading the app's body failed; mapped to ``bad_request``."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAnswer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    duration_s: float
+    bytes_out: int
+
+
+def create_session(pool: Pool) -> aiohttp.ClientSession:
+    """The one ``ClientSession`` of the process: keep-alive, bounded pool, no cookies.
+
+    Redirects are never followed and proxy env vars are ignored: only the configured
+    upstreams are ever contacted.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=pool.limit,
+        limit_per_host=pool.limit_per_host,
+        keepalive_timeout=pool.keepalive_seconds,
+        ttl_dns_cache=60,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        trust_env=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+    )
+
+
+def upstream_url(route: Route, rest_path: str, raw_query: str) -> URL:
+    """The route's upstream with the app's remaining (still encoded) path and query."""
+    text = route.upstream + rest_path
+    if raw_query:
+        text += "?" + raw_query
+    return URL(text, encoded=True)
+
+
+async def exchange(
+    session: aiohttp.ClientSession,
+    route: Route,
+    *,
+    method: str,
+    url: URL,
+    headers: CIMultiDict[str],
+    body: aiohttp.StreamReader | None,
+) -> UpstreamAnswer:
+    """Send one request upstream and read the answer. Raises only ``UpstreamFailure``."""
+    counter = _Counter()
+    data = _stream(body, counter, route.max_request_bytes) if body is not None else None
+    timeout = aiohttp.ClientTimeout(total=route.timeout.total, connect=route.timeout.connect)
+    started = time.perf_counter()
+    try:
+        async with session.request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            timeout=timeout,
+            allow_redirects=False,
+        ) as response:
+            payload = await _read_capped(response, route.max_response_bytes)
+            return UpstreamAnswer(
+                status=response.status,
+                headers=response.headers,
+                body=payload,
+                duration_s=time.perf_counter() - started,
+                bytes_out=counter.total,
+            )
+    except UpstreamFailure:
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        kind, detail = map_exception(exc, counter.total)
+        raise UpstreamFailure(kind, detail) from exc
+
+
+class _Counter:
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+
+async def _stream(
+    body: aiohttp.StreamReader, counter: _Counter, limit: int | None
+) -> AsyncIterator[bytes]:
+    """Yield the app's body chunk by chunk, never holding it whole in memory."""
+    while True:
+        try:
+            chunk = await body.readany()
+        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+            raise _AppBodyBroken(str(exc) or type(exc).__name__) from exc
+        if not chunk:
+            return
+        counter.total += len(chunk)
+        if limit is not None and counter.total > limit:
+            raise _AppBodyTooLarge(f"request body is over {limit} bytes")
+        yield chunk
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        response.close()  # don't read (or reuse) a connection carrying a huge body
+        raise UpstreamFailure("too_large", f"gateway answer declared {declared} bytes (> {limit})")
+    buffer = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        buffer += chunk
+        if len(buffer) > limit:
+            response.close()
+            raise UpstreamFailure("too_large", f"gateway answer is over {limit} bytes")
+    return bytes(buffer)
+
+
+def map_exception(exc: BaseException, bytes_sent: int = 0) -> tuple[TransportKind, str]:
+    """Map an aiohttp/OS/timeout error to a failure kind and a short description.
+
+    Connect-phase errors (refused, DNS, TLS, connect timeout) never reached the gateway;
+    everything after that may have, so it is ``connection_lost`` or ``timeout``.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, _AppBodyTooLarge):
+        return "request_too_large", str(cause)
+    if isinstance(cause, _AppBodyBroken):
+        return "bad_request", f"the app's request body ended early: {cause}"
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect", "timed out connecting to the gateway"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "connect", "could not resolve the gateway's host name"
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+        return "connect", f"TLS handshake with the gateway failed ({name})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect", f"could not connect to the gateway ({exc.strerror or name})"
+    if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+        return "timeout", "the gateway did not answer in time"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "unparseable", f"the gateway's answer is not valid HTTP ({exc.message})"
+    return "connection_lost", f"the connection to the gateway was lost ({name})"

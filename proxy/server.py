@@ -1,0 +1,268 @@
+"""The application factory and the request handler, read as a short list of stages.
+
+``create_app`` builds the app-traffic application. Process-wide state lives in typed
+``web.AppKey``s and is created/closed in ``cleanup_ctx``: the config, the catalog, the
+one ``ClientSession``, the metrics and the readiness flag. The handler is::
+
+    _route → _forward → _classify → _respond → _observe
+
+and the only catch-all is ``_last_resort``, the outermost middleware.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from proxy import headers as hdrs
+from proxy.catalog import Catalog, load_catalog
+from proxy.classify import Outcome, classify_failure, classify_reply
+from proxy.config import Config, Route
+from proxy.envelope import build_envelope, passthrough_headers, render
+from proxy.forward import UpstreamAnswer, UpstreamFailure, create_session, exchange, upstream_url
+from proxy.logs import get_logger
+from proxy.metrics import PROXY_VENDOR, UNMATCHED_ROUTE, Metrics
+from proxy.observe import RequestRecord, log_request
+from proxy.vendors import parse_reply
+
+
+@dataclass(slots=True)
+class Readiness:
+    """Ready once the app serves; false again as soon as shutdown begins."""
+
+    serving: bool = False
+    shutting_down: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.serving and not self.shutting_down
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the stages learn about one request, in order."""
+
+    request_id: str
+    trace_id: str | None
+    started: float
+    route: Route | None = None
+    rest_path: str = ""
+    answer: UpstreamAnswer | None = None
+    outcome: Outcome | None = None
+    bytes_in: int = 0
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+CONFIG_KEY = web.AppKey("config", Config)
+CATALOG_KEY = web.AppKey("catalog", Catalog)
+REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
+READINESS_KEY = web.AppKey("readiness", Readiness)
+SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
+
+_log = get_logger("gateway_proxy")
+
+
+def create_app(
+    config: Config,
+    *,
+    catalog: Catalog | None = None,
+    registry: CollectorRegistry | None = None,
+    metrics_enabled: bool = True,
+) -> web.Application:
+    """Build the app-traffic application. ``registry`` defaults to a fresh one."""
+    app = web.Application(middlewares=[_last_resort])
+    app[CONFIG_KEY] = config
+    app[CATALOG_KEY] = catalog or load_catalog(config.catalog)
+    app[REGISTRY_KEY] = registry if registry is not None else CollectorRegistry()
+    app[METRICS_KEY] = (
+        Metrics(app[REGISTRY_KEY], config.routes, app[CATALOG_KEY]) if metrics_enabled else None
+    )
+    app[READINESS_KEY] = Readiness()
+    app.cleanup_ctx.append(_session_ctx)
+    app.on_startup.append(_mark_serving)
+    app.on_shutdown.append(_mark_shutting_down)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[SESSION_KEY] = create_session(app[CONFIG_KEY].pool)
+    yield
+    await app[SESSION_KEY].close()
+
+
+async def _mark_serving(app: web.Application) -> None:
+    app[READINESS_KEY].serving = True
+
+
+async def _mark_shutting_down(app: web.Application) -> None:
+    app[READINESS_KEY].shutting_down = True
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Proxy one app request: route, forward, classify, respond, observe."""
+    ex = _Exchange(
+        request_id=hdrs.request_id_from(request.headers),
+        trace_id=hdrs.trace_id_from(request.headers),
+        started=time.perf_counter(),
+    )
+    catalog = request.app[CATALOG_KEY]
+    metrics = request.app[METRICS_KEY]
+    try:
+        _route(request, ex)
+        assert ex.route is not None
+        if metrics is not None:
+            with metrics.in_flight.labels(ex.route.name).track_inprogress():
+                await _forward(request, ex)
+        else:
+            await _forward(request, ex)
+        _classify(catalog, ex)
+    except UpstreamFailure as failure:
+        ex.outcome = classify_failure(catalog, failure.kind, failure.detail)
+    response = _respond(ex)
+    _observe(request, ex, response)
+    return response
+
+
+def _route(request: web.Request, ex: _Exchange) -> None:
+    """Pick the route; only configured upstreams are reachable."""
+    if request.method == "CONNECT" or (request.url.is_absolute() and _absolute_target(request)):
+        raise UpstreamFailure("bad_request", "absolute-URI and CONNECT requests are refused")
+    raw_path = request.rel_url.raw_path
+    for route in request.app[CONFIG_KEY].routes:
+        if route.matches(raw_path):
+            rest = raw_path[len(route.path_prefix) :]
+            if any(seg in ("..", "%2e%2e", ".%2e", "%2e.") for seg in rest.lower().split("/")):
+                raise UpstreamFailure("bad_request", "dot-segments are not allowed in the path")
+            ex.route, ex.rest_path = route, rest
+            return
+    raise UpstreamFailure("route_not_found", f"no route is configured for {request.path}")
+
+
+def _absolute_target(request: web.Request) -> bool:
+    # aiohttp keeps the request-target's form: absolute-form means "act as a forward proxy".
+    return request._message.url.is_absolute()
+
+
+async def _forward(request: web.Request, ex: _Exchange) -> None:
+    route = ex.route
+    assert route is not None
+    peer = request.remote
+    outgoing = hdrs.upstream_request_headers(
+        request.headers,
+        request_id=ex.request_id,
+        client_ip=peer,
+        scheme=request.scheme,
+        host=request.host,
+        configured=route.headers,
+    )
+    if (
+        route.max_request_bytes is not None
+        and (request.content_length or 0) > route.max_request_bytes
+    ):
+        raise UpstreamFailure(
+            "request_too_large", f"request body is over {route.max_request_bytes} bytes"
+        )
+    body = request.content if request.body_exists else None
+    ex.answer = await exchange(
+        request.app[SESSION_KEY],
+        route,
+        method=request.method,
+        url=upstream_url(route, ex.rest_path, request.rel_url.raw_query_string),
+        headers=outgoing,
+        body=body,
+    )
+    ex.bytes_in = ex.answer.bytes_out
+
+
+def _classify(catalog: Catalog, ex: _Exchange) -> None:
+    answer, route = ex.answer, ex.route
+    assert answer is not None
+    assert route is not None
+    reply = parse_reply(route.vendor, answer.body, answer.headers.get("Content-Type"))
+    ex.outcome = classify_reply(catalog, route.vendor, reply, answer.status)
+    retry_after = answer.headers.get("Retry-After")
+    if retry_after:
+        ex.extra_headers["Retry-After"] = retry_after
+
+
+def _respond(ex: _Exchange) -> web.Response:
+    outcome = ex.outcome
+    assert outcome is not None
+    route_name = ex.route.name if ex.route else None
+    if ex.route is not None and ex.route.mode == "passthrough" and ex.answer is not None:
+        answer = ex.answer
+        response = web.Response(
+            status=answer.status,
+            body=answer.body,
+            headers=hdrs.downstream_response_headers(answer.headers),
+        )
+        response.headers.update(passthrough_headers(outcome, ex.request_id))
+        return response
+    status, content_type, body = render(
+        build_envelope(outcome, request_id=ex.request_id, route=route_name)
+    )
+    response = web.Response(status=status, body=body, content_type=content_type)
+    response.headers["X-Request-ID"] = ex.request_id
+    response.headers.update(ex.extra_headers)
+    return response
+
+
+def _observe(request: web.Request, ex: _Exchange, response: web.Response) -> None:
+    outcome = ex.outcome
+    assert outcome is not None
+    route = ex.route.name if ex.route else UNMATCHED_ROUTE
+    vendor = ex.route.vendor if ex.route else PROXY_VENDOR
+    duration = time.perf_counter() - ex.started
+    upstream_s = ex.answer.duration_s if ex.answer else None
+    metrics = request.app[METRICS_KEY]
+    if metrics is not None:
+        metrics.observe(
+            route, vendor, outcome, duration_s=duration, upstream_duration_s=upstream_s,
+            trace_id=ex.trace_id,
+        )  # fmt: skip
+    log_request(
+        RequestRecord(
+            request_id=ex.request_id,
+            trace_id=ex.trace_id,
+            route=route,
+            vendor=vendor,
+            method=request.method,
+            path=request.raw_path,
+            status=response.status,
+            outcome=outcome,
+            duration_s=duration,
+            upstream_duration_s=upstream_s,
+            bytes_in=ex.bytes_in,
+            bytes_out=len(response.body) if isinstance(response.body, bytes) else 0,
+        )
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _last_resort(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one catch-all: log with the traceback, answer with an envelope, never hang."""
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        raise
+    except web.HTTPException:
+        raise
+    except Exception:  # noqa: BLE001 - the one catch-all, at the outermost edge
+        request_id = hdrs.request_id_from(request.headers)
+        _log.exception("unhandled_error", request_id=request_id, path=request.path)
+        outcome = classify_failure(request.app[CATALOG_KEY], "internal", "internal proxy error")
+        status, content_type, body = render(
+            build_envelope(outcome, request_id=request_id, route=None)
+        )
+        response = web.Response(status=status, body=body, content_type=content_type)
+        response.headers["X-Request-ID"] = request_id
+        return response

@@ -1,0 +1,194 @@
+"""Suite-wide fixtures and checks.
+
+Two checks run around every test:
+- every envelope the proxy builds validates against docs/envelope.schema.json;
+- no test MSISDN or secret (tests/pii.py) reaches a log line or a metric label.
+"""
+
+import io
+import json
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY, CollectorRegistry
+
+import proxy.envelope
+import proxy.metrics
+from proxy.catalog import Catalog, load_catalog
+from proxy.config import Config, parse_config
+from proxy.logs import configure_logging
+from tests import pii
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "docs" / "envelope.schema.json").read_text())
+_VALIDATOR = jsonschema.Draft202012Validator(
+    SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
+
+
+# --- every envelope validates ---------------------------------------------------------
+_build_envelope = proxy.envelope.build_envelope
+
+
+def _checked_build_envelope(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    envelope = _build_envelope(*args, **kwargs)
+    _VALIDATOR.validate(envelope)
+    return envelope
+
+
+# Patched before any test module imports the server, so every caller gets the check.
+proxy.envelope.build_envelope = _checked_build_envelope  # type: ignore[assignment]
+
+
+def validate_envelope(envelope: dict[str, Any]) -> None:
+    """For envelopes that come from another process (demo, CLI subprocesses)."""
+    _VALIDATOR.validate(envelope)
+
+
+# --- no PII in logs or metric labels ----------------------------------------------------
+class _Sink(io.TextIOBase):
+    """Where every log line of the suite goes; never replaced, thread-safe."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self.lines.append(text)
+        return len(text)
+
+
+LOG_SINK = _Sink()
+_REGISTRIES: "weakref.WeakSet[CollectorRegistry]" = weakref.WeakSet()
+_metrics_init = proxy.metrics.Metrics.__init__
+
+
+def _tracking_init(self: proxy.metrics.Metrics, registry: CollectorRegistry, *a: Any) -> None:
+    _REGISTRIES.add(registry)
+    _metrics_init(self, registry, *a)
+
+
+proxy.metrics.Metrics.__init__ = _tracking_init  # type: ignore[method-assign]
+
+
+def configure_suite_logging() -> None:
+    """The suite's logging: JSON at debug level into LOG_SINK (tests may re-apply it)."""
+    configure_logging("debug", "json", stream=LOG_SINK)
+
+
+configure_suite_logging()
+
+
+def label_values(registry: CollectorRegistry) -> Iterator[str]:
+    for family in registry.collect():
+        for sample in family.samples:
+            yield from sample.labels.values()
+
+
+@pytest.fixture(autouse=True)
+def _no_pii_leaks() -> Iterator[None]:
+    """No test MSISDN or secret in any log line or metric label of this test."""
+    start = len(LOG_SINK.lines)
+    yield
+    logged = "".join(LOG_SINK.lines[start:])
+    assert not pii.leaks(logged), f"PII leaked into logs: {pii.leaks(logged)}"
+    labels = " ".join(v for r in [REGISTRY, *list(_REGISTRIES)] for v in label_values(r))
+    assert not pii.leaks(labels), f"PII leaked into metric labels: {pii.leaks(labels)}"
+
+
+@pytest.fixture
+def log_lines() -> Callable[[], list[dict[str, Any]]]:
+    """The JSON log events written since the test started."""
+    start = len(LOG_SINK.lines)
+
+    def read() -> list[dict[str, Any]]:
+        text = "".join(LOG_SINK.lines[start:])
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    return read
+
+
+# --- shared builders ------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+def make_config(*routes: dict[str, Any], **top: Any) -> Config:
+    """A validated Config from route dicts (upstream required) and top-level overrides."""
+    data: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "admin_listen": "127.0.0.1:0",
+        "routes": [{"name": f"r{i}", "vendor": "mm7", **r} for i, r in enumerate(routes)],
+        **top,
+    }
+    return parse_config(data, source="<test>", env={"TEST_SECRET": pii.SECRETS[0]})
+
+
+ProxyFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+async def gateway(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> Callable[[web.Application], Awaitable[TestServer]]:
+    """Start a fake gateway app on loopback; returns its TestServer."""
+
+    async def start(app: web.Application) -> TestServer:
+        return await aiohttp_server(app)
+
+    return start
+
+
+@pytest.fixture
+def proxy_client(aiohttp_client: Any) -> ProxyFactory:
+    """Build the proxy for ``config`` with a fresh registry and return a test client."""
+    from proxy.server import create_app
+
+    async def make(config: Config, **kwargs: Any) -> TestClient[web.Request, web.Application]:
+        kwargs.setdefault("registry", CollectorRegistry())
+        return await aiohttp_client(create_app(config, **kwargs))  # type: ignore[no-any-return]
+
+    return make
+
+
+@pytest.fixture
+async def one_route_proxy(
+    gateway: Callable[[web.Application], Awaitable[TestServer]], proxy_client: ProxyFactory
+) -> Callable[..., Awaitable[TestClient[web.Request, web.Application]]]:
+    """Start ``handler`` as a fake gateway and a proxy with one route in front of it."""
+
+    async def make(
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        *,
+        vendor: str = "mm7",
+        prefix: str = "/gw",
+        upstream_path: str = "/api",
+        **route: Any,
+    ) -> TestClient[web.Request, web.Application]:
+        async def call(request: web.Request) -> web.StreamResponse:
+            return await handler(request)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", call)
+        server = await gateway(app)
+        config = make_config(
+            {
+                "name": "gw",
+                "vendor": vendor,
+                "path_prefix": prefix,
+                "upstream": str(server.make_url(upstream_path)),
+                **route,
+            }
+        )
+        return await proxy_client(config)
+
+    return make

@@ -1,0 +1,200 @@
+"""Transport failures and streaming: each failure kind reaches the app as an envelope."""
+
+import asyncio
+import socket
+import tracemalloc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from proxy.forward import map_exception
+from tests.conftest import make_config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def envelope(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+    assert resp.content_type == "application/problem+json"
+    data: dict[str, Any] = await resp.json()
+    assert data["status"] == resp.status
+    return data
+
+
+async def test_connection_refused(proxy_client: Any) -> None:
+    port = free_port()  # nothing listens there
+    config = make_config({"path_prefix": "/gw", "upstream": f"http://127.0.0.1:{port}/x"})
+    client = await proxy_client(config)
+    resp = await client.post("/gw", data=b"x")
+    env = await envelope(resp)
+    assert (resp.status, env["code"], env["category"], env["retryable"]) == (
+        502, "CONNECTION_ERROR", "network", True,
+    )  # fmt: skip
+    assert env["vendor"] == {
+        "name": "proxy", "code": None, "message": None, "details": None,
+        "http_status": None, "transaction_id": None,
+    }  # fmt: skip
+
+
+async def test_dns_failure_is_a_connection_error(proxy_client: Any) -> None:
+    config = make_config({"path_prefix": "/gw", "upstream": "http://no-such-host.invalid/x"})
+    client = await proxy_client(config)
+    env = await envelope(await client.get("/gw"))
+    assert env["code"] == "CONNECTION_ERROR"
+
+
+async def test_gateway_that_never_answers(one_route_proxy: Any) -> None:
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(60)
+        return web.Response()
+
+    client = await one_route_proxy(hang, timeout={"connect": 1, "total": 0.3})
+    resp = await client.post("/gw", data=b"x")
+    env = await envelope(resp)
+    assert (resp.status, env["code"], env["retryable"]) == (504, "TIMEOUT", False)
+
+
+async def test_gateway_that_resets_mid_body(one_route_proxy: Any) -> None:
+    async def reset(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Length": "1000", "Content-Type": "text/xml"})
+        await resp.prepare(request)
+        await resp.write(b"<Envelope><Body><SubmitRsp>")
+        assert request.transport is not None
+        request.transport.abort()
+        return resp
+
+    client = await one_route_proxy(reset)
+    resp = await client.post("/gw", data=b"x")
+    env = await envelope(resp)
+    assert (resp.status, env["code"], env["retryable"]) == (502, "CONNECTION_LOST", False)
+
+
+async def test_gateway_that_closes_without_answering(one_route_proxy: Any) -> None:
+    async def close(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.close()
+        await asyncio.sleep(0.1)
+        return web.Response()
+
+    client = await one_route_proxy(close)
+    env = await envelope(await client.post("/gw", data=b"x"))
+    assert env["code"] == "CONNECTION_LOST"
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_oversized_answer(one_route_proxy: Any, declared: bool) -> None:
+    big = b"<x>" + b"a" * 5000 + b"</x>"
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        if declared:
+            return web.Response(body=big, content_type="text/xml")
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(0, len(big), 500):
+            await resp.write(big[i : i + 500])
+        await resp.write_eof()
+        return resp
+
+    client = await one_route_proxy(huge, max_response_bytes=1000)
+    resp = await client.post("/gw", data=b"x")
+    env = await envelope(resp)
+    assert (resp.status, env["code"]) == (502, "INVALID_UPSTREAM_RESPONSE")
+    assert "1000" in env["detail"]
+
+
+async def test_invalid_http_from_the_gateway(proxy_client: Any) -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"NOT-HTTP garbage\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        config = make_config({"path_prefix": "/gw", "upstream": f"http://127.0.0.1:{port}/"})
+        client = await proxy_client(config)
+        env = await envelope(await client.post("/gw", data=b"x"))
+        assert env["code"] in {"INVALID_UPSTREAM_RESPONSE", "CONNECTION_LOST"}
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def body_chunks(total: int, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+    block = b"\x5a" * chunk
+    sent = 0
+    while sent < total:
+        piece = block[: min(chunk, total - sent)]
+        sent += len(piece)
+        yield piece
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_request_over_the_route_limit(one_route_proxy: Any, declared: bool) -> None:
+    received: list[int] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+        received.append(size)
+        return web.Response(text="<x/>")
+
+    client = await one_route_proxy(sink, max_request_bytes=100_000)
+    headers = {"Content-Length": "300000"} if declared else {}
+    resp = await client.post("/gw", data=body_chunks(300_000), headers=headers)
+    env = await envelope(resp)
+    assert (resp.status, env["code"], env["category"]) == (413, "REQUEST_TOO_LARGE", "client")
+    assert all(size <= 100_000 for size in received)
+
+
+@pytest.mark.slow
+async def test_large_upload_is_streamed_not_buffered(one_route_proxy: Any) -> None:
+    total = 120 * 1024 * 1024
+    received: list[int] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+        received.append(size)
+        return web.Response(
+            text="<response status='success' code='1'><message>ok</message></response>"
+        )
+
+    client = await one_route_proxy(sink, vendor="moms", timeout={"total": 120})
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        resp = await client.post(
+            "/gw/media.upload", data=body_chunks(total), headers={"Content-Length": str(total)}
+        )
+        env = await resp.json()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert env["code"] == "OK"
+    assert received == [total]
+    growth_mb = (peak - before) / 1024 / 1024
+    assert growth_mb < 20, f"memory grew by {growth_mb:.1f} MB while streaming {total} bytes"
+
+
+def test_map_exception_kinds() -> None:
+    key = aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None)
+    refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+    assert map_exception(refused)[0] == "connect"
+    assert map_exception(aiohttp.ConnectionTimeoutError())[0] == "connect"
+    assert map_exception(aiohttp.SocketTimeoutError())[0] == "timeout"
+    assert map_exception(TimeoutError())[0] == "timeout"
+    assert map_exception(aiohttp.ServerDisconnectedError())[0] == "connection_lost"
+    assert map_exception(aiohttp.ClientPayloadError("x"))[0] == "connection_lost"
+    assert map_exception(ConnectionResetError())[0] == "connection_lost"

@@ -1,0 +1,110 @@
+"""Metrics per code: names, labels, pre-created children and bounded cardinality."""
+
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+
+from proxy.catalog import Catalog
+from proxy.classify import Outcome
+from proxy.metrics import Metrics
+from tests.conftest import make_config
+
+ROUTES = make_config(
+    {"name": "mms", "path_prefix": "/mm7", "vendor": "mm7", "upstream": "http://x/"},
+    {"name": "moms", "path_prefix": "/moms", "vendor": "moms", "upstream": "http://y/"},
+).routes
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def test_children_exist_at_start_up_for_every_route_and_catalog_code(catalog: Catalog) -> None:
+    registry = CollectorRegistry()
+    Metrics(registry, ROUTES, catalog)
+    total = "gateway_proxy_responses_total"
+    for code, entry in catalog.vendors["mm7"].codes.items():
+        labels = {"route": "mms", "vendor": "mm7", "code": entry.canonical.name,
+                  "category": entry.canonical.category, "vendor_code": code}  # fmt: skip
+        assert value(registry, total, **labels) == 0.0, code
+    for code, entry in catalog.vendors["moms"].codes.items():
+        labels = {"route": "moms", "vendor": "moms", "code": entry.canonical.name,
+                  "category": entry.canonical.category, "vendor_code": code}  # fmt: skip
+        assert value(registry, total, **labels) == 0.0, code
+    # message rules of MoMS code 0 have their own series
+    zero = {"route": "moms", "vendor": "moms", "category": "auth", "vendor_code": "0"}
+    assert value(registry, total, code="PERMISSION_DENIED", **zero) == 0.0
+    timeout = {"route": "mms", "vendor": "mm7", "code": "TIMEOUT", "category": "network"}
+    assert value(registry, total, vendor_code="none", **timeout) == 0.0
+    for reason in ("connect", "timeout", "connection_lost", "too_large", "unparseable"):
+        failures = "gateway_proxy_upstream_failures_total"
+        assert value(registry, failures, route="mms", vendor="mm7", reason=reason) == 0.0
+    assert value(registry, "gateway_proxy_requests_in_flight", route="moms") == 0.0
+    build = [s for s in registry.collect() if s.name == "gateway_proxy_build_info"]
+    assert build[0].samples[0].value == 1.0
+    assert set(build[0].samples[0].labels) == {"version", "python"}
+
+
+def test_observe_counts_once_with_bounded_labels(catalog: Catalog) -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ROUTES, catalog)
+    odd = Outcome(code=catalog["UPSTREAM_ERROR"], vendor="mm7", vendor_code="9999",
+                  vendor_code_label="other", failure=None)  # fmt: skip
+    metrics.observe("mms", "mm7", odd, duration_s=0.2, upstream_duration_s=0.15, trace_id=None)
+    labels = {"route": "mms", "vendor": "mm7", "code": "UPSTREAM_ERROR", "category": "upstream"}
+    assert value(registry, "gateway_proxy_responses_total", vendor_code="other", **labels) == 1
+    text = generate_latest(registry).decode()
+    assert "9999" not in text
+    hist = "gateway_proxy_upstream_duration_seconds_count"
+    assert value(registry, hist, route="mms", vendor="mm7") == 1
+    req = "gateway_proxy_request_duration_seconds_bucket"
+    assert value(registry, req, route="mms", vendor="mm7", category="upstream", le="0.25") == 1
+    assert value(registry, req, route="mms", vendor="mm7", category="upstream", le="0.1") == 0
+
+
+def test_failures_count_by_reason(catalog: Catalog) -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ROUTES, catalog)
+    lost = Outcome(code=catalog["CONNECTION_LOST"], vendor="proxy", failure="connection_lost")
+    metrics.observe("moms", "moms", lost, duration_s=1, upstream_duration_s=None, trace_id=None)
+    failures = "gateway_proxy_upstream_failures_total"
+    assert value(registry, failures, route="moms", vendor="moms", reason="connection_lost") == 1
+
+
+def test_buckets_cover_50ms_to_30s(catalog: Catalog) -> None:
+    registry = CollectorRegistry()
+    Metrics(registry, ROUTES, catalog)
+    text = generate_latest(registry).decode()
+    for le in ('le="0.05"', 'le="30.0"', 'le="+Inf"'):
+        assert le in text
+
+
+def test_exemplars_carry_the_trace_id_in_openmetrics(catalog: Catalog) -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ROUTES, catalog)
+    ok = Outcome(code=catalog["OK"], vendor="mm7", vendor_code="1000", vendor_code_label="1000")
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    metrics.observe("mms", "mm7", ok, duration_s=0.1, upstream_duration_s=0.1, trace_id=trace)
+    text = openmetrics_latest(registry).decode()
+    assert f'# {{trace_id="{trace}"}} 1.0' in text
+
+
+async def test_proxy_traffic_is_counted_per_code(one_route_proxy: Any) -> None:
+    async def opted_out(request: web.Request) -> web.Response:
+        return web.Response(text='{"response": {"code": "606", "status": "error"}}')
+
+    client = await one_route_proxy(opted_out, vendor="moms")
+    for _ in range(3):
+        await client.get("/gw/transaction.send")
+    await client.get("/nowhere")
+    from proxy.server import REGISTRY_KEY
+
+    registry = client.app[REGISTRY_KEY]
+    total = "gateway_proxy_responses_total"
+    opt = {"route": "gw", "vendor": "moms", "code": "RECIPIENT_OPTED_OUT", "category": "recipient"}
+    assert value(registry, total, vendor_code="606", **opt) == 3
+    unmatched = {"route": "unmatched", "vendor": "proxy", "code": "ROUTE_NOT_FOUND"}
+    assert value(registry, total, category="client", vendor_code="none", **unmatched) == 1
+    assert value(registry, "gateway_proxy_requests_in_flight", route="gw") == 0

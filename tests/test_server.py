@@ -1,0 +1,283 @@
+"""End to end: fake gateways on loopback, the proxy driven through aiohttp_client."""
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from tests import pii
+from tests.conftest import make_config
+
+MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
+SUBMIT_RSP = f"""<?xml version="1.0" encoding="UTF-8"?>
+<env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">
+ <env:Header><mm7:TransactionID xmlns:mm7="{MM7_NS}" env:mustUnderstand="1">tx-42</mm7:TransactionID></env:Header>
+ <env:Body><SubmitRsp xmlns="{MM7_NS}"><MM7Version>6.8.0</MM7Version>
+  <Status><StatusCode>{{code}}</StatusCode><StatusText>{{text}}</StatusText></Status>
+  <MessageID>msg-1</MessageID></SubmitRsp></env:Body></env:Envelope>"""
+SUBMIT_REQ = b"""<?xml version="1.0"?><env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">
+<env:Body><SubmitReq><Recipients><To><Number>+15550002002</Number></To></Recipients></SubmitReq>
+</env:Body></env:Envelope>"""
+
+
+def submit_rsp(code: str = "1000", text: str = "Success", status: int = 200) -> web.Response:
+    body = SUBMIT_RSP.format(code=code, text=text)
+    return web.Response(status=status, text=body, content_type="text/xml")
+
+
+class Recorder:
+    """A fake gateway that records what it received and answers with ``reply``."""
+
+    def __init__(self, reply: Any = None) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.reply = reply or (submit_rsp)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(
+            {
+                "method": request.method,
+                "path_qs": request.raw_path,
+                "headers": dict(request.headers),
+                "body": await request.read(),
+            }
+        )
+        return self.reply()  # type: ignore[no-any-return]
+
+
+async def test_mm7_success_envelope(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw, upstream_path="/mm7/mm7.php")
+    resp = await client.post("/gw", data=SUBMIT_REQ, headers={"Content-Type": "text/xml"})
+    assert resp.status == 200
+    assert resp.content_type == "application/json"
+    env = await resp.json()
+    assert env["ok"] is True
+    assert env["code"] == "OK"
+    assert env["route"] == "gw"
+    assert env["vendor"] == {
+        "name": "mm7",
+        "code": "1000",
+        "message": "Success",
+        "details": None,
+        "http_status": 200,
+        "transaction_id": "tx-42",
+    }
+    assert env["data"] == {"message_id": "msg-1", "mm7_version": "6.8.0"}
+    assert resp.headers["X-Request-ID"] == env["request_id"]
+    assert gw.requests[0]["path_qs"] == "/mm7/mm7.php"
+    assert gw.requests[0]["body"] == SUBMIT_REQ
+
+
+async def test_mm7_error_is_a_problem_document(one_route_proxy: Any) -> None:
+    client = await one_route_proxy(Recorder(lambda: submit_rsp("2002", "Address Error", 500)))
+    resp = await client.post("/gw", data=SUBMIT_REQ, headers={"X-Request-ID": "req-7"})
+    assert resp.status == 400
+    assert resp.content_type == "application/problem+json"
+    env = await resp.json()
+    assert (env["code"], env["category"], env["retryable"]) == ("INVALID_ADDRESS", "client", False)
+    assert env["request_id"] == "req-7"
+    assert env["instance"] == "urn:request:req-7"
+    assert env["type"] == "urn:gateway-proxy:problem:INVALID_ADDRESS"
+    assert env["vendor"]["http_status"] == 500
+    assert resp.headers["X-Request-ID"] == "req-7"
+
+
+async def test_request_is_forwarded_unchanged(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw, upstream_path="/base")
+    query = f"client_id=1&token={pii.SECRETS[0]}&to={pii.MSISDNS[1]}&a=%2F%20b"
+    resp = await client.session.put(
+        URL(f"http://{client.host}:{client.port}/gw/transaction.send?{query}", encoded=True),
+        data=b"\x00binary\xff",
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "drop me",
+            "Keep-Alive": "timeout=5",
+            "TE": "trailers",
+            "Proxy-Authorization": "Basic abc",
+            "X-Custom": "kept",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        },
+    )
+    assert resp.status == 200
+    seen = gw.requests[0]
+    assert seen["method"] == "PUT"
+    assert seen["path_qs"] == f"/base/transaction.send?{query}"
+    assert seen["body"] == b"\x00binary\xff"
+    headers = seen["headers"]
+    for hop in ("X-Hop", "Keep-Alive", "TE", "Proxy-Authorization"):
+        assert hop not in headers
+    assert headers["X-Custom"] == "kept"
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c")
+    assert headers["X-Forwarded-For"] == "127.0.0.1"
+    assert headers["X-Forwarded-Proto"] == "http"
+    assert headers["X-Forwarded-Host"] == f"{client.host}:{client.port}"
+    assert len(headers["X-Request-ID"]) == 32  # generated when absent
+    assert headers["X-Request-ID"] == resp.headers["X-Request-ID"]
+
+
+async def test_host_is_the_upstreams(gateway: Any, proxy_client: Any) -> None:
+    gw = Recorder()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", gw.__call__)
+    server = await gateway(app)
+    upstream = str(server.make_url("/x"))
+    client = await proxy_client(make_config({"path_prefix": "/gw", "upstream": upstream}))
+    await client.get("/gw", headers={"Host": "evil.example"})
+    assert gw.requests[0]["headers"]["Host"] == f"{server.host}:{server.port}"
+
+
+async def test_configured_headers_are_added(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw, headers={"Authorization": "Basic ${TEST_SECRET}"})
+    await client.post("/gw", data=b"x", headers={"Authorization": "Basic app-sent"})
+    assert gw.requests[0]["headers"]["Authorization"] == f"Basic {pii.SECRETS[0]}"
+
+
+async def test_request_id_is_propagated(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw)
+    resp = await client.post("/gw", data=b"x", headers={"X-Request-ID": "abc-123"})
+    assert gw.requests[0]["headers"]["X-Request-ID"] == "abc-123"
+    assert resp.headers["X-Request-ID"] == "abc-123"
+
+
+async def test_unknown_path_is_route_not_found(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw)
+    for path in ("/elsewhere", "/gwx", "/"):
+        resp = await client.get(path)
+        env = await resp.json()
+        assert (resp.status, env["code"], env["vendor"]["name"]) == (
+            404,
+            "ROUTE_NOT_FOUND",
+            "proxy",
+        )
+        assert env["route"] is None
+    assert gw.requests == []
+
+
+async def test_dot_segments_cannot_escape_the_upstream_path(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw)
+    for path in ("/gw/%2e%2e/admin", "/gw/a/../../admin", "/gw/.%2E/x"):
+        url = URL(f"http://{client.host}:{client.port}{path}", encoded=True)
+        resp = await client.session.get(url)
+        assert (resp.status, (await resp.json())["code"]) == (400, "INVALID_REQUEST"), path
+    assert gw.requests == []
+
+
+async def test_absolute_uri_requests_are_refused(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"GET http://169.254.169.254/gw HTTP/1.1\r\nHost: 169.254.169.254\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert json.loads(body)["code"] == "INVALID_REQUEST"
+    assert gw.requests == []
+
+
+async def test_passthrough_returns_the_gateway_answer(one_route_proxy: Any) -> None:
+    def reply() -> web.Response:
+        resp = submit_rsp("2002", "Address Error", 500)
+        resp.headers["X-Vendor"] = "v"
+        return resp
+
+    client = await one_route_proxy(Recorder(reply), mode="passthrough")
+    resp = await client.post("/gw", data=SUBMIT_REQ, headers={"X-Request-ID": "p-1"})
+    assert resp.status == 500
+    assert resp.content_type == "text/xml"
+    assert await resp.text() == SUBMIT_RSP.format(code="2002", text="Address Error")
+    assert resp.headers["X-Vendor"] == "v"
+    assert resp.headers["X-Gateway-Code"] == "INVALID_ADDRESS"
+    assert resp.headers["X-Gateway-Category"] == "client"
+    assert resp.headers["X-Gateway-Retryable"] == "false"
+    assert resp.headers["X-Gateway-Vendor-Code"] == "2002"
+    assert resp.headers["X-Request-ID"] == "p-1"
+
+
+async def test_passthrough_failure_still_gets_an_envelope(one_route_proxy: Any) -> None:
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response()
+
+    client = await one_route_proxy(hang, mode="passthrough", timeout={"total": 0.3})
+    resp = await client.post("/gw", data=b"x")
+    assert (resp.status, (await resp.json())["code"]) == (504, "TIMEOUT")
+
+
+async def test_retry_after_is_kept(one_route_proxy: Any) -> None:
+    def reply() -> web.Response:
+        return web.Response(status=429, text="slow down", headers={"Retry-After": "7"})
+
+    client = await one_route_proxy(Recorder(reply), vendor="moms")
+    resp = await client.get("/gw/system.ping")
+    env = await resp.json()
+    assert (resp.status, env["code"], env["retryable"]) == (429, "RATE_LIMITED", True)
+    assert resp.headers["Retry-After"] == "7"
+
+
+async def test_moms_json_labelled_text_xml(one_route_proxy: Any) -> None:
+    body = json.dumps(
+        {"response": {"code": "1", "status": "success", "message": "API Request Accepted",
+                      "message_id": "184299036", "hash": "nm8ewqsd"}}
+    )  # fmt: skip
+
+    def reply() -> web.Response:
+        return web.Response(text=body, content_type="text/xml")
+
+    client = await one_route_proxy(Recorder(reply), vendor="moms")
+    env = await (await client.get(f"/gw/transaction.send?to={pii.MSISDNS[0]}")).json()
+    assert (env["code"], env["vendor"]["code"]) == ("OK", "1")
+    assert env["data"] == {"message_id": "184299036", "hash": "nm8ewqsd"}
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [("Mogreet: 403 Forbidden", "PERMISSION_DENIED"), ("invalid number", "INVALID_ADDRESS")],
+)
+async def test_moms_code_zero(one_route_proxy: Any, message: str, expected: str) -> None:
+    body = json.dumps({"response": {"code": "0", "status": "error", "message": message}})
+    client = await one_route_proxy(
+        Recorder(lambda: web.Response(text=body, content_type="text/xml")), vendor="moms"
+    )
+    env = await (await client.get("/gw/system.ping")).json()
+    assert env["code"] == expected
+    assert env["vendor"]["message"] == message
+
+
+async def test_html_error_page_is_classified_by_status(one_route_proxy: Any) -> None:
+    def reply() -> web.Response:
+        return web.Response(status=502, text="<html><h1>502 Bad Gateway</h1></html>",
+                            content_type="text/html")  # fmt: skip
+
+    client = await one_route_proxy(Recorder(reply))
+    resp = await client.post("/gw", data=SUBMIT_REQ)
+    env = await resp.json()
+    assert (resp.status, env["code"], env["retryable"]) == (503, "UPSTREAM_UNAVAILABLE", True)
+    assert env["vendor"]["code"] is None
+
+
+async def test_hostile_xml_is_not_expanded(one_route_proxy: Any) -> None:
+    body = (
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        "<Envelope><Body><SubmitRsp><Status><StatusCode>&x;</StatusCode></Status>"
+        "</SubmitRsp></Body></Envelope>"
+    )
+    client = await one_route_proxy(Recorder(lambda: web.Response(text=body)))
+    resp = await client.post("/gw", data=SUBMIT_REQ)
+    text = await resp.text()
+    assert "root:" not in text
+    assert json.loads(text)["code"] == "INVALID_UPSTREAM_RESPONSE"
