@@ -1,0 +1,270 @@
+"""The shipped dashboard, alert rules and runbook are consistent with the product's metrics.
+
+Pure checks on the files the Helm chart packages (no network, no promtool): the dashboard
+is sidecar-provisionable, every query uses only the product's metrics, the dashboard
+variables and ``$__rate_interval``; the retryable regex tracks the catalog; every alert
+carries severity, summary, description and a runbook anchor that exists.
+"""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = ROOT / "helm/gateway-proxy/files/grafana-dashboard.json"
+RULES = ROOT / "helm/gateway-proxy/files/prometheus-rules.yaml"
+RUNBOOK = ROOT / "docs/runbook.md"
+CATALOG = ROOT / "config/codes.yaml"
+RUNBOOK_BASE = "https://github.com/gateway-proxy/gateway-proxy/blob/main/docs/runbook.md#"
+
+PRODUCT_METRICS = {
+    "gateway_proxy_responses_total",
+    "gateway_proxy_upstream_failures_total",
+    "gateway_proxy_requests_in_flight",
+    "gateway_proxy_build_info",
+    *(
+        f"gateway_proxy_{name}_duration_seconds{suffix}"
+        for name in ("request", "upstream")
+        for suffix in ("_bucket", "_sum", "_count")
+    ),
+}
+SELECTOR = ('namespace=~"$namespace"', 'job=~"$job"', 'route=~"$route"')
+PROMQL_KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+    "and", "or", "unless", "offset", "inf", "nan",
+}  # fmt: skip
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_RANGE = re.compile(r"\[([^\]]*)\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_:])\d[\w.]*")  # 0.99, 5m, 1e3: not names
+_CODE_REGEX = re.compile(r'code(=~|!~)"([^"]*)"')
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names an expression selects: identifiers that are not functions or keywords."""
+    stripped = _STRING.sub('""', expr)
+    for pattern in (_MATCHERS, _RANGE, _GROUPING, _NUMBER):
+        stripped = pattern.sub(" ", stripped)
+    names = set()
+    for match in _IDENT.finditer(stripped):
+        rest = stripped[match.end() :].lstrip()
+        if rest.startswith("(") or match.group().lower() in PROMQL_KEYWORDS:
+            continue
+        names.add(match.group())
+    return names
+
+
+def _catalog() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(CATALOG.read_text())
+    return data
+
+
+def retryable_codes() -> set[str]:
+    return {name for name, c in _catalog()["canonical"].items() if c["retryable"]}
+
+
+def codes_in_category(category: str) -> set[str]:
+    return {name for name, c in _catalog()["canonical"].items() if c["category"] == category}
+
+
+def _dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return data
+
+
+def _panels() -> list[dict[str, Any]]:
+    panels: list[dict[str, Any]] = []
+    for panel in _dashboard()["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))  # collapsed rows nest their panels
+    return [p for p in panels if p["type"] != "row"]
+
+
+def _targets() -> list[Any]:
+    return [
+        pytest.param(p["title"], t, id=f"{p['title']}-{t['refId']}")
+        for p in _panels()
+        for t in p["targets"]
+    ]
+
+
+def _alerts() -> list[dict[str, Any]]:
+    data = yaml.safe_load(RULES.read_text())
+    return [r for g in data["groups"] for r in g["rules"] if "alert" in r]
+
+
+def _github_anchors(markdown: str) -> set[str]:
+    """Anchors GitHub generates for the headings of a Markdown file."""
+    anchors = set()
+    for line in markdown.splitlines():
+        if m := re.match(r"#{1,6}\s+(.*)", line):
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            anchors.add(slug)
+    return anchors
+
+
+# --- the helper itself ------------------------------------------------------------------
+
+
+def test_metric_names_skips_functions_labels_and_keywords() -> None:
+    """Only selected metric names come out, whatever wraps them."""
+    expr = (
+        'histogram_quantile(0.9, sum by (le, route) (rate(a_bucket{x="y{z}"}[5m])))'
+        " / on (route) group_left b unless c offset 5m"
+    )
+    assert metric_names(expr) == {"a_bucket", "b", "c"}
+
+
+# --- dashboard --------------------------------------------------------------------------
+
+
+def test_dashboard_is_sidecar_provisionable() -> None:
+    """No __inputs or ${DS_...} placeholders: the sidecar loads the file as it is."""
+    text = DASHBOARD.read_text()
+    dashboard = _dashboard()
+    assert "__inputs" not in dashboard
+    assert "${DS_" not in text
+    assert dashboard["uid"] == "gateway-proxy"
+    assert dashboard["schemaVersion"] >= 36
+    assert dashboard.get("id") is None  # an id would clash across Grafana instances
+
+
+def test_dashboard_variables() -> None:
+    """datasource, then namespace, job and route from label_values, each chained to the last."""
+    variables = {v["name"]: v for v in _dashboard()["templating"]["list"]}
+    assert set(variables) >= {"datasource", "namespace", "job", "route"}
+    datasource = variables["datasource"]
+    assert (datasource["type"], datasource["query"]) == ("datasource", "prometheus")
+    needs = {"namespace": (), "job": ("$namespace",), "route": ("$namespace", "$job")}
+    for name, upstream_vars in needs.items():
+        variable = variables[name]
+        query = variable["query"]
+        query = query["query"] if isinstance(query, dict) else query
+        assert variable["type"] == "query"
+        assert variable["datasource"]["uid"] == "${datasource}"
+        match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query)
+        assert match, f"{name}: {query}"
+        assert match.group(2) == name
+        assert metric_names(match.group(1)) <= PRODUCT_METRICS
+        for var in upstream_vars:
+            assert var in match.group(1), f"{name} should narrow by {var}"
+
+
+def test_every_panel_has_unit_description_and_the_datasource_variable() -> None:
+    panels = _panels()
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        assert panel.get("description", "").strip(), panel["title"]
+        assert panel["fieldConfig"]["defaults"].get("unit"), panel["title"]
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
+def test_the_issue_panels_are_all_there() -> None:
+    titles = " | ".join(p["title"].lower() for p in _panels())
+    for wanted in (
+        "request rate by canonical code",
+        "error ratio by vendor",
+        "top vendor codes",
+        "retryable vs non-retryable",
+        "upstream latency p50 / p95 / p99",
+        "proxy-added latency",
+        "in-flight",
+        "upstream failures by reason",
+        "auth failures",
+    ):
+        assert wanted in titles
+
+
+@pytest.mark.parametrize(("title", "target"), _targets())
+def test_target_queries_use_rate_interval_the_selector_and_product_metrics(
+    title: str, target: dict[str, Any]
+) -> None:
+    """Every range is $__rate_interval, every selector is filtered by the variables."""
+    expr = target["expr"]
+    ranges = _RANGE.findall(_STRING.sub('""', expr))
+    if re.search(r"\b(rate|irate|increase|delta)\(", expr):
+        assert ranges
+    assert all(r == "$__rate_interval" for r in ranges), expr
+    selectors = _MATCHERS.findall(expr)
+    assert selectors, expr
+    for selector in selectors:
+        for matcher in SELECTOR:
+            assert matcher in selector, f"{title}: {selector}"
+    names = metric_names(expr)
+    assert names, expr
+    assert names <= PRODUCT_METRICS, names - PRODUCT_METRICS
+
+
+def test_retryable_regex_tracks_the_catalog() -> None:
+    """The retryable panel's code regex is exactly the catalog's retryable codes."""
+    panel = next(p for p in _panels() if "retryable" in p["title"].lower())
+    regexes = [m for t in panel["targets"] for m in _CODE_REGEX.findall(t["expr"])]
+    assert {op for op, _ in regexes} == {"=~", "!~"}  # retryable and its complement
+    for _, regex in regexes:
+        assert set(regex.split("|")) == retryable_codes()
+
+
+def test_auth_panel_covers_the_auth_category() -> None:
+    panel = next(p for p in _panels() if "auth failures" in p["title"].lower())
+    expr = panel["targets"][0]["expr"]
+    assert 'category="auth"' in expr
+    assert "code" in expr
+    assert "route" in expr
+
+
+# --- alert rules ------------------------------------------------------------------------
+
+
+def test_rule_file_holds_groups_only() -> None:
+    """The chart embeds the file as a PrometheusRule spec: nothing but `groups:`."""
+    data = yaml.safe_load(RULES.read_text())
+    assert set(data) == {"groups"}
+
+
+def test_the_issue_alerts_are_all_there() -> None:
+    assert {a["alert"] for a in _alerts()} == {
+        "GatewayProxyHighErrorRatio",
+        "GatewayProxyAuthFailures",
+        "GatewayProxyConnectionErrors",
+        "GatewayProxyGatewayUnavailable",
+        "GatewayProxyUpstreamLatencyHigh",
+    }
+
+
+@pytest.mark.parametrize("alert", _alerts(), ids=lambda a: a["alert"])
+def test_alert_has_severity_summary_description_and_runbook(alert: dict[str, Any]) -> None:
+    assert alert["labels"]["severity"] in {"critical", "warning", "info"}
+    for key in ("summary", "description", "runbook_url"):
+        assert alert["annotations"][key].strip()
+    url = alert["annotations"]["runbook_url"]
+    assert url.startswith(RUNBOOK_BASE)
+    anchor = url.removeprefix(RUNBOOK_BASE)
+    assert anchor == alert["alert"].lower()
+    assert anchor in _github_anchors(RUNBOOK.read_text())
+    assert metric_names(alert["expr"]) <= PRODUCT_METRICS
+
+
+def test_auth_alert_regex_is_the_auth_category() -> None:
+    alert = next(a for a in _alerts() if a["alert"] == "GatewayProxyAuthFailures")
+    [(op, regex)] = _CODE_REGEX.findall(alert["expr"])
+    assert op == "=~"
+    assert set(regex.split("|")) == codes_in_category("auth")
+
+
+def test_gateway_unavailable_alert_codes_are_retryable_upstream_codes() -> None:
+    """RATE_LIMITED and UPSTREAM_UNAVAILABLE: names that exist, retryable, from the gateway."""
+    alert = next(a for a in _alerts() if a["alert"] == "GatewayProxyGatewayUnavailable")
+    [(_, regex)] = _CODE_REGEX.findall(alert["expr"])
+    codes = set(regex.split("|"))
+    assert codes == {"RATE_LIMITED", "UPSTREAM_UNAVAILABLE"}
+    assert codes <= retryable_codes() & codes_in_category("upstream")

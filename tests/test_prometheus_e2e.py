@@ -1,0 +1,243 @@
+"""Proof with the real thing: the proxy, a fake gateway and a real Prometheus together.
+
+1. the proxy runs against a fake gateway that answers a known mix of MM7 and MoMS codes
+   (plus a dead upstream, a slow one and an unrouted path);
+2. a real ``prometheus`` scrapes the admin port every second, with ``namespace``/``job``
+   target labels as a ServiceMonitor would add them;
+3. the mix is driven through the proxy;
+4. ``sum by (code)`` of the responses counter, read back through Prometheus's HTTP API,
+   equals exactly what was sent;
+5. every dashboard variable resolves and every panel query, with the variables
+   substituted, returns data (one request is held in flight meanwhile);
+6. ``promtool check metrics`` accepts the admin port's ``/metrics``. (``promtool check
+   rules`` and ``promtool test rules`` run in tests/test_promtool.py.)
+"""
+
+import asyncio
+import json
+import math
+import re
+import shutil
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry
+
+from proxy.admin import create_admin_app
+from proxy.server import READINESS_KEY, create_app
+from tests.conftest import make_config
+from tests.prometheus_harness import (
+    INSTALL_HINT,
+    PrometheusServer,
+    ScrapeTarget,
+    free_port,
+    substitute_dashboard_vars,
+    values,
+)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = ROOT / "helm/gateway-proxy/files/grafana-dashboard.json"
+NAMESPACE = "test"
+JOB = "gateway-proxy"
+
+MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
+MM7_REPLY = f"""<?xml version="1.0" encoding="UTF-8"?>
+<env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">
+ <env:Header><mm7:TransactionID xmlns:mm7="{MM7_NS}">e2e-1</mm7:TransactionID></env:Header>
+ <env:Body><SubmitRsp xmlns="{MM7_NS}"><MM7Version>6.8.0</MM7Version>
+  <Status><StatusCode>{{code}}</StatusCode><StatusText>status {{code}}</StatusText></Status>
+  <MessageID>m-1</MessageID></SubmitRsp></env:Body></env:Envelope>"""
+
+# (proxy path, canonical code the app must get, how many times): the known mix.
+MIX: list[tuple[str, str, int]] = [
+    ("/mm7/1000", "OK", 5),
+    ("/mm7/2002", "INVALID_ADDRESS", 3),
+    ("/mm7/4001", "UNAUTHENTICATED", 2),
+    ("/mm7/4006", "UPSTREAM_UNAVAILABLE", 2),
+    ("/mm7/9999", "UPSTREAM_ERROR", 1),  # outside the catalog: vendor_code="other"
+    ("/moms/1", "OK", 4),
+    ("/moms/436", "INVALID_ADDRESS", 2),
+    ("/moms/403", "PERMISSION_DENIED", 1),
+    ("/moms/606", "RECIPIENT_OPTED_OUT", 1),
+    ("/moms/http429", "RATE_LIMITED", 2),  # no code in the body: by HTTP status
+    ("/down/x", "CONNECTION_ERROR", 2),
+    ("/slow/x", "TIMEOUT", 1),
+    ("/nowhere", "ROUTE_NOT_FOUND", 1),
+]
+
+
+def fake_gateway(release: asyncio.Event) -> web.Application:
+    """MM7 at /mm7/<code>, MoMS at /moms/<code>; /slow and /mm7/hold wait for ``release``."""
+
+    async def mm7(request: web.Request) -> web.Response:
+        code = request.match_info["code"]
+        if code == "hold":
+            await asyncio.wait_for(release.wait(), 60)
+            code = "1000"
+        status = 200 if code == "1000" else 500
+        return web.Response(
+            status=status, text=MM7_REPLY.format(code=code), content_type="text/xml"
+        )
+
+    async def moms(request: web.Request) -> web.Response:
+        code = request.match_info["code"]
+        if code.startswith("http"):
+            # An empty body (a "slow down" text would also count as unparseable).
+            return web.Response(status=int(code[4:]), headers={"Retry-After": "1"})
+        status = "success" if code == "1" else "error"
+        body = {"response": {"code": code, "status": status, "message": f"moms {code}"}}
+        # The live API labels its JSON as text/xml.
+        return web.Response(text=json.dumps(body), content_type="text/xml")
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.wait_for(release.wait(), 60)
+        return web.Response(text="too late")
+
+    app = web.Application()
+    app.router.add_post("/mm7/{code}", mm7)
+    app.router.add_post("/moms/{code}", moms)
+    app.router.add_post("/slow/{tail:.*}", slow)
+    return app
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def variable_queries() -> dict[str, str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    out = {}
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = variable["query"]
+            out[variable["name"]] = query["query"] if isinstance(query, dict) else query
+    return out
+
+
+def label_values_as_promql(query: str) -> str:
+    """Grafana's ``label_values(selector, label)`` as an instant PromQL query."""
+    match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query)
+    assert match, query
+    return f"group by ({match.group(2)}) ({match.group(1)})"
+
+
+async def promtool_check_metrics(text: bytes) -> tuple[int, str]:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail(f"promtool not found on PATH: {INSTALL_HINT}")
+    process = await asyncio.create_subprocess_exec(
+        promtool, "check", "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await process.communicate(text)
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+async def test_real_prometheus_sees_what_the_proxy_did(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
+) -> None:
+    release = asyncio.Event()
+    gateway = await aiohttp_server(fake_gateway(release), host="127.0.0.1")
+    config = make_config(
+        {"name": "mms", "vendor": "mm7", "path_prefix": "/mm7",
+         "upstream": str(gateway.make_url("/mm7"))},
+        {"name": "moms", "vendor": "moms", "path_prefix": "/moms",
+         "upstream": str(gateway.make_url("/moms"))},
+        {"name": "down", "vendor": "mm7", "path_prefix": "/down",
+         "upstream": f"http://127.0.0.1:{free_port()}/mm7"},
+        {"name": "slow", "vendor": "moms", "path_prefix": "/slow",
+         "upstream": str(gateway.make_url("/slow")), "timeout": {"total": 0.5}},
+    )  # fmt: skip
+    registry = CollectorRegistry()
+    app = create_app(config, registry=registry)
+    proxy = await aiohttp_server(app, host="127.0.0.1")
+    admin = await aiohttp_server(create_admin_app(registry, app[READINESS_KEY]), host="127.0.0.1")
+    target = ScrapeTarget(f"127.0.0.1:{admin.port}", job=JOB, labels={"namespace": NAMESPACE})
+
+    try:
+        async with (
+            PrometheusServer([target], tmp_path / "prometheus") as prom,
+            aiohttp.ClientSession() as http,
+        ):
+            # 2. Prometheus scrapes the admin port before any traffic: counters start at 0.
+            await prom.wait_for(f'up{{job="{JOB}"}} == 1', lambda r: len(r) == 1)
+
+            # 3. Drive the mix; each answer is checked on the way, so a wrong fake fails here.
+            sent: Counter[str] = Counter()
+            for path, code, times in MIX:
+                for _ in range(times):
+                    async with http.post(proxy.make_url(path), data=b"<x/>") as resp:
+                        envelope = await resp.json()
+                    assert envelope["code"] == code, (path, envelope)
+                    sent[code] += 1
+            total = sum(sent.values())
+
+            # 4. Prometheus's view of the counter equals exactly what was sent.
+            await prom.wait_for(
+                "sum(gateway_proxy_responses_total)",
+                lambda r: bool(r) and float(r[0]["value"][1]) == total,
+            )
+            by_code = values(
+                await prom.query("sum by (code) (gateway_proxy_responses_total)"), "code"
+            )
+            assert {c: n for c, n in by_code.items() if n} == dict(sent)
+            failures = values(
+                await prom.query("sum by (reason) (gateway_proxy_upstream_failures_total)"),
+                "reason",
+            )
+            assert {r: n for r, n in failures.items() if n} == {"connect": 2, "timeout": 1}
+
+            # 5. Hold one request in flight, then resolve the variables and run every panel.
+            async with asyncio.TaskGroup() as tasks:
+                held = tasks.create_task(http.post(proxy.make_url("/mm7/hold"), data=b"<x/>"))
+                await prom.wait_for(
+                    'gateway_proxy_requests_in_flight{route="mms"}',
+                    lambda r: values(r, "route") == {"mms": 1.0},
+                )
+                await check_dashboard_against(prom)
+                release.set()
+            async with held.result() as resp:
+                assert (await resp.json())["code"] == "OK"
+
+            # 6. promtool accepts what the admin port exposes.
+            async with http.get(admin.make_url("/metrics")) as resp:
+                exposition = await resp.read()
+            returncode, output = await promtool_check_metrics(exposition)
+            assert returncode == 0, output
+    finally:
+        release.set()
+
+
+async def check_dashboard_against(prom: PrometheusServer) -> None:
+    """Variables resolve to our target; every panel query returns finite data."""
+    variables = variable_queries()
+    resolved: dict[str, str] = {}
+    for name in ("namespace", "job", "route"):
+        query = substitute_dashboard_vars(variables[name], resolved)
+        found = set(values(await prom.query(label_values_as_promql(query)), name))
+        assert found, f"variable {name}: {query} resolved to nothing"
+        resolved[name] = "|".join(sorted(found))  # Grafana's multi-value regex
+    assert resolved["namespace"] == NAMESPACE
+    assert resolved["job"] == JOB
+    assert {"mms", "moms", "down", "slow"} <= set(resolved["route"].split("|"))
+
+    for title, expr in panel_queries():
+        promql = substitute_dashboard_vars(expr, resolved)
+        result = await prom.query(promql)
+        numbers = [float(s["value"][1]) for s in result]
+        finite = [n for n in numbers if math.isfinite(n)]
+        assert finite, f"{title}: {promql} returned no data: {result}"
+        if "proxy-added" not in title.lower():
+            # A difference of means may be anything; every other panel saw traffic.
+            assert any(n > 0 for n in finite), f"{title}: {promql} is all zero: {result}"
