@@ -1,0 +1,271 @@
+{{/*
+Names, labels, the rendered proxy config, and the proxy container used by both modes.
+
+Every named template takes the chart's own context (.Values, .Release, .Chart). From a
+parent chart that depends on gateway-proxy, pass the subchart's context:
+  {{ include "gateway-proxy.sidecarContainer" (index .Subcharts "gateway-proxy") }}
+*/}}
+
+{{- define "gateway-proxy.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "gateway-proxy.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "gateway-proxy.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Recommended labels: https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/ */}}
+{{- define "gateway-proxy.labels" -}}
+helm.sh/chart: {{ include "gateway-proxy.chart" . }}
+{{ include "gateway-proxy.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: proxy
+app.kubernetes.io/part-of: gateway-proxy
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "gateway-proxy.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gateway-proxy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "gateway-proxy.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "gateway-proxy.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "gateway-proxy.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Where the config (and the catalog override) are mounted in the proxy container. */}}
+{{- define "gateway-proxy.configDir" -}}/etc/gateway-proxy{{- end }}
+
+{{/*
+The proxy's config file (config/gateway-proxy.yaml format). In sidecar mode the app port
+listens on loopback only: the app reaches it at localhost, and no other pod can use the
+app's gateway credentials through it.
+*/}}
+{{- define "gateway-proxy.config" -}}
+{{- $host := ternary "127.0.0.1" "0.0.0.0" (eq .Values.mode "sidecar") }}
+{{- $cfg := dict "listen" (printf "%s:%d" $host (int .Values.ports.http)) }}
+{{- $_ := set $cfg "admin_listen" (printf "0.0.0.0:%d" (int .Values.ports.admin)) }}
+{{- $_ := set $cfg "log" .Values.config.log }}
+{{- $_ := set $cfg "shutdown" .Values.config.shutdown }}
+{{- with .Values.config.pool }}
+{{- $_ := set $cfg "pool" . }}
+{{- end }}
+{{- if .Values.catalog.configMap }}
+{{- $_ := set $cfg "catalog" (printf "%s/codes.yaml" (include "gateway-proxy.configDir" .)) }}
+{{- end }}
+{{- $_ := set $cfg "routes" .Values.config.routes }}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/* Render-time checks shared by both modes; renders nothing, fails with a reason. */}}
+{{- define "gateway-proxy.validate" -}}
+{{- if eq (int .Values.ports.http) (int .Values.ports.admin) }}
+{{- fail "ports.http and ports.admin must differ" }}
+{{- end }}
+{{- $need := addf (float64 .Values.lifecycle.preStopSleepSeconds) (float64 .Values.config.shutdown.drain_seconds) }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) $need }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed lifecycle.preStopSleepSeconds + config.shutdown.drain_seconds (%v), or Kubernetes kills the proxy mid-drain" .Values.terminationGracePeriodSeconds $need) }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (not (or .Values.autoscaling.targetCPUUtilizationPercentage .Values.autoscaling.targetMemoryUtilizationPercentage)) }}
+{{- fail "autoscaling: set targetCPUUtilizationPercentage and/or targetMemoryUtilizationPercentage" }}
+{{- end }}
+{{- if and (eq .Values.mode "sidecar") .Values.serviceMonitor.enabled }}
+{{- fail "serviceMonitor needs the standalone Service; in sidecar mode use podMonitor" }}
+{{- end }}
+{{- /* Every ${VAR} in the routes must reach the container's environment. */}}
+{{- if not (and .Values.credentials.envFrom .Values.credentials.existingSecret) }}
+{{- $provided := keys .Values.credentials.env }}
+{{- range .Values.extraEnv }}
+{{- $provided = append $provided .name }}
+{{- end }}
+{{- $missing := list }}
+{{- range regexFindAll "\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}" (toYaml .Values.config.routes) -1 }}
+{{- $var := trimSuffix "}" (trimPrefix "${" .) }}
+{{- if not (has $var $provided) }}
+{{- $missing = append $missing $var }}
+{{- end }}
+{{- end }}
+{{- if $missing }}
+{{- fail (printf "config.routes use ${%s}, but neither credentials.env nor extraEnv provides it (or set credentials.envFrom with credentials.existingSecret)" (join "}, ${" (uniq $missing))) }}
+{{- end }}
+{{- if and .Values.credentials.env (not .Values.credentials.existingSecret) }}
+{{- fail "credentials.env maps keys of credentials.existingSecret: set existingSecret" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A probe on the admin port: (dict "path" "/readyz" "probe" .Values.probes.readiness). */}}
+{{- define "gateway-proxy.probe" -}}
+httpGet:
+  path: {{ .path }}
+  port: proxy-admin
+{{ toYaml .probe }}
+{{- end }}
+
+{{/*
+The proxy container. Both modes use it: the standalone Deployment, and (as
+"gateway-proxy.sidecarContainer") your own pod spec in sidecar mode.
+*/}}
+{{- define "gateway-proxy.container" -}}
+{{- include "gateway-proxy.validate" . -}}
+- name: gateway-proxy
+  image: {{ include "gateway-proxy.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  {{- if and (eq .Values.mode "sidecar") .Values.sidecar.native }}
+  # A native sidecar: starts before the app's containers, stops after them.
+  restartPolicy: Always
+  {{- end }}
+  args:
+    - serve
+    - --config
+    - {{ include "gateway-proxy.configDir" . }}/gateway-proxy.yaml
+  env:
+    - name: GATEWAY_PROXY_CONFIG
+      value: {{ include "gateway-proxy.configDir" . }}/gateway-proxy.yaml
+    {{- range $name, $key := .Values.credentials.env }}
+    - name: {{ $name }}
+      valueFrom:
+        secretKeyRef:
+          name: {{ $.Values.credentials.existingSecret }}
+          key: {{ $key }}
+    {{- end }}
+    {{- with .Values.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if and .Values.credentials.envFrom .Values.credentials.existingSecret }}
+  envFrom:
+    - secretRef:
+        name: {{ .Values.credentials.existingSecret }}
+  {{- end }}
+  ports:
+    {{- if ne .Values.mode "sidecar" }}
+    - name: proxy-http
+      containerPort: {{ .Values.ports.http }}
+      protocol: TCP
+    {{- end }}
+    - name: proxy-admin
+      containerPort: {{ .Values.ports.admin }}
+      protocol: TCP
+  startupProbe:
+    {{- include "gateway-proxy.probe" (dict "path" "/healthz" "probe" .Values.probes.startup) | nindent 4 }}
+  readinessProbe:
+    {{- include "gateway-proxy.probe" (dict "path" "/readyz" "probe" .Values.probes.readiness) | nindent 4 }}
+  livenessProbe:
+    {{- include "gateway-proxy.probe" (dict "path" "/healthz" "probe" .Values.probes.liveness) | nindent 4 }}
+  lifecycle:
+    preStop:
+      exec:
+        command: ["sleep", "{{ .Values.lifecycle.preStopSleepSeconds }}"]
+  resources:
+    {{- toYaml .Values.resources | nindent 4 }}
+  securityContext:
+    runAsNonRoot: true
+    {{- with .Values.securityContext.runAsUser }}
+    runAsUser: {{ . }}
+    {{- end }}
+    {{- with .Values.securityContext.runAsGroup }}
+    runAsGroup: {{ . }}
+    {{- end }}
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities:
+      drop: ["ALL"]
+    seccompProfile:
+      type: RuntimeDefault
+  volumeMounts:
+    # gateway-proxy.yaml, and codes.yaml when catalog.configMap is set.
+    - name: gateway-proxy-config
+      mountPath: {{ include "gateway-proxy.configDir" . }}
+      readOnly: true
+    - name: gateway-proxy-tmp
+      mountPath: /tmp
+{{- end }}
+
+{{/* The volumes the proxy container mounts; names are prefixed to stay clear of the app's. */}}
+{{- define "gateway-proxy.volumes" -}}
+# One projected volume, so the catalog sits next to the config without a nested mount.
+- name: gateway-proxy-config
+  projected:
+    sources:
+      - configMap:
+          name: {{ include "gateway-proxy.fullname" . }}
+      {{- if .Values.catalog.configMap }}
+      - configMap:
+          name: {{ .Values.catalog.configMap }}
+          items:
+            - key: {{ .Values.catalog.key }}
+              path: codes.yaml
+      {{- end }}
+- name: gateway-proxy-tmp
+  emptyDir:
+    {{- with .Values.tmpVolume.medium }}
+    medium: {{ . }}
+    {{- end }}
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+{{- end }}
+
+{{/*
+Sidecar mode, for your own pod spec (see helm/examples/app-with-sidecar):
+  initContainers:    # sidecar.native: true (Kubernetes >= 1.29)
+    {{- include "gateway-proxy.sidecarContainer" $gp | nindent 4 }}
+  volumes:
+    {{- include "gateway-proxy.sidecarVolumes" $gp | nindent 4 }}
+With sidecar.native false (clusters < 1.29) put the container under `containers:`.
+*/}}
+{{- define "gateway-proxy.sidecarContainer" -}}
+{{- include "gateway-proxy.container" . }}
+{{- end }}
+
+{{- define "gateway-proxy.sidecarVolumes" -}}
+{{- include "gateway-proxy.volumes" . }}
+{{- end }}
+
+{{/* Pod annotation that rolls the pods when the proxy config changes. */}}
+{{- define "gateway-proxy.configChecksum" -}}
+checksum/gateway-proxy-config: {{ include "gateway-proxy.config" . | sha256sum }}
+{{- end }}
+
+{{/* Smallest terminationGracePeriodSeconds that lets the proxy drain (for your pod spec). */}}
+{{- define "gateway-proxy.minTerminationGracePeriodSeconds" -}}
+{{- add1 (ceil (addf (float64 .Values.lifecycle.preStopSleepSeconds) (float64 .Values.config.shutdown.drain_seconds)) | int) }}
+{{- end }}
+
+{{/* The pods a PodMonitor selects: podMonitor.selector, else this release's standalone pods. */}}
+{{- define "gateway-proxy.podMonitorSelector" -}}
+{{- if .Values.podMonitor.selector }}
+{{- toYaml .Values.podMonitor.selector }}
+{{- else }}
+{{- include "gateway-proxy.selectorLabels" . }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,495 @@
+"""The Helm chart, checked with the real helm binary (scripts/install-helm.sh puts it in .venv/bin).
+
+`helm lint --strict` runs on the default values and each example values file. `helm template`
+renders standalone and sidecar setups (and the example app chart that includes the sidecar);
+every rendered manifest is validated against the Kubernetes JSON schemas of
+`kubernetes-validate` (strict: unknown fields fail). The Prometheus Operator objects
+(ServiceMonitor, PodMonitor, PrometheusRule) are CRDs outside those schemas, so they get a
+structural check instead, against the Service, the pods and the shipped rules file.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+import proxy
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "gateway-proxy"
+EXAMPLES = ROOT / "helm" / "examples"
+BIN = Path(sys.executable).parent
+KUBE_VERSIONS = ("1.33", kubernetes_validate.latest_version())
+CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+EXAMPLE_VALUES = sorted(p.name for p in EXAMPLES.glob("values-*.yaml"))
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+Doc = dict[str, Any]
+# scenario -> (which chart, extra helm args); "app" is helm/examples/app-with-sidecar.
+SCENARIOS: dict[str, tuple[str, list[str]]] = {
+    "default": ("chart", []),
+    "standalone": ("chart", ["-f", str(EXAMPLES / "values-standalone.yaml")]),
+    "monitoring": ("chart", ["-f", str(EXAMPLES / "values-monitoring.yaml")]),
+    "sidecar": ("chart", ["-f", str(EXAMPLES / "values-sidecar.yaml")]),
+    "sidecar-legacy": (
+        "chart",
+        ["-f", str(EXAMPLES / "values-sidecar.yaml"), "--set", "sidecar.native=false"],
+    ),
+    "app": ("app", []),
+    "app-legacy": ("app", ["--set", "gateway-proxy.sidecar.native=false"]),
+}
+WITH_PODS = ["default", "standalone", "monitoring", "app", "app-legacy"]
+
+
+class Helm:
+    """Runs the real helm with its own config/cache dirs; caches renders per scenario."""
+
+    def __init__(self, home: Path) -> None:
+        if not (BIN / "helm").exists():
+            pytest.fail(f"{BIN / 'helm'} is missing: run scripts/install-helm.sh (make tools)")
+        self.env = {**os.environ, "KUBECONFIG": str(home / "kubeconfig")}
+        for var in ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME"):
+            self.env[var] = str(home / var.lower())
+        # The example app chart with gateway-proxy unpacked in charts/ (what
+        # `helm dependency build` would do), in a scratch copy so the tree stays clean.
+        self.app = home / "example-app"
+        shutil.copytree(EXAMPLES / "app-with-sidecar", self.app)
+        shutil.copytree(CHART, self.app / "charts" / "gateway-proxy")
+        self._renders: dict[str, list[Doc]] = {}
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "helm"), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=False,
+            timeout=120,
+        )
+
+    def template(self, *args: str, chart: Path = CHART, release: str = "gp") -> list[Doc]:
+        result = self.run("template", release, str(chart), "--kube-version", "1.33.0", *args)
+        assert result.returncode == 0, result.stderr
+        return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+    def render(self, scenario: str) -> list[Doc]:
+        if scenario not in self._renders:
+            chart, args = SCENARIOS[scenario]
+            if chart == "app":
+                self._renders[scenario] = self.template(*args, chart=self.app, release="shop")
+            else:
+                self._renders[scenario] = self.template(*args)
+        return self._renders[scenario]
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(tmp_path_factory.mktemp("helm"))
+
+
+def _of_kind(docs: list[Doc], kind: str) -> list[Doc]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def _one(docs: list[Doc], kind: str) -> Doc:
+    (doc,) = _of_kind(docs, kind)
+    return doc
+
+
+def _pods(docs: list[Doc]) -> list[tuple[Doc, Doc]]:
+    """(pod spec, proxy container) for each Deployment that runs the proxy; never empty."""
+    found = []
+    for deployment in _of_kind(docs, "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        for container in spec["containers"] + spec.get("initContainers", []):
+            if container["name"] == "gateway-proxy":
+                found.append((spec, container))
+    assert found, "no Deployment runs the gateway-proxy container"
+    return found
+
+
+def _proxy_config(docs: list[Doc]) -> tuple[str, Doc]:
+    configmaps = [d for d in _of_kind(docs, "ConfigMap") if "gateway-proxy.yaml" in d["data"]]
+    (configmap,) = configmaps
+    text = configmap["data"]["gateway-proxy.yaml"]
+    return text, yaml.safe_load(text)
+
+
+def _values(name: str) -> Doc:
+    data = yaml.safe_load((EXAMPLES / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_chart_versions_match_the_package() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == proxy.__version__
+    app = yaml.safe_load((EXAMPLES / "app-with-sidecar" / "Chart.yaml").read_text())
+    (dependency,) = app["dependencies"]
+    assert (dependency["name"], dependency["version"]) == ("gateway-proxy", chart["version"])
+
+
+@pytest.mark.parametrize("values", [None, *EXAMPLE_VALUES])
+def test_helm_lint_strict(helm: Helm, values: str | None) -> None:
+    args = ["-f", str(EXAMPLES / values)] if values else []
+    result = helm.run("lint", "--strict", str(CHART), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_helm_lint_strict_example_app(helm: Helm) -> None:
+    result = helm.run("lint", "--strict", str(helm.app))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_manifest_validates(helm: Helm, scenario: str, version: str) -> None:
+    docs = helm.render(scenario)
+    assert _of_kind(docs, "ConfigMap"), "every mode renders the proxy's ConfigMap"
+    for doc in docs:
+        if doc["kind"] in CRD_KINDS:
+            continue  # not in the Kubernetes schemas: test_monitoring_objects checks them
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(map(str, exc.path))
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
+
+
+def test_standalone_renders_a_workload_behind_a_service(helm: Helm) -> None:
+    docs = helm.render("standalone")
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds
+    deployment, service = _one(docs, "Deployment"), _one(docs, "Service")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    for selector in (
+        service["spec"]["selector"],
+        _one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+    ):
+        assert selector.items() <= pod_labels.items()
+    hpa = _one(docs, "HorizontalPodAutoscaler")["spec"]
+    assert hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert _one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    ports = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+    assert ports == {"http": "proxy-http", "admin": "proxy-admin"}
+    assert _proxy_config(docs)[1]["listen"] == "0.0.0.0:8080"
+
+
+@pytest.mark.parametrize("scenario", ["sidecar", "sidecar-legacy"])
+def test_sidecar_mode_renders_no_workload(helm: Helm, scenario: str) -> None:
+    kinds = {d["kind"] for d in helm.render(scenario)}
+    assert kinds == {"ConfigMap", "PodMonitor"}
+    # Loopback only: no other pod can use the app's credentials through its sidecar.
+    assert _proxy_config(helm.render(scenario))[1]["listen"] == "127.0.0.1:8080"
+
+
+def test_example_app_runs_the_proxy_as_a_native_sidecar(helm: Helm) -> None:
+    ((spec, container),) = _pods(helm.render("app"))
+    assert container in spec["initContainers"]
+    assert container["restartPolicy"] == "Always"
+    assert [c["name"] for c in spec["containers"]] == ["app"]
+    app_env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert app_env["MM7_ENDPOINT"] == "http://localhost:8080/mm7"
+    # The app port listens on loopback only, so it is not declared as a container port.
+    assert [p["name"] for p in container["ports"]] == ["proxy-admin"]
+
+
+def test_fallback_for_old_clusters_is_a_regular_container(helm: Helm) -> None:
+    ((spec, container),) = _pods(helm.render("app-legacy"))
+    assert "initContainers" not in spec
+    assert container in spec["containers"]
+    assert "restartPolicy" not in container
+
+
+def test_example_app_uses_the_sidecar_example_values() -> None:
+    app_values = yaml.safe_load((EXAMPLES / "app-with-sidecar" / "values.yaml").read_text())
+    assert app_values["gateway-proxy"] == _values("values-sidecar.yaml")
+
+
+@pytest.mark.parametrize("scenario", WITH_PODS)
+def test_restricted_security_context(helm: Helm, scenario: str) -> None:
+    dockerfile_user = re.search(r"^USER (\d+)", (ROOT / "Dockerfile").read_text(), re.M)
+    assert dockerfile_user
+    for spec, container in _pods(helm.render(scenario)):
+        sc = container["securityContext"]
+        assert sc["runAsNonRoot"] is True
+        assert sc["runAsUser"] == int(dockerfile_user[1])
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert sc["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]], "the only writable path is an emptyDir"
+        assert all(m.get("readOnly") for m in container["volumeMounts"] if m["mountPath"] != "/tmp")
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("scenario", WITH_PODS)
+def test_probes_resources_and_ports(helm: Helm, scenario: str) -> None:
+    docs = helm.render(scenario)
+    admin_port = int(_proxy_config(docs)[1]["admin_listen"].rpartition(":")[2])
+    for _, container in _pods(docs):
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["proxy-admin"] == admin_port
+        probes = {
+            key: (container[key]["httpGet"]["path"], container[key]["httpGet"]["port"])
+            for key in ("startupProbe", "readinessProbe", "livenessProbe")
+        }
+        assert probes == {
+            "startupProbe": ("/healthz", "proxy-admin"),
+            "readinessProbe": ("/readyz", "proxy-admin"),
+            "livenessProbe": ("/healthz", "proxy-admin"),
+        }
+        for part in ("requests", "limits"):
+            assert {"cpu", "memory"} <= container["resources"][part].keys()
+
+
+@pytest.mark.parametrize("scenario", WITH_PODS)
+def test_grace_period_covers_prestop_and_drain(helm: Helm, scenario: str) -> None:
+    docs = helm.render(scenario)
+    drain = _proxy_config(docs)[1]["shutdown"]["drain_seconds"]
+    for spec, container in _pods(docs):
+        command = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert command[0] == "sleep"
+        assert spec["terminationGracePeriodSeconds"] > int(command[1]) + drain
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_configmap_passes_check_config(helm: Helm, scenario: str, tmp_path: Path) -> None:
+    docs = helm.render(scenario)
+    text, config = _proxy_config(docs)
+    if "catalog" in config:
+        # The projected volume puts the catalog ConfigMap's key next to the config file.
+        assert config["catalog"] == "/etc/gateway-proxy/codes.yaml"
+        for spec, container in _pods(docs):
+            (mount,) = [
+                m for m in container["volumeMounts"] if m["mountPath"] == "/etc/gateway-proxy"
+            ]
+            (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+            items = [
+                i for s in volume["projected"]["sources"] for i in s["configMap"].get("items", [])
+            ]
+            assert [i["path"] for i in items] == ["codes.yaml"]
+        shutil.copy(ROOT / "config" / "codes.yaml", tmp_path / "codes.yaml")
+        text = text.replace("/etc/gateway-proxy/codes.yaml", str(tmp_path / "codes.yaml"))
+    path = tmp_path / "gateway-proxy.yaml"
+    path.write_text(text)
+    # The Secret's values, as the container would get them.
+    env = {**os.environ, **dict.fromkeys(_VAR.findall(text), "dummy-credential")}
+    result = subprocess.run(
+        [str(BIN / "gateway-proxy"), "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("scenario", WITH_PODS)
+def test_credentials_come_from_an_existing_secret(helm: Helm, scenario: str) -> None:
+    docs = helm.render(scenario)
+    assert not _of_kind(docs, "Secret"), "the chart never holds credentials"
+    text, config = _proxy_config(docs)
+    used = set(_VAR.findall(text))
+    assert used, "the example routes use ${VAR} credentials"
+    for route in config["routes"]:
+        for value in route.get("headers", {}).values():
+            assert _VAR.search(value), "header values stay placeholders in the ConfigMap"
+    for _, container in _pods(docs):
+        from_secret = {
+            e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        env_from = [s["secretRef"]["name"] for s in container.get("envFrom", [])]
+        assert used <= from_secret or env_from, f"{used - from_secret} reach no env var"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["terminationGracePeriodSeconds=25"], "terminationGracePeriodSeconds (25) must exceed"),
+        (["credentials.envFrom=false"], "${MM7_BASIC_AUTH}"),
+        (["ports.admin=8080"], "ports.http and ports.admin must differ"),
+        (
+            ["podDisruptionBudget.minAvailable=1", "podDisruptionBudget.maxUnavailable=1"],
+            "not both",
+        ),
+        (["mode=sidecar", "serviceMonitor.enabled=true"], "in sidecar mode use podMonitor"),
+        (
+            ["autoscaling.enabled=true", "autoscaling.targetCPUUtilizationPercentage=null"],
+            "autoscaling: set targetCPUUtilizationPercentage",
+        ),
+    ],
+    ids=["grace-period", "unset-var", "same-ports", "pdb", "sidecar-servicemonitor", "hpa"],
+)
+def test_inconsistent_values_fail_rendering(helm: Helm, args: list[str], message: str) -> None:
+    sets = [arg for value in args for arg in ("--set", value)]
+    result = helm.run("template", "gp", str(CHART), *sets)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_monitoring_objects(helm: Helm) -> None:
+    docs = helm.render("monitoring")
+    service, monitor = _one(docs, "Service"), _one(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    rule = _one(docs, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    shipped = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
+    assert rule["spec"] == {"groups": shipped["groups"]}
+    for group in rule["spec"]["groups"]:
+        assert group["name"]
+        assert group["rules"]
+        assert all(r.get("expr") and (r.get("alert") or r.get("record")) for r in group["rules"])
+
+
+def test_pod_monitor_selects_the_app_pods(helm: Helm) -> None:
+    docs = helm.render("app")
+    monitor = _one(docs, "PodMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    deployment = _one(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ((_, container),) = _pods(docs)
+    assert endpoint["port"] in {p["name"] for p in container["ports"]}
+
+
+def test_grafana_dashboard_configmap_carries_the_shipped_file(helm: Helm) -> None:
+    (dashboard,) = [
+        d
+        for d in _of_kind(helm.render("monitoring"), "ConfigMap")
+        if "gateway-proxy.json" in d["data"]
+    ]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = (CHART / "files" / "grafana-dashboard.json").read_text()
+    assert dashboard["data"]["gateway-proxy.json"] == shipped, "byte for byte"
+    assert json.loads(dashboard["data"]["gateway-proxy.json"])["uid"]
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_recommended_labels(helm: Helm, scenario: str) -> None:
+    owned = [d for d in helm.render(scenario) if "gateway-proxy" in d["metadata"]["name"]]
+    assert owned
+    for doc in owned:
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "gateway-proxy"
+        assert labels["app.kubernetes.io/version"] == proxy.__version__
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        for key in ("instance", "component", "part-of"):
+            assert labels[f"app.kubernetes.io/{key}"]
+
+
+def test_config_change_rolls_the_pods(helm: Helm) -> None:
+    def checksum(*args: str) -> str:
+        deployment = _one(helm.template(*args), "Deployment")
+        return str(
+            deployment["spec"]["template"]["metadata"]["annotations"][
+                "checksum/gateway-proxy-config"
+            ]
+        )
+
+    assert checksum() != checksum("--set", "config.log.level=debug")
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["--set", "replicaCont=3"], "replicaCont"),
+        (["--set", "config.shutdown.drain_secs=5"], "drain_secs"),
+        (["--set", "serviceMonitor.additionalLabel.release=x"], "additionalLabel"),
+        (["--set", "securityContext.privileged=true"], "privileged"),
+        (
+            ["--set-json", 'config.routes=[{"name":"a","path_prefix":"/a","vendor":"mm7",'
+             '"upstreams":"https://x"}]'],
+            "upstreams",
+        ),
+    ],
+    ids=["top", "nested", "monitor", "security", "route"],
+)  # fmt: skip
+def test_unknown_values_key_fails_the_schema(helm: Helm, args: list[str], key: str) -> None:
+    for command in (["lint", "--strict", str(CHART)], ["template", "gp", str(CHART)]):
+        result = helm.run(*command, *args)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, command
+        assert f"additional properties '{key}' not allowed" in output, output
+
+
+def test_schema_closes_every_object() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    open_paths: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        # Kubernetes objects passed through as-is (the API server validates them) stay open.
+        passthrough = "passed through" in node.get("description", "") or path == "/global"
+        if node.get("type") == "object" and "additionalProperties" not in node and not passthrough:
+            open_paths.append(path)
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}/{key}")
+        for key in ("items", "additionalProperties"):
+            walk(node.get(key), f"{path}/{key}")
+        for child in node.get("anyOf", []):
+            walk(child, path)
+
+    walk(schema, "")
+    assert not open_paths
+    assert schema["additionalProperties"] is False
+
+
+def test_notes_snippet_is_the_same_sidecar(helm: Helm) -> None:
+    """The paste route: the NOTES' container equals what the example app chart includes."""
+    result = helm.run(
+        "install", "shop", str(CHART), "-f", str(EXAMPLES / "values-sidecar.yaml"),
+        "--dry-run=client",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1].split("or paste this", 1)[1]
+    match = re.search(r"\n(  initContainers:\n.*?)\n\n", notes, re.S)
+    assert match, notes
+    snippet = yaml.safe_load(match[1])
+    ((spec, container),) = _pods(helm.render("app"))
+    assert snippet["initContainers"] == [container]
+    assert snippet["volumes"] == spec["volumes"]
+
+
+def test_install_helm_script_is_instant_when_present(tmp_path: Path) -> None:
+    for tool in ("helm", "kubectl"):
+        (tmp_path / tool).symlink_to(BIN / tool)
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install-helm.sh")],
+        env={**os.environ, "HELM_INSTALL_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fetching" not in result.stderr, "nothing to download"
