@@ -77,8 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "simulate":
         from proxy import sim  # noqa: PLC0415
 
+        try:
+            settings = sim.settings_from_args(args)
+        except ValueError as exc:
+            print(f"gateway-proxy simulate: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         configure_logging("info", "console")
-        sim.run_simulator(sim.settings_from_args(args))
+        sim.run_simulator(settings)
         return EXIT_OK
     from proxy import demo  # noqa: PLC0415
 

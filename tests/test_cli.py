@@ -120,3 +120,8 @@ def test_translate_from_stdin() -> None:
 def test_translate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["translate", "--vendor", "mm7", "/nonexistent/x.xml"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_simulate_rejects_half_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--client-id", "x"]) == 2
+    assert "--client-id and --token go together" in capsys.readouterr().err

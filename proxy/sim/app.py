@@ -1,0 +1,279 @@
+"""The simulator's aiohttp application: routes, handlers and lifecycle.
+
+Routes::
+
+    POST      /mm7[/...]                 the MM7 relay (mm7.py)
+    GET|POST  /moms/<object>.<method>    the MoMS API (moms.py)
+    GET|POST  /cm/<object>.<method>      the CM API (moms.py)
+    GET       /  and  /healthz           a usage note / "ok" (for start-up probes)
+
+Each handler is a short list of stages: a header-requested fault that needs no request
+(refuse, hang) → read the request → the vendor's own refusals → choose the outcome
+(outcome.py) → a fault (faults.py) or the rendered answer. ``--latency`` is a middleware.
+State (settings, codes, the seeded chooser) lives in ``web.AppKey``s. A bad ``X-Sim-*``
+header gets a plain-text HTTP 400 from the simulator itself.
+"""
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+
+from aiohttp import BodyPartReader, web
+
+from proxy.catalog import CatalogError
+from proxy.sim import faults, mm7, moms
+from proxy.sim.codes import SimCodes, load_sim_codes
+from proxy.sim.outcome import Chooser, DirectiveError, Mix, MixError, header_fault, load_mix
+from proxy.sim.reply import Reply
+from proxy.sim.settings import SimSettings
+
+SETTINGS_KEY = web.AppKey("sim_settings", SimSettings)
+CODES_KEY = web.AppKey("sim_codes", SimCodes)
+CHOOSER_KEY = web.AppKey("sim_chooser", Chooser)
+
+MESSAGE_HEADER = "X-Sim-Message"  # MoMS: replace the answer's message text
+HTTP_STATUS_HEADER = "X-Sim-Http-Status"  # MM7: the HTTP status of a Fault (default 500)
+MAX_MM7_REQUEST_BYTES = 8 * 1024 * 1024
+_MAX_FIELD_BYTES = 64 * 1024
+_CHUNK = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+USAGE = """gateway-proxy simulator
+POST /mm7                        MM7 relay (SOAP or multipart/related)
+GET|POST /moms/<object>.<method> MoMS API (format=json for JSON)
+GET|POST /cm/<object>.<method>   CM API
+Outcome: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed
+         X-Sim-Code: <code>, or a recipient ending in the code (+15550002002 -> 2002)
+"""
+
+
+@web.middleware
+async def _latency(request: web.Request, handler: Handler) -> web.StreamResponse:
+    delay = request.app[SETTINGS_KEY].latency_ms
+    if delay > 0:
+        await asyncio.sleep(delay / 1000)
+    return await handler(request)
+
+
+@web.middleware
+async def _directives(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DirectiveError as exc:
+        return web.Response(status=400, text=f"simulator: {exc}\n")
+
+
+async def _read_capped(request: web.Request, cap: int) -> bytes | None:
+    """The request body, or None (after draining it) when it is longer than ``cap``."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size <= cap:
+            chunks.append(chunk)
+    return b"".join(chunks) if size <= cap else None
+
+
+async def handle_mm7(request: web.Request) -> web.StreamResponse:
+    """The MM7 relay."""
+    fault = header_fault(request.headers)
+    if fault in faults.IMMEDIATE:
+        return await faults.apply(fault, request, None)
+    fault_status = _fault_status(request)
+    body = await _read_capped(request, MAX_MM7_REQUEST_BYTES)
+    chooser = request.app[CHOOSER_KEY]
+    message_id = str(chooser.next_id())
+    try:
+        if body is None:
+            raise mm7.Mm7RequestError("2004", f"content over {MAX_MM7_REQUEST_BYTES} bytes")
+        req = mm7.parse_request(body, request.headers.get("Content-Type"))
+    except mm7.Mm7RequestError as exc:
+        # The relay cannot read the request: it answers so whatever X-Sim-Code says.
+        reply = _mm7_reply(
+            request,
+            "RSErrorRsp",
+            transaction_id=exc.transaction_id,
+            code=exc.code,
+            message_id=None,
+            fault_status=fault_status,
+            details=exc.details,
+        )
+        if fault is not None:
+            return await faults.apply(fault, request, _mm7_material(reply, exc.transaction_id))
+        return reply.response()
+    choice = chooser.choose("mm7", request.headers, req.recipient)
+    if choice.fault is not None:
+        ok = _mm7_reply(
+            request,
+            req.response_kind,
+            transaction_id=req.transaction_id,
+            code="1000",
+            message_id=message_id,
+        )
+        material = _mm7_material(ok, req.transaction_id, message_id)
+        return await faults.apply(choice.fault, request, material)
+    code = choice.code or "1000"
+    reply = _mm7_reply(
+        request,
+        req.response_kind,
+        transaction_id=req.transaction_id,
+        code=code,
+        message_id=message_id,
+        fault_status=fault_status,
+    )
+    return reply.response()
+
+
+def _mm7_material(
+    reply: Reply, transaction_id: str | None, message_id: str = "0"
+) -> faults.FaultMaterial:
+    tid = transaction_id or "unknown"
+    return faults.FaultMaterial(
+        reply=reply,
+        oversize=lambda size: mm7.oversize_body(tid, message_id, size),
+        malformed=mm7.malformed_body(tid),
+    )
+
+
+def _fault_status(request: web.Request) -> int:
+    value = request.headers.get(HTTP_STATUS_HEADER, "").strip()
+    if not value:
+        return 500
+    if not value.isdigit() or not 200 <= int(value) <= 599:
+        raise DirectiveError(f"{HTTP_STATUS_HEADER}: expected 200..599, got {value!r}")
+    return int(value)
+
+
+def _mm7_reply(
+    request: web.Request,
+    kind: str,
+    *,
+    transaction_id: str | None,
+    code: str,
+    message_id: str | None,
+    fault_status: int = 500,
+    details: str | None = None,
+) -> Reply:
+    return mm7.render_reply(
+        response_kind=kind,
+        transaction_id=transaction_id,
+        code=code,
+        text=request.app[CODES_KEY].text("mm7", code),
+        message_id=message_id,
+        details=details,
+        fault_status=fault_status,
+    )
+
+
+async def _moms_params(request: web.Request) -> tuple[dict[str, str], moms.Upload | None]:
+    """Query and form parameters merged (form wins), and the drained upload if any."""
+    params = dict(request.query)
+    upload: moms.Upload | None = None
+    if request.method != "POST" or not request.can_read_body:
+        return params, None
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if part.filename is not None:
+                size = 0
+                while chunk := await part.read_chunk(_CHUNK):
+                    size += len(chunk)  # drained, never held: uploads may be 150 MB
+                ctype = part.headers.get("Content-Type", "application/octet-stream")
+                upload = moms.Upload(part.filename, ctype.lower(), size)
+            else:
+                raw = await part.read_chunk(_MAX_FIELD_BYTES)
+                params[part.name] = raw.decode("utf-8", "replace")
+    else:
+        form = await request.post()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return params, upload
+
+
+async def handle_moms(request: web.Request) -> web.StreamResponse:
+    """The MoMS and CM APIs."""
+    fault = header_fault(request.headers)
+    if fault in faults.IMMEDIATE:
+        return await faults.apply(fault, request, None)
+    api: moms.Api = "cm" if request.path.startswith("/cm/") else "moms"
+    params, upload = await _moms_params(request)
+    call = moms.MomsCall(api, request.match_info["call"], params, upload)
+    chooser = request.app[CHOOSER_KEY]
+    settings = request.app[SETTINGS_KEY]
+    answer = moms.precheck(call, settings.client_id, settings.token)
+    if answer is None:
+        choice = chooser.choose("moms", request.headers, call.recipient)
+        fault = choice.fault
+        code = choice.code or "1"
+        if code == "1" or fault is not None:
+            answer = moms.success(call, chooser)
+        else:
+            answer = moms.Answer(code, request.app[CODES_KEY].text("moms", code), {})
+    message = request.headers.get(MESSAGE_HEADER)
+    if message:
+        answer = moms.Answer(answer.code, message, answer.payload)
+    reply = moms.render(api, call.format, answer)
+    if fault is not None:
+        material = faults.FaultMaterial(
+            reply=reply, oversize=moms.oversize_body, malformed=moms.malformed_body()
+        )
+        return await faults.apply(fault, request, material)
+    return reply.response()
+
+
+async def handle_index(request: web.Request) -> web.Response:
+    return web.Response(text=USAGE)
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+def create_sim_app(settings: SimSettings) -> web.Application:
+    """Build the simulator app. Raises ``MixError`` / ``CatalogError`` for bad files."""
+    codes = load_sim_codes()
+    mix = load_mix(settings.mix_path, codes) if settings.mix_path is not None else Mix()
+    app = web.Application(middlewares=[_directives, _latency])
+    app[SETTINGS_KEY] = settings
+    app[CODES_KEY] = codes
+    app[CHOOSER_KEY] = Chooser(codes, mix, settings.seed)
+    app.router.add_get("/", handle_index)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_post("/mm7", handle_mm7)
+    app.router.add_post("/mm7/{tail:.*}", handle_mm7)
+    for prefix in ("/moms", "/cm"):
+        app.router.add_route("GET", prefix + "/{call}", handle_moms)
+        app.router.add_route("POST", prefix + "/{call}", handle_moms)
+    return app
+
+
+def run_simulator(settings: SimSettings) -> None:
+    """Serve until SIGINT/SIGTERM (blocking). In-flight requests get 2 s to finish.
+
+    A bad mix file or catalog is reported on stderr and exits with status 2.
+    """
+    try:
+        app = create_sim_app(settings)
+    except (MixError, CatalogError) as exc:
+        print("\n".join(exc.errors), file=sys.stderr)
+        raise SystemExit(2) from None
+    print(  # the one start-up line of a command-line tool
+        f"gateway-proxy simulator on http://{settings.host}:{settings.port} "
+        "(MM7: POST /mm7, MoMS: /moms/<object>.<method>, CM: /cm/<object>.<method>)",
+        flush=True,
+    )
+    # run_app turns SIGINT and SIGTERM into a graceful exit (GracefulExit → cleanup).
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=2.0,
+        handler_cancellation=True,
+        access_log=None,
+    )
+
+
+__all__ = ["CHOOSER_KEY", "CODES_KEY", "SETTINGS_KEY", "create_sim_app", "run_simulator"]

@@ -1,0 +1,122 @@
+"""The simulator's settings and its command-line options.
+
+``add_simulate_arguments`` adds ``--listen --latency --seed --mix --client-id --token`` to
+an ``argparse`` parser; ``settings_from_args`` turns the parsed namespace into a frozen
+``SimSettings``. A bad ``--listen`` or ``--latency`` is an argparse usage error (exit 2);
+``settings_from_args`` raises ``ValueError`` with a one-line reason for what argparse cannot
+check alone (only one of ``--client-id``/``--token``, or values set on the namespace by
+hand).
+"""
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8090
+
+
+@dataclass(frozen=True, slots=True)
+class SimSettings:
+    """How the simulator listens and behaves.
+
+    ``client_id``/``token`` set: MoMS requests must carry exactly these credentials
+    (else the live API's 403 answer); unset: any credentials are accepted.
+    ``mix_path`` names a weighted outcome mix (``config/sim-mix.yaml``); ``seed``
+    makes its draws repeatable. ``latency_ms`` is added to every answer.
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    latency_ms: int = 0
+    seed: int | None = None
+    mix_path: Path | None = None
+    client_id: str | None = None
+    # A credential: keep it out of repr (logs, tracebacks).
+    token: str | None = field(default=None, repr=False)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``[v6]:PORT``, or ``:PORT`` for the default host) → (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"--listen: expected HOST:PORT, got {value!r}")
+    host = host.strip("[]") or DEFAULT_HOST
+    return host, int(port_text)
+
+
+def _listen_arg(value: str) -> str:
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _latency_arg(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected milliseconds >= 0, got {value!r}")
+    return int(value)
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``simulate`` options to ``parser`` (bad values are argparse usage errors)."""
+    parser.add_argument(
+        "--listen",
+        type=_listen_arg,
+        default=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+        metavar="HOST:PORT",
+        help=f"where to listen (default {DEFAULT_HOST}:{DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--latency",
+        type=_latency_arg,
+        default=0,
+        metavar="MS",
+        help="add MS milliseconds to every answer",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, metavar="N", help="seed the --mix draws (repeatable)"
+    )
+    parser.add_argument(
+        "--mix",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="weighted outcome mix, e.g. config/sim-mix.yaml (default: always success)",
+    )
+    parser.add_argument(
+        "--client-id", default=None, metavar="X", help="MoMS: require this client_id"
+    )
+    parser.add_argument("--token", default=None, metavar="Y", help="MoMS: require this token")
+
+
+def settings_from_args(ns: argparse.Namespace) -> SimSettings:
+    """Build ``SimSettings`` from parsed ``simulate`` options. Raises ``ValueError``."""
+    host, port = parse_listen(str(ns.listen))
+    latency = int(ns.latency or 0)
+    if latency < 0:
+        raise ValueError(f"--latency: must be >= 0, got {latency}")
+    client_id = getattr(ns, "client_id", None)
+    token = getattr(ns, "token", None)
+    if (client_id is None) != (token is None):
+        raise ValueError("--client-id and --token go together: give both or neither")
+    return SimSettings(
+        host=host,
+        port=port,
+        latency_ms=latency,
+        seed=ns.seed,
+        mix_path=ns.mix,
+        client_id=client_id,
+        token=token,
+    )
+
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "SimSettings",
+    "add_simulate_arguments",
+    "parse_listen",
+    "settings_from_args",
+]

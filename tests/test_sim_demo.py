@@ -1,0 +1,156 @@
+"""``gateway-proxy demo`` (proxy/demo.py): a fresh process tree, the guide's own curl calls.
+
+The demo runs as a real subprocess (``python -m proxy demo``) on free ports. The test reads
+the guide it prints, runs every curl command of the guide (translated to urllib, so no
+curl is needed) and checks each answer against the "-> HTTP <status> <CODE>" line the guide
+printed under it. Then SIGTERM must stop the whole tree cleanly.
+"""
+
+import argparse
+import json
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from proxy.demo import add_demo_arguments, run_demo
+from tests.conftest import validate_envelope
+
+ROOT = Path(__file__).resolve().parent.parent
+GUIDE_END = "Ctrl-C stops both processes."
+_EXPECT = re.compile(r"^\s*-> HTTP (\d{3}) ([A-Z_]+)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    lines: list[str]
+    guide_done: threading.Event
+    admin: str
+    sim_port: int
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    """The demo on free ports, with the shipped config's routes (timeouts shortened)."""
+    app_port, admin_port, sim_port = free_port(), free_port(), free_port()
+    data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    data["listen"] = f"127.0.0.1:{app_port}"
+    data["admin_listen"] = f"127.0.0.1:{admin_port}"
+    for route in data["routes"]:
+        route["upstream"] = route["upstream"].replace(":8090/", f":{sim_port}/")
+        route["timeout"]["total"] = 1
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(data))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "demo", "--config", str(config),
+         "--sim-listen", f"127.0.0.1:{sim_port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.strip() == GUIDE_END:
+                done.set()
+        done.set()  # the process ended: stop waiting either way
+
+    reader = threading.Thread(target=read, name="demo-stdout", daemon=True)
+    reader.start()
+    try:
+        yield Demo(process, lines, done, f"http://127.0.0.1:{admin_port}", sim_port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        reader.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def run_curl(command: str) -> tuple[int, dict[str, Any]]:
+    """Run one of the guide's curl commands with urllib; returns (status, JSON body)."""
+    args = shlex.split(command)
+    assert args[0] == "curl"
+    headers: dict[str, str] = {}
+    data: bytes | None = None
+    url = ""
+    it = iter(args[1:])
+    for arg in it:
+        if arg == "-H":
+            name, _, value = next(it).partition(":")
+            headers[name.strip()] = value.strip()
+        elif arg in ("--data", "-d"):
+            data = next(it).encode()
+        elif arg.startswith("http://"):
+            url = arg
+        else:
+            assert arg == "-s", f"the guide uses a curl option the test does not know: {arg}"
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.slow
+def test_demo_guide_commands_return_what_the_guide_says(demo: Demo) -> None:
+    assert demo.guide_done.wait(60), "\n".join(demo.lines)
+    assert demo.process.poll() is None, "\n".join(demo.lines)
+    text = "\n".join(demo.lines)
+    assert "gateway-proxy demo" in text
+    assert f"{demo.admin}/metrics" in text
+    steps = 0
+    for i, line in enumerate(demo.lines):
+        if not line.strip().startswith("curl "):
+            continue
+        expected = _EXPECT.match(demo.lines[i + 1])
+        assert expected, f"no '-> HTTP ...' line after: {line}"
+        status, envelope = run_curl(line.strip())
+        validate_envelope(envelope)
+        assert (status, envelope["code"]) == (int(expected.group(1)), expected.group(2))
+        steps += 1
+    assert steps == 4  # success, MM7 address error, MoMS opt-out, timeout
+    with urllib.request.urlopen(f"{demo.admin}/metrics", timeout=10) as response:  # noqa: S310
+        metrics = response.read().decode()
+    for code in ("OK", "INVALID_ADDRESS", "RECIPIENT_OPTED_OUT", "TIMEOUT"):
+        assert f'code="{code}"' in metrics
+
+    demo.process.send_signal(signal.SIGTERM)
+    assert demo.process.wait(timeout=30) == 0
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection(("127.0.0.1", demo.sim_port), 1),
+    ):
+        pass  # the simulator child is gone too
+
+
+def test_demo_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listen: nowhere\nroutes: []\n")
+    parser = argparse.ArgumentParser()
+    add_demo_arguments(parser)
+    assert run_demo(parser.parse_args(["--config", str(bad)])) == 2
+    assert "listen" in capsys.readouterr().err
