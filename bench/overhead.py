@@ -32,13 +32,15 @@ from bench.common import (
     wait_http,
 )
 
-SUBMIT_REQ = b"""<?xml version="1.0" encoding="UTF-8"?>
+_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
+SUBMIT_REQ = f"""<?xml version="1.0" encoding="UTF-8"?>
 <env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">
- <env:Header><mm7:TransactionID xmlns:mm7="http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4" env:mustUnderstand="1">bench-1</mm7:TransactionID></env:Header>
- <env:Body><SubmitReq xmlns="http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4">
+ <env:Header><mm7:TransactionID xmlns:mm7="{_NS}">bench-1</mm7:TransactionID></env:Header>
+ <env:Body><SubmitReq xmlns="{_NS}">
   <MM7Version>6.8.0</MM7Version><SenderIdentification><VASPID>bench</VASPID></SenderIdentification>
   <Recipients><To><Number>+15550001000</Number></To></Recipients>
-  <Subject>bench</Subject></SubmitReq></env:Body></env:Envelope>"""
+  <Subject>bench</Subject></SubmitReq></env:Body></env:Envelope>""".encode()
+MOMS_QUERY = "client_id=1&token=t&campaign_id=1&from=21534&to=15550000001&message=hi&format=json"
 
 
 def _config(sim_port: int, port: int, admin_port: int) -> str:
@@ -53,9 +55,9 @@ routes:
 
 def _start_proxy(config_path: Path, observe: bool) -> subprocess.Popen[bytes]:
     code = (
-        "import sys; from proxy.config import load_config; from proxy.logs import configure_logging;"
-        "from proxy.serve import run; on = sys.argv[2] == 'on';"
-        "configure_logging('info' if on else 'error', 'json');"
+        "import sys; from proxy.config import load_config;"
+        "from proxy.logs import configure_logging; from proxy.serve import run;"
+        "on = sys.argv[2] == 'on'; configure_logging('info' if on else 'error', 'json');"
         "run(load_config(sys.argv[1]), metrics_enabled=on)"
     )
     return subprocess.Popen(
@@ -80,7 +82,7 @@ async def _drive(base: str, requests: int, concurrency: int) -> float:
                     async with session.post(f"{base}/mm7", data=SUBMIT_REQ) as resp:
                         await resp.read()
                 else:
-                    url = f"{base}/moms/transaction.send?client_id=1&token=t&campaign_id=1&to=15550000001&message=hi&format=json"
+                    url = f"{base}/moms/transaction.send?{MOMS_QUERY}"
                     async with session.get(url) as resp:
                         await resp.read()
 
