@@ -137,18 +137,26 @@ async def body_chunks(total: int, chunk: int = 256 * 1024) -> AsyncIterator[byte
         yield piece
 
 
-@pytest.mark.parametrize("declared", [True, False])
-async def test_request_over_the_route_limit(one_route_proxy: Any, declared: bool) -> None:
-    received: list[int] = []
+MOMS_OK = "<response status='success' code='1'><message>ok</message></response>"
+
+
+def counting_sink(received: list[int]) -> Any:
+    """A gateway that reads the body chunk by chunk, records its size and says OK."""
 
     async def sink(request: web.Request) -> web.Response:
         size = 0
         async for chunk in request.content.iter_any():
             size += len(chunk)
         received.append(size)
-        return web.Response(text="<x/>")
+        return web.Response(text=MOMS_OK)
 
-    client = await one_route_proxy(sink, max_request_bytes=100_000)
+    return sink
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_request_over_the_route_limit(one_route_proxy: Any, declared: bool) -> None:
+    received: list[int] = []
+    client = await one_route_proxy(counting_sink(received), max_request_bytes=100_000)
     headers = {"Content-Length": "300000"} if declared else {}
     resp = await client.post("/gw", data=body_chunks(300_000), headers=headers)
     env = await envelope(resp)
@@ -160,17 +168,7 @@ async def test_request_over_the_route_limit(one_route_proxy: Any, declared: bool
 async def test_large_upload_is_streamed_not_buffered(one_route_proxy: Any) -> None:
     total = 120 * 1024 * 1024
     received: list[int] = []
-
-    async def sink(request: web.Request) -> web.Response:
-        size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-        received.append(size)
-        return web.Response(
-            text="<response status='success' code='1'><message>ok</message></response>"
-        )
-
-    client = await one_route_proxy(sink, vendor="moms", timeout={"total": 120})
+    client = await one_route_proxy(counting_sink(received), vendor="moms", timeout={"total": 120})
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()

@@ -281,3 +281,20 @@ async def test_hostile_xml_is_not_expanded(one_route_proxy: Any) -> None:
     text = await resp.text()
     assert "root:" not in text
     assert json.loads(text)["code"] == "INVALID_UPSTREAM_RESPONSE"
+
+
+async def test_an_unexpected_error_still_gets_an_envelope_and_a_traceback(
+    one_route_proxy: Any, monkeypatch: pytest.MonkeyPatch, log_lines: Any
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr("proxy.server.parse_reply", broken)
+    client = await one_route_proxy(Recorder())
+    resp = await client.post("/gw", data=SUBMIT_REQ, headers={"X-Request-ID": "bug-1"})
+    env = await resp.json()
+    assert (resp.status, env["code"], env["request_id"]) == (500, "INTERNAL_ERROR", "bug-1")
+    assert resp.headers["X-Request-ID"] == "bug-1"
+    (line,) = [line for line in log_lines() if line["event"] == "unhandled_error"]
+    assert line["level"] == "error"
+    assert "RuntimeError: parser bug" in line["exception"]

@@ -15,15 +15,14 @@ loads a DTD, never touches the network, and a body declaring a DOCTYPE is refuse
                          detail/RSErrorRsp{MM7Version, Status{...}}}
 """
 
-import email.parser
-import email.policy
-import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from lxml import etree
 
 from proxy.sim.reply import Reply
+from proxy.vendors._multipart import select_part
+from proxy.vendors._xml import child_local, content_type_params, local_name, parse_xml, text_of
 
 MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -39,7 +38,6 @@ KNOWN_REQUESTS = frozenset(
 )  # fmt: skip
 _WITH_MESSAGE_ID = frozenset({"SubmitRsp", "ExtendedReplaceRsp"})
 _ADDRESS_NAMES = ("Number", "RFC2822Address", "ShortCode")
-_DOCTYPE = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _NSMAP = {"env": SOAP_NS, "mm7": MM7_NS}
 
 
@@ -67,68 +65,47 @@ class Mm7Request:
         return self.kind[: -len("Req")] + "Rsp"
 
 
-def _soap_part(body: bytes, content_type: str | None) -> bytes:
-    """The SOAP envelope bytes: the body itself, or the root part of multipart/related."""
-    if not (content_type or "").lower().lstrip().startswith("multipart/"):
-        return body
-    header = (content_type or "").encode("ascii", "replace").replace(b"\r", b" ")
-    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-        b"Content-Type: " + header.replace(b"\n", b" ") + b"\r\n\r\n" + body
-    )
-    parts = [p for p in message.walk() if not p.is_multipart()] if message.is_multipart() else []
-    start = (message.get_param("start") or "") if parts else ""
-    start = str(start).strip().strip("<>")
-    chosen = next((p for p in parts if str(p.get("Content-ID", "")).strip("<> ") == start), None)
-    if chosen is None and parts:
-        chosen = parts[0]  # MM7: the SOAP part comes first when start= is absent
-    payload = chosen.get_payload(decode=True) if chosen is not None else None
-    if not isinstance(payload, bytes) or not payload.strip():
-        raise Mm7RequestError("4004", "multipart/related body without a SOAP part")
-    return payload
+_REFUSED = {
+    "empty": "the request body is empty",
+    "html": "the request body is HTML, not SOAP",
+    "hostile": "DTDs and entity declarations are not allowed in SOAP",
+    "malformed": "the request is not well-formed XML",
+}
 
 
-def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
-
-
-def _child(el: etree._Element, name: str) -> etree._Element | None:
-    return next((c for c in el if _local(c) == name), None)
-
-
-def _text(el: etree._Element | None) -> str:
-    return "" if el is None else "".join(str(t) for t in el.itertext()).strip()
+def _soap_root(body: bytes, content_type: str | None) -> etree._Element:
+    """The SOAP Envelope element, read with the proxy's own hostile-XML-safe parser."""
+    if content_type_params(content_type)[0].startswith("multipart/"):
+        part = select_part(body, content_type)
+        if part is None or not part.body.strip():
+            raise Mm7RequestError("4004", "multipart/related body without a SOAP part")
+        body, content_type = part.body, part.content_type
+    result = parse_xml(body, content_type)
+    if result.root is None:
+        raise Mm7RequestError("4004", _REFUSED.get(result.kind, "unreadable request"))
+    return result.root
 
 
 def parse_request(body: bytes, content_type: str | None) -> Mm7Request:
     """Read a VASP request. Raises ``Mm7RequestError`` (4004, 4003 or 4002)."""
-    soap = _soap_part(body, content_type)
-    if _DOCTYPE.search(soap[:4096]):
-        raise Mm7RequestError("4004", "DTDs and entity declarations are not allowed in SOAP")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
-    try:
-        root = etree.fromstring(soap, parser)
-    except etree.XMLSyntaxError as exc:
-        raise Mm7RequestError("4004", f"XML parse error: {exc}") from None
-    if _local(root) != "Envelope":
+    root = _soap_root(body, content_type)
+    if local_name(root) != "Envelope":
         raise Mm7RequestError("4004", "the root element is not a SOAP Envelope")
-    header = _child(root, "Header")
-    tid_el = _child(header, "TransactionID") if header is not None else None
-    transaction_id = _text(tid_el) or None
-    body_el = _child(root, "Body")
+    header = child_local(root, "Header")
+    transaction_id = text_of(child_local(header, "TransactionID")) if header is not None else None
+    body_el = child_local(root, "Body")
     children = [c for c in body_el if isinstance(c.tag, str)] if body_el is not None else []
     req = children[0] if children else None
     if req is None:
         raise Mm7RequestError("4004", "the SOAP Body is empty", transaction_id)
-    kind = _local(req)
+    kind = local_name(req)
     if not kind.endswith("Req"):
         raise Mm7RequestError("4004", f"{kind} is not an MM7 request", transaction_id)
     if kind not in KNOWN_REQUESTS:
         raise Mm7RequestError("4003", f"{kind} is not supported by this relay", transaction_id)
     if transaction_id is None:
         raise Mm7RequestError("4004", "TransactionID is missing from the SOAP Header")
-    version = _text(_child(req, "MM7Version"))
+    version = text_of(child_local(req, "MM7Version"))
     if not version:
         raise Mm7RequestError("4004", "MM7Version is missing", transaction_id)
     if version.split(".", 1)[0] not in ("5", "6"):
@@ -137,12 +114,12 @@ def parse_request(body: bytes, content_type: str | None) -> Mm7Request:
 
 
 def _first_recipient(req: etree._Element) -> str | None:
-    recipients = _child(req, "Recipients")
+    recipients = child_local(req, "Recipients")
     if recipients is None:
         return None
     for el in recipients.iter():
-        if isinstance(el.tag, str) and _local(el) in _ADDRESS_NAMES and _text(el):
-            return _text(el)
+        if isinstance(el.tag, str) and local_name(el) in _ADDRESS_NAMES and text_of(el):
+            return text_of(el)
     return None
 
 
