@@ -131,7 +131,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 def _route(request: web.Request, ex: _Exchange) -> None:
     """Pick the route; only configured upstreams are reachable."""
-    if request.method == "CONNECT" or (request.url.is_absolute() and _absolute_target(request)):
+    # Only origin-form targets ("/path?query"): absolute-form ("http://host/...") and
+    # CONNECT would make this an open forward proxy.
+    if request.method == "CONNECT" or not request.raw_path.startswith("/"):
         raise UpstreamFailure("bad_request", "absolute-URI and CONNECT requests are refused")
     raw_path = request.rel_url.raw_path
     for route in request.app[CONFIG_KEY].routes:
@@ -142,11 +144,6 @@ def _route(request: web.Request, ex: _Exchange) -> None:
             ex.route, ex.rest_path = route, rest
             return
     raise UpstreamFailure("route_not_found", f"no route is configured for {request.path}")
-
-
-def _absolute_target(request: web.Request) -> bool:
-    # aiohttp keeps the request-target's form: absolute-form means "act as a forward proxy".
-    return request._message.url.is_absolute()
 
 
 async def _forward(request: web.Request, ex: _Exchange) -> None:

@@ -100,8 +100,12 @@ def _no_pii_leaks() -> Iterator[None]:
     yield
     logged = "".join(LOG_SINK.lines[start:])
     assert not pii.leaks(logged), f"PII leaked into logs: {pii.leaks(logged)}"
-    labels = " ".join(v for r in [REGISTRY, *list(_REGISTRIES)] for v in label_values(r))
-    assert not pii.leaks(labels), f"PII leaked into metric labels: {pii.leaks(labels)}"
+    for line in logged.splitlines():
+        event = json.loads(line)
+        assert not pii.phone_shaped(event), f"unmasked number in a log line: {line}"
+    labels = [v for r in [REGISTRY, *list(_REGISTRIES)] for v in label_values(r)]
+    assert not pii.leaks(" ".join(labels)), f"PII in metric labels: {pii.leaks(' '.join(labels))}"
+    assert not pii.phone_shaped(labels), f"number-shaped metric label: {pii.phone_shaped(labels)}"
 
 
 @pytest.fixture

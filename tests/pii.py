@@ -5,6 +5,8 @@ suite-wide leak check in conftest.py knows what must never reach a log line or a
 metric label.
 """
 
+import re
+
 MSISDNS = (
     "+13108675309",
     "13108675309",
@@ -21,6 +23,25 @@ SECRETS = (
 )
 # The digits of each MSISDN: a leak is any of these digit strings, with or without '+'.
 MSISDN_DIGITS = tuple(sorted({m.lstrip("+") for m in MSISDNS}))
+
+
+# Any phone-number-shaped run (7 to 15 digits, optional '+') that the redactor would mask.
+_PHONE_SHAPED = re.compile(r"(?<![0-9])\+?[0-9]{7,15}(?![0-9])")
+# Keys whose values are ids or measurements, not text (the redactor keeps their digits).
+ID_KEYS = frozenset({"request_id", "trace_id", "span_id", "traceparent", "timestamp"})
+
+
+def phone_shaped(value: object, key: str = "") -> list[str]:
+    """Unmasked phone-number-shaped strings anywhere in a logged value (ids exempt)."""
+    if key in ID_KEYS:
+        return []
+    if isinstance(value, str):
+        return _PHONE_SHAPED.findall(value)
+    if isinstance(value, dict):
+        return [hit for k, v in value.items() for hit in phone_shaped(v, str(k))]
+    if isinstance(value, list):
+        return [hit for v in value for hit in phone_shaped(v, key)]
+    return []
 
 
 def leaks(text: str) -> list[str]:
