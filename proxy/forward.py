@@ -19,6 +19,7 @@ shallow on purpose::
 
 import asyncio
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from proxy.catalog import TransportKind
 from proxy.config import Pool, Route
 
 _CHUNK = 64 * 1024
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class UpstreamFailure(Exception):
@@ -51,9 +53,13 @@ class _AppBodyBroken(Exception):
 
 @dataclass(frozen=True, slots=True)
 class UpstreamAnswer:
+    """A complete gateway answer. ``body`` is as received (passthrough returns it);
+    ``content`` is the same body with any gzip/deflate coding removed (parsers read it)."""
+
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
+    content: bytes
     duration_s: float
     bytes_out: int
 
@@ -115,6 +121,9 @@ async def exchange(
                 status=response.status,
                 headers=response.headers,
                 body=payload,
+                content=decode_content(
+                    payload, response.headers.get("Content-Encoding"), route.max_response_bytes
+                ),
                 duration_s=time.perf_counter() - started,
                 bytes_out=counter.total,
             )
@@ -161,6 +170,29 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
             response.close()
             raise UpstreamFailure("too_large", f"gateway answer is over {limit} bytes")
     return bytes(buffer)
+
+
+def decode_content(body: bytes, coding: str | None, limit: int) -> bytes:
+    """Undo a gzip/deflate Content-Encoding, never inflating past ``limit`` bytes.
+
+    The proxy asks for ``identity``; this is for gateways that compress anyway. A body
+    that does not decode is returned as it is (the parser then calls it malformed); one
+    that would inflate past ``limit`` is ``too_large`` (a zip bomb is not read whole).
+    """
+    coding = (coding or "").strip().lower()
+    if coding in ("", "identity") or not body:
+        return body
+    wbits = _WBITS.get(coding)
+    if wbits is None:
+        return body
+    inflater = zlib.decompressobj(wbits)
+    try:
+        content = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        return body
+    if len(content) > limit:
+        raise UpstreamFailure("too_large", f"gateway answer inflates to over {limit} bytes")
+    return content
 
 
 def map_exception(exc: BaseException, bytes_sent: int = 0) -> tuple[TransportKind, str]:

@@ -17,8 +17,9 @@ HOP_BY_HOP = frozenset(
         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host",
     }
 )  # fmt: skip
-# Framing and encoding are the client library's business on each leg.
-_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+# Framing is the HTTP library's business on each leg. Content-Encoding stays: passthrough
+# returns the gateway's body bytes exactly as they came.
+_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "date", "server"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -79,6 +80,8 @@ def upstream_request_headers(
     if host:
         out["X-Forwarded-Host"] = host
     out["X-Request-ID"] = request_id
+    # The proxy reads the answer to classify it: ask for it uncompressed.
+    out["Accept-Encoding"] = "identity"
     return out
 
 

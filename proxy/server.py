@@ -181,7 +181,7 @@ def _classify(catalog: Catalog, ex: _Exchange) -> None:
     answer, route = ex.answer, ex.route
     assert answer is not None
     assert route is not None
-    reply = parse_reply(route.vendor, answer.body, answer.headers.get("Content-Type"))
+    reply = parse_reply(route.vendor, answer.content, answer.headers.get("Content-Type"))
     ex.outcome = classify_reply(catalog, route.vendor, reply, answer.status)
     retry_after = answer.headers.get("Retry-After")
     if retry_after:

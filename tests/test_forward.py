@@ -1,8 +1,10 @@
 """Transport failures and streaming: each failure kind reaches the app as an envelope."""
 
 import asyncio
+import gzip
 import socket
 import tracemalloc
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.forward import map_exception
+from proxy.forward import decode_content, map_exception
 from tests.conftest import make_config
 
 
@@ -196,3 +198,53 @@ def test_map_exception_kinds() -> None:
     assert map_exception(aiohttp.ServerDisconnectedError())[0] == "connection_lost"
     assert map_exception(aiohttp.ClientPayloadError("x"))[0] == "connection_lost"
     assert map_exception(ConnectionResetError())[0] == "connection_lost"
+
+
+def gzip_reply(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status,
+        body=gzip.compress(body),
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/xml"},
+    )
+
+
+async def test_compressed_answers_are_classified(one_route_proxy: Any) -> None:
+    seen: list[str] = []
+
+    async def compressing(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Accept-Encoding", ""))
+        return gzip_reply(b'<response status="error" code="606"><message>out</message></response>')
+
+    client = await one_route_proxy(compressing, vendor="moms")
+    env = await (await client.get("/gw/x", headers={"Accept-Encoding": "gzip, br"})).json()
+    assert env["code"] == "RECIPIENT_OPTED_OUT"
+    assert seen == ["identity"]
+
+
+async def test_passthrough_returns_compressed_bodies_intact(one_route_proxy: Any) -> None:
+    body = b'<response status="error" code="606"><message>out</message></response>'
+
+    async def compressing(request: web.Request) -> web.Response:
+        return gzip_reply(body)
+
+    client = await one_route_proxy(compressing, vendor="moms", mode="passthrough")
+    resp = await client.get("/gw/x")
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert await resp.read() == body  # the client library undoes the gzip it was told about
+    assert resp.headers["X-Gateway-Code"] == "RECIPIENT_OPTED_OUT"
+
+
+async def test_a_zip_bomb_is_not_inflated(one_route_proxy: Any) -> None:
+    async def bomb(request: web.Request) -> web.Response:
+        return gzip_reply(b"<" + b"a" * 5_000_000 + b">")
+
+    client = await one_route_proxy(bomb, max_response_bytes=100_000)
+    env = await envelope(await client.post("/gw", data=b"x"))
+    assert env["code"] == "INVALID_UPSTREAM_RESPONSE"
+    assert "inflates" in env["detail"]
+
+
+def test_undecodable_content_is_left_for_the_parser() -> None:
+    assert decode_content(b"not gzip", "gzip", 100) == b"not gzip"
+    assert decode_content(b"raw", "br", 100) == b"raw"
+    assert decode_content(zlib.compress(b"abc"), "deflate", 100) == b"abc"

@@ -25,8 +25,9 @@ def test_hop_by_hop_and_connection_tokens_are_dropped() -> None:
     )  # fmt: skip
     assert set(out) == {
         "X-Keep", "Content-Length", "X-Forwarded-For", "X-Forwarded-Proto",
-        "X-Forwarded-Host", "X-Request-ID",
+        "X-Forwarded-Host", "X-Request-ID", "Accept-Encoding",
     }  # fmt: skip
+    assert out["Accept-Encoding"] == "identity"  # the proxy must read the answer
     assert out["X-Forwarded-Proto"] == "https"
     assert out["X-Forwarded-Host"] == "app.local"
 
@@ -67,3 +68,5 @@ def test_response_headers_for_passthrough() -> None:
         )
     )
     assert dict(out) == {"Content-Type": "text/xml", "X-Vendor": "v"}
+    encoded = downstream_response_headers(proxy_of(Content_Encoding="gzip"))
+    assert dict(encoded) == {"Content-Encoding": "gzip"}  # the body is passed as it came
