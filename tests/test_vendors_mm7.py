@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from proxy.vendors import mm7
-from proxy.vendors._xml import MAX_XML_BYTES
 from proxy.vendors.base import VendorReply
 from proxy.vendors.mm7 import parse_mm7
+from proxy.vendors.safexml import MAX_XML_BYTES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mm7"
 MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"

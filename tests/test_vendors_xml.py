@@ -1,13 +1,13 @@
-"""Tests for proxy.vendors._xml and proxy.vendors._multipart: the safe XML layer."""
+"""Tests for proxy.vendors.safexml and proxy.vendors.multipart: the safe XML layer."""
 
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from proxy.vendors import _xml
-from proxy.vendors._multipart import Part, select_part
-from proxy.vendors._xml import (
+from proxy.vendors import safexml
+from proxy.vendors.multipart import Part, select_part
+from proxy.vendors.safexml import (
     MAX_XML_BYTES,
     child_local,
     content_type_params,
@@ -83,7 +83,7 @@ def test_parsed_tree_check_backs_up_the_text_scan(
     body: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even if the text scan missed a DTD, the parsed tree's DOCTYPE makes it hostile."""
-    monkeypatch.setattr(_xml, "_classify_prolog", lambda text: None)
+    monkeypatch.setattr(safexml, "_classify_prolog", lambda text: None)
     result = parse_xml(body, None)
     assert (result.kind, result.root) == ("hostile", None)
 
@@ -226,7 +226,7 @@ def test_parser_never_reads_an_external_dtd(tmp_path: Path) -> None:
     dtd = tmp_path / "evil.dtd"
     dtd.write_text("this is not a DTD, so reading it would be a syntax error")
     body = f'<!DOCTYPE r SYSTEM "{dtd.as_uri()}"><r>&x;</r>'.encode()
-    root = etree.fromstring(body, _xml._parser("utf-8"))
+    root = etree.fromstring(body, safexml._parser("utf-8"))
     assert etree.tostring(root) == b"<r>&x;</r>"  # not read, not expanded
 
 

@@ -21,8 +21,8 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from proxy.sim.reply import Reply
-from proxy.vendors._multipart import select_part
-from proxy.vendors._xml import child_local, content_type_params, local_name, parse_xml, text_of
+from proxy.vendors.multipart import select_part
+from proxy.vendors.safexml import child_local, content_type_params, local_name, parse_xml, text_of
 
 MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"

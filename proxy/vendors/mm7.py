@@ -19,7 +19,7 @@ Real relays disagree on almost everything, so the reading is deliberately loose:
   ``data`` holds ``message_id`` and ``mm7_version`` when present.
 * ``multipart/related``: the part named by ``start=``, else the first XML part.
 * Hostile (DTD/entities), HTML, empty and over-cap bodies are reported by kind with no code
-  (see ``proxy.vendors._xml``). Malformed XML that still holds one unambiguous numeric
+  (see ``proxy.vendors.safexml``). Malformed XML that still holds one unambiguous numeric
   ``<…StatusCode>`` is ``salvaged`` by a bounded regex; hostile bodies are never salvaged.
 """
 
@@ -28,8 +28,9 @@ from typing import Any
 
 from lxml import etree
 
-from proxy.vendors._multipart import select_part
-from proxy.vendors._xml import (
+from proxy.vendors.base import VendorReply
+from proxy.vendors.multipart import select_part
+from proxy.vendors.safexml import (
     MAX_XML_BYTES,
     content_type_params,
     find_local,
@@ -37,7 +38,6 @@ from proxy.vendors._xml import (
     parse_xml,
     text_of,
 )
-from proxy.vendors.base import VendorReply
 
 # Bounded patterns for salvage: fixed-width quantifiers, no nested repetition.
 _PREFIX = r"(?:[A-Za-z_][\w.-]{0,40}:)?"

@@ -6,7 +6,7 @@ whose ``body_kind`` says what was found. Nothing here raises for any input.
 Which parser runs is decided by the **body**, not the Content-Type: the live ``/moms/*``
 API labels its JSON as ``text/xml``. After a UTF-8 BOM and whitespace are stripped, a body
 starting with ``{`` or ``[`` is JSON; anything else goes to the shared hostile-XML-safe
-parser (``_xml.parse_xml``: no DTDs, no entity expansion, no network, size cap).
+parser (``safexml.parse_xml``: no DTDs, no entity expansion, no network, size cap).
 
 Body kinds:
 
@@ -58,8 +58,8 @@ from typing import Any
 import orjson
 from lxml import etree
 
-from proxy.vendors._xml import MAX_XML_BYTES, child_local, local_name, parse_xml, text_of
 from proxy.vendors.base import VendorReply
+from proxy.vendors.safexml import MAX_XML_BYTES, child_local, local_name, parse_xml, text_of
 
 #: JSON bodies longer than this are not parsed (real replies are a few KiB).
 MAX_JSON_BYTES = MAX_XML_BYTES

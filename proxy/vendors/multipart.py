@@ -12,7 +12,7 @@ import email.policy
 from dataclasses import dataclass
 from email.message import Message
 
-from proxy.vendors._xml import content_type_params
+from proxy.vendors.safexml import content_type_params
 
 _XML_TYPES = frozenset({"text/xml", "application/xml", "application/soap+xml"})
 
