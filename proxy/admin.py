@@ -4,11 +4,24 @@ App traffic never reaches these endpoints: they live on their own port and their
 ``web.Application``.
 """
 
+from dataclasses import dataclass
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from proxy.server import Readiness
+
+@dataclass(slots=True)
+class Readiness:
+    """Ready once the app serves; false again as soon as shutdown begins."""
+
+    serving: bool = False
+    shutting_down: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.serving and not self.shutting_down
+
 
 ADMIN_REGISTRY_KEY = web.AppKey("admin_registry", CollectorRegistry)
 ADMIN_READINESS_KEY = web.AppKey("admin_readiness", Readiness)

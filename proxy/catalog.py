@@ -11,23 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import yaml
 
+from proxy.vendors.base import VENDOR_NAMES
+
 Category = Literal["success", "client", "auth", "recipient", "content", "upstream", "network"]
-CATEGORIES: tuple[Category, ...] = (
-    "success", "client", "auth", "recipient", "content", "upstream", "network",
-)  # fmt: skip
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 TransportKind = Literal[
     "connect", "timeout", "connection_lost", "too_large", "unparseable",
-    "request_too_large", "route_not_found", "bad_request", "internal",
+    "request_too_large", "route_not_found", "bad_request", "internal", "client_closed",
 ]  # fmt: skip
-TRANSPORT_KINDS: tuple[TransportKind, ...] = (
-    "connect", "timeout", "connection_lost", "too_large", "unparseable",
-    "request_too_large", "route_not_found", "bad_request", "internal",
-)  # fmt: skip
-VENDOR_NAMES = ("mm7", "moms")
+TRANSPORT_KINDS: tuple[TransportKind, ...] = get_args(TransportKind)
 
 
 class CatalogError(Exception):
@@ -100,8 +96,13 @@ class Catalog:
     def __getitem__(self, name: str) -> CanonicalCode:
         return self.canonical[name]
 
-    def for_http_status(self, status: int) -> CanonicalCode:
-        """The HTTP fallback: an exact status, else its class, else ``default``."""
+    def for_http_status(self, status: int, *, bodiless: bool = False) -> CanonicalCode:
+        """The HTTP fallback: an exact status, else its class, else ``default``.
+
+        ``bodiless`` answers (HEAD, 204, 304) with a 2xx/3xx status use ``no_body``.
+        """
+        if bodiless and 200 <= status < 400 and "no_body" in self.http:
+            return self.http["no_body"]
         return (
             self.http.get(str(status))
             or self.http.get(f"{status // 100}xx")

@@ -11,12 +11,22 @@ Pure functions over the catalog. Precedence, highest first:
 5. the HTTP status (``http`` fallbacks; 2xx without a code → INVALID_UPSTREAM_RESPONSE).
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.catalog import CanonicalCode, Catalog, TransportKind, VendorCode, VendorTable
 from proxy.vendors.base import VendorReply
+
+# ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_BODY_WORDS = {
+    "empty": "an empty body",
+    "html": "an HTML page",
+    "malformed": "a body that could not be parsed",
+    "unrecognized": "a body that is not a {vendor} answer",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +51,14 @@ class Outcome:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
-def classify_reply(catalog: Catalog, vendor: str, reply: VendorReply, http_status: int) -> Outcome:
-    """Classify a gateway answer (``reply`` parsed from its body, with its HTTP status)."""
+def classify_reply(
+    catalog: Catalog, vendor: str, reply: VendorReply, http_status: int, *, bodiless: bool = False
+) -> Outcome:
+    """Classify a gateway answer (``reply`` parsed from its body, with its HTTP status).
+
+    ``bodiless`` says the answer could not carry a body (a HEAD request, 1xx, 204, 304):
+    its emptiness is then no fault of the gateway's.
+    """
     table = catalog.vendors[vendor]
     if reply.body_kind == "hostile":
         return Outcome(
@@ -61,7 +77,7 @@ def classify_reply(catalog: Catalog, vendor: str, reply: VendorReply, http_statu
     elif _says_success(reply) and table.unknown_success is not None:
         canonical = table.unknown_success
     else:
-        canonical = catalog.for_http_status(http_status)
+        canonical = catalog.for_http_status(http_status, bodiless=bodiless)
     message = reply.message or (entry.text if entry else None)
     # A 2xx that says nothing usable is the gateway's failure; an error status with a
     # body we can't read is already explained by the status.
@@ -95,12 +111,8 @@ def classify_failure(
         vendor=vendor,
         http_status=http_status,
         detail=detail,
-        failure=kind if kind in _FAILURE_METRIC_KINDS else None,
+        failure=kind,
     )
-
-
-# Failures that count as upstream failures (metric reason); the others are the app's doing.
-_FAILURE_METRIC_KINDS = frozenset({"connect", "timeout", "connection_lost", "too_large"})
 
 
 def _by_vendor_code(
@@ -108,13 +120,14 @@ def _by_vendor_code(
 ) -> tuple[CanonicalCode, VendorCode | None, str]:
     code = reply.code or ""
     entry = table.codes.get(code)
-    if entry is None and code.isdigit():
-        # Normalise "02002" or " 2002 " style codes before declaring them unknown.
+    number = _INTEGER.fullmatch(code)
+    if entry is None and number:
+        # Normalise "02002" style codes before declaring them unknown.
         entry = table.codes.get(str(int(code)))
     if entry is not None:
         return entry.resolve(reply.message), entry, entry.code
-    if table.class_fallbacks and code.isdigit():
-        digit = code[0] if len(code) == 4 else "default"
+    if table.class_fallbacks and number:
+        digit = code[0] if len(code) == 4 and not code.startswith("-") else "default"
         target = table.class_fallbacks.get(digit) or table.class_fallbacks["default"]
         fallback = table.codes[target]
         return fallback.canonical, fallback, "other"
@@ -141,10 +154,5 @@ def _detail(vendor: str, reply: VendorReply, message: str | None, http_status: i
         return text + (f" ({reply.details})" if reply.details else "")
     if reply.fault_code is not None:
         return f"{vendor} SOAP fault {reply.fault_code}" + (f": {message}" if message else "")
-    what = {
-        "empty": "an empty body",
-        "html": "an HTML page",
-        "malformed": "a body that could not be parsed",
-        "unrecognized": f"a body that is not a {vendor} answer",
-    }.get(reply.body_kind, "no status code")
+    what = _BODY_WORDS.get(reply.body_kind, "no status code").format(vendor=vendor)
     return f"The gateway answered HTTP {http_status} with {what}."

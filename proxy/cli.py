@@ -12,13 +12,13 @@ from typing import cast
 
 import orjson
 
-from proxy import __version__
+from proxy import __version__, demo, sim
 from proxy.catalog import Catalog, CatalogError, load_catalog
 from proxy.classify import classify_reply
 from proxy.codes_table import render_codes
-from proxy.config import ConfigError, LogFormat, LogLevel, load_config, resolve_config_path
+from proxy.config import ConfigError, load_config, resolve_config_path
 from proxy.envelope import build_envelope
-from proxy.logs import configure_logging, get_logger
+from proxy.logs import LogFormat, LogLevel, configure_logging, get_logger
 from proxy.vendors import VendorName, parse_reply
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -54,8 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--catalog", help="catalog file (default: the built-in one)")
     translate.add_argument("file", help="the captured body, or - for standard input")
 
-    from proxy import demo, sim  # noqa: PLC0415 - keep the simulator off the serve path
-
     sim.add_simulate_arguments(sub.add_parser("simulate", help="run the gateway simulator"))
     demo.add_demo_arguments(
         sub.add_parser("demo", help="run the simulator and the proxy with a guide")
@@ -75,8 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "translate":
         return _translate(args)
     if command == "simulate":
-        from proxy import sim  # noqa: PLC0415
-
         try:
             settings = sim.settings_from_args(args)
         except ValueError as exc:
@@ -85,8 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("info", "console")
         sim.run_simulator(settings)
         return EXIT_OK
-    from proxy import demo  # noqa: PLC0415
-
     return demo.run_demo(args)
 
 

@@ -10,14 +10,14 @@ from typing import Any, Literal
 import orjson
 
 from proxy.catalog import Catalog
+from proxy.vendors.base import VENDOR_NAMES
 
 Format = Literal["table", "json", "markdown"]
-_VENDOR_ORDER = ("mm7", "moms")
 
 
 def catalog_as_dict(catalog: Catalog, vendor: str | None = None) -> dict[str, Any]:
     """A JSON-ready view of the catalog (optionally one vendor only)."""
-    vendors = [vendor] if vendor else list(_VENDOR_ORDER)
+    vendors = [vendor] if vendor else list(VENDOR_NAMES)
     return {
         "canonical": [
             {
@@ -52,10 +52,7 @@ def render_codes(catalog: Catalog, *, vendor: str | None = None, fmt: Format = "
     data = catalog_as_dict(catalog, vendor)
     if fmt == "json":
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
-    rows = list(_rows(data, markdown=fmt == "markdown"))
-    if fmt == "markdown":
-        return "\n".join(rows) + "\n"
-    return "\n".join(rows) + "\n"
+    return "\n".join(_rows(data, markdown=fmt == "markdown")) + "\n"
 
 
 def _rows(data: dict[str, Any], *, markdown: bool) -> Iterator[str]:

@@ -10,23 +10,23 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 import yaml
 
-Vendor = Literal["mm7", "moms"]
+from proxy.logs import LogFormat, LogLevel
+from proxy.vendors.base import VENDOR_NAMES, VendorName
+
+Vendor = VendorName
 Mode = Literal["envelope", "passthrough"]
-LogFormat = Literal["json", "console"]
-LogLevel = Literal["debug", "info", "warning", "error"]
 
 ENV_CONFIG = "GATEWAY_PROXY_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/gateway-proxy.yaml")
 
-_VENDORS: tuple[Vendor, ...] = ("mm7", "moms")
-_MODES: tuple[Mode, ...] = ("envelope", "passthrough")
-_LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console")
-_LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error")
+_MODES: tuple[Mode, ...] = get_args(Mode)
+_LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
+_LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _PREFIX = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -302,7 +302,7 @@ class _Validator:
         return Route(
             name=name,
             path_prefix=prefix,
-            vendor=cast(Vendor, self.choice(f"{key}.vendor", raw.get("vendor"), _VENDORS))
+            vendor=cast(Vendor, self.choice(f"{key}.vendor", raw.get("vendor"), VENDOR_NAMES))
             if "vendor" in raw
             else "mm7",
             upstream=self.upstream(f"{key}.upstream", raw.get("upstream")),

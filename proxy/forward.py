@@ -2,10 +2,10 @@
 
 ``exchange`` streams the app's body to the upstream and reads the (small) answer up
 to the route's ``max_response_bytes``. It returns an ``UpstreamAnswer`` or raises
-``UpstreamFailure``, never anything else from aiohttp. The exception tree is kept
+``ProxyFailure``, never anything else from aiohttp. The exception tree is kept
 shallow on purpose::
 
-    UpstreamFailure(kind)      kind is one of
+    ProxyFailure(kind)         kind is one of
       connect                  refused, DNS, TLS, connect timeout: never reached the gateway
       timeout                  the total timeout ran out
       connection_lost          closed or reset before the full answer arrived
@@ -13,6 +13,10 @@ shallow on purpose::
       unparseable              the answer is not valid HTTP
       request_too_large        the app's body is over max_request_bytes
       bad_request              the app's body ended early (the app went away)
+
+The server raises the same exception for requests it refuses before forwarding
+(``route_not_found``, ``bad_request``, ``request_too_large``): every answer the proxy
+gives on its own goes through one path.
 
 ``map_exception`` is the boundary; everything above it switches on ``kind``.
 """
@@ -34,13 +38,19 @@ _CHUNK = 64 * 1024
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
-class UpstreamFailure(Exception):
-    """No complete, valid answer came back from the gateway."""
+class ProxyFailure(Exception):
+    """The proxy answers itself: no complete, valid gateway answer (or none was sought).
+
+    ``elapsed_s`` and ``bytes_sent`` say how far the exchange with the gateway got, when
+    one was attempted.
+    """
 
     def __init__(self, kind: TransportKind, detail: str) -> None:
         super().__init__(detail)
         self.kind: TransportKind = kind
         self.detail = detail
+        self.elapsed_s: float | None = None
+        self.bytes_sent = 0
 
 
 class _AppBodyTooLarge(Exception):
@@ -85,6 +95,11 @@ def create_session(pool: Pool) -> aiohttp.ClientSession:
     )
 
 
+def client_timeout(route: Route) -> aiohttp.ClientTimeout:
+    """The route's timeouts; ``connect`` includes waiting for a pooled connection."""
+    return aiohttp.ClientTimeout(total=route.timeout.total, connect=route.timeout.connect)
+
+
 def upstream_url(route: Route, rest_path: str, raw_query: str) -> URL:
     """The route's upstream with the app's remaining (still encoded) path and query."""
     text = route.upstream + rest_path
@@ -101,11 +116,11 @@ async def exchange(
     url: URL,
     headers: CIMultiDict[str],
     body: aiohttp.StreamReader | None,
+    time_limits: aiohttp.ClientTimeout,
 ) -> UpstreamAnswer:
-    """Send one request upstream and read the answer. Raises only ``UpstreamFailure``."""
+    """Send one request upstream and read the answer. Raises only ``ProxyFailure``."""
     counter = _Counter()
     data = _stream(body, counter, route.max_request_bytes) if body is not None else None
-    timeout = aiohttp.ClientTimeout(total=route.timeout.total, connect=route.timeout.connect)
     started = time.perf_counter()
     try:
         async with session.request(
@@ -113,7 +128,7 @@ async def exchange(
             url,
             headers=headers,
             data=data,
-            timeout=timeout,
+            timeout=time_limits,
             allow_redirects=False,
         ) as response:
             payload = await _read_capped(response, route.max_response_bytes)
@@ -127,11 +142,13 @@ async def exchange(
                 duration_s=time.perf_counter() - started,
                 bytes_out=counter.total,
             )
-    except UpstreamFailure:
+    except ProxyFailure as failure:
+        failure.elapsed_s, failure.bytes_sent = time.perf_counter() - started, counter.total
         raise
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        kind, detail = map_exception(exc, counter.total)
-        raise UpstreamFailure(kind, detail) from exc
+        mapped = ProxyFailure(*map_exception(exc))
+        mapped.elapsed_s, mapped.bytes_sent = time.perf_counter() - started, counter.total
+        raise mapped from exc
 
 
 class _Counter:
@@ -162,13 +179,13 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > limit:
         response.close()  # don't read (or reuse) a connection carrying a huge body
-        raise UpstreamFailure("too_large", f"gateway answer declared {declared} bytes (> {limit})")
+        raise ProxyFailure("too_large", f"gateway answer declared {declared} bytes (> {limit})")
     buffer = bytearray()
     async for chunk in response.content.iter_chunked(_CHUNK):
         buffer += chunk
         if len(buffer) > limit:
             response.close()
-            raise UpstreamFailure("too_large", f"gateway answer is over {limit} bytes")
+            raise ProxyFailure("too_large", f"gateway answer is over {limit} bytes")
     return bytes(buffer)
 
 
@@ -191,11 +208,11 @@ def decode_content(body: bytes, coding: str | None, limit: int) -> bytes:
     except zlib.error:
         return body
     if len(content) > limit:
-        raise UpstreamFailure("too_large", f"gateway answer inflates to over {limit} bytes")
+        raise ProxyFailure("too_large", f"gateway answer inflates to over {limit} bytes")
     return content
 
 
-def map_exception(exc: BaseException, bytes_sent: int = 0) -> tuple[TransportKind, str]:
+def map_exception(exc: BaseException) -> tuple[TransportKind, str]:
     """Map an aiohttp/OS/timeout error to a failure kind and a short description.
 
     Connect-phase errors (refused, DNS, TLS, connect timeout) never reached the gateway;

@@ -21,6 +21,7 @@ HOP_BY_HOP = frozenset(
 # returns the gateway's body bytes exactly as they came.
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length", "date", "server"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_PHONE_SHAPED = re.compile(r"(?<![0-9A-Za-z])\+?[0-9]{7,15}(?![0-9A-Za-z])")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -45,9 +46,15 @@ def _without(
 
 
 def request_id_from(headers: Mapping[str, str]) -> str:
-    """The app's ``X-Request-ID`` when it is a sane token, else a new one."""
+    """The app's ``X-Request-ID`` when it is a sane token, else a new one.
+
+    An id holding a phone-number-shaped run of digits is replaced: request ids are
+    logged as they are, and an app that uses the recipient as its id must not leak it.
+    """
     incoming = headers.get("X-Request-ID", "")
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    if _REQUEST_ID.match(incoming) and not _PHONE_SHAPED.search(incoming):
+        return incoming
+    return uuid.uuid4().hex
 
 
 def trace_id_from(headers: Mapping[str, str]) -> str | None:

@@ -18,7 +18,9 @@ from proxy.config import Route
 
 # Gateways take 50 ms to 30 s; the top buckets catch the total timeout.
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+# The failures that are the gateway's (the app's own, like request_too_large, are not).
 FAILURE_REASONS = ("connect", "timeout", "connection_lost", "too_large", "unparseable")
+_FAILURE_REASON_SET = frozenset(FAILURE_REASONS)
 UNMATCHED_ROUTE = "unmatched"
 PROXY_VENDOR = "proxy"
 
@@ -106,7 +108,7 @@ class Metrics:
         )
         if upstream_duration_s is not None:
             self.upstream_duration.labels(route, vendor).observe(upstream_duration_s)
-        if outcome.failure in FAILURE_REASONS:
+        if outcome.failure in _FAILURE_REASON_SET:
             self.upstream_failures.labels(route, vendor, outcome.failure).inc()
 
 

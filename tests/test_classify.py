@@ -23,7 +23,11 @@ def mm7(code: str | None = None, **kw: object) -> VendorReply:
         ("42", "UPSTREAM_ERROR", "other"),
         ("12345", "UPSTREAM_ERROR", "other"),
         ("02002", "INVALID_ADDRESS", "2002"),
+        ("-1", "UPSTREAM_ERROR", "other"),  # any other number → 3000
         ("abc", "UNKNOWN_CODE", "other"),
+        ("²", "UNKNOWN_CODE", "other"),  # str.isdigit() is true, int() refuses it
+        ("100²", "UNKNOWN_CODE", "other"),
+        ("١٠٠٠", "UNKNOWN_CODE", "other"),  # Arabic-Indic digits: not an MM7 code
     ],
 )
 def test_mm7_codes_and_class_fallbacks(
@@ -138,8 +142,9 @@ def test_success_data_only_on_success(catalog: Catalog) -> None:
         ("timeout", "TIMEOUT", "timeout"),
         ("connection_lost", "CONNECTION_LOST", "connection_lost"),
         ("too_large", "INVALID_UPSTREAM_RESPONSE", "too_large"),
-        ("request_too_large", "REQUEST_TOO_LARGE", None),
-        ("route_not_found", "ROUTE_NOT_FOUND", None),
+        ("request_too_large", "REQUEST_TOO_LARGE", "request_too_large"),
+        ("route_not_found", "ROUTE_NOT_FOUND", "route_not_found"),
+        ("client_closed", "CLIENT_CLOSED_REQUEST", "client_closed"),
     ],
 )
 def test_transport_failures(
@@ -150,3 +155,11 @@ def test_transport_failures(
     assert outcome.vendor == "proxy"
     assert outcome.failure == failure
     assert outcome.detail == "what happened"
+
+
+@pytest.mark.parametrize(("status", "expected"), [(204, "OK"), (304, "OK"), (404, "NOT_FOUND")])
+def test_answers_that_cannot_carry_a_body(catalog: Catalog, status: int, expected: str) -> None:
+    reply = VendorReply(body_kind="empty")
+    outcome = classify_reply(catalog, "mm7", reply, status, bodiless=True)
+    assert (outcome.code.name, outcome.failure) == (expected, None)
+    assert classify_reply(catalog, "mm7", reply, 200).code.name == "INVALID_UPSTREAM_RESPONSE"

@@ -248,3 +248,34 @@ def test_undecodable_content_is_left_for_the_parser() -> None:
     assert decode_content(b"not gzip", "gzip", 100) == b"not gzip"
     assert decode_content(b"raw", "br", 100) == b"raw"
     assert decode_content(zlib.compress(b"abc"), "deflate", 100) == b"abc"
+
+
+async def test_tls_failure_is_a_connection_error(gateway: Any, proxy_client: Any) -> None:
+    async def plain(request: web.Request) -> web.Response:
+        return web.Response(text="not TLS")
+
+    app = web.Application()
+    app.router.add_get("/", plain)
+    server = await gateway(app)  # speaks plain HTTP: the TLS handshake fails
+    config = make_config(
+        {"path_prefix": "/gw", "upstream": f"https://127.0.0.1:{server.port}/"},
+    )
+    client = await proxy_client(config)
+    env = await envelope(await client.get("/gw"))
+    assert (env["code"], env["retryable"]) == ("CONNECTION_ERROR", True)
+    assert "TLS" in env["detail"] or "connect" in env["detail"]
+
+
+async def test_a_timeout_still_records_how_long_the_gateway_took(one_route_proxy: Any) -> None:
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(60)
+        return web.Response()
+
+    client = await one_route_proxy(hang, timeout={"total": 0.3})
+    await client.post("/gw", data=b"12345")
+    from proxy.server import REGISTRY_KEY
+
+    registry = client.app[REGISTRY_KEY]
+    labels = {"route": "gw", "vendor": "mm7"}
+    assert registry.get_sample_value("gateway_proxy_upstream_duration_seconds_count", labels) == 1
+    assert registry.get_sample_value("gateway_proxy_upstream_duration_seconds_sum", labels) > 0

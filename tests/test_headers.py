@@ -70,3 +70,10 @@ def test_response_headers_for_passthrough() -> None:
     assert dict(out) == {"Content-Type": "text/xml", "X-Vendor": "v"}
     encoded = downstream_response_headers(proxy_of(Content_Encoding="gzip"))
     assert dict(encoded) == {"Content-Encoding": "gzip"}  # the body is passed as it came
+
+
+def test_request_ids_that_look_like_phone_numbers_are_replaced() -> None:
+    for phone_like in ("+13108675309", "13108675309", "order-13108675309", "4915112345678"):
+        assert request_id_from({"X-Request-ID": phone_like}) != phone_like
+    for fine in ("abc-123", "0af7651916cd43dd8448eb211c80319c", "order-42", "2026-11-23"):
+        assert request_id_from({"X-Request-ID": fine}) == fine

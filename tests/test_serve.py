@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from proxy.serve import serve
@@ -81,14 +82,17 @@ def test_sigterm_stops_the_process_cleanly(tmp_path: Any) -> None:
     assert (shutdown["event"], shutdown["signal"]) == ("shutdown", "SIGTERM")
 
 
-def test_console_format_for_humans(tmp_path: Any) -> None:
+@pytest.mark.parametrize("where", ["flag", "config"])
+def test_console_format_for_humans(tmp_path: Any, where: str) -> None:
     config = tmp_path / "gw.yaml"
     config.write_text(
         f"listen: 127.0.0.1:{free_port()}\nadmin_listen: 127.0.0.1:{free_port()}\n"
-        "routes: [{name: a, path_prefix: /a, vendor: mm7, upstream: 'http://127.0.0.1:9/'}]\n"
+        + ("log: {format: console}\n" if where == "config" else "")
+        + "routes: [{name: a, path_prefix: /a, vendor: mm7, upstream: 'http://127.0.0.1:9/'}]\n"
     )
+    flags = ["--log-format", "console"] if where == "flag" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "serve", "--config", str(config), "--log-format", "console"],
+        [sys.executable, "-m", "proxy", "serve", "--config", str(config), *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -298,3 +298,115 @@ async def test_an_unexpected_error_still_gets_an_envelope_and_a_traceback(
     (line,) = [line for line in log_lines() if line["event"] == "unhandled_error"]
     assert line["level"] == "error"
     assert "RuntimeError: parser bug" in line["exception"]
+    (request_line,) = [line for line in log_lines() if line["event"] == "request"]
+    assert (request_line["code"], request_line["route"]) == ("INTERNAL_ERROR", "gw")
+
+
+async def test_head_and_no_content_answers_are_not_gateway_failures(one_route_proxy: Any) -> None:
+    async def no_content(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    client = await one_route_proxy(no_content, vendor="moms")
+    env = await (await client.get("/gw/system.ping")).json()
+    assert (env["code"], env["vendor"]["http_status"]) == ("OK", 204)
+    head = await one_route_proxy(Recorder(), vendor="mm7")
+    resp = await head.head("/gw")
+    assert (resp.status, resp.headers["Content-Type"]) == (200, "application/json")
+
+
+async def test_encoded_slashes_cannot_escape_the_upstream_path(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw)
+    for path in ("/gw/..%2fadmin", "/gw/%2F..%2Fetc", "/gw/a%5c..%5cb"):
+        url = URL(f"http://{client.host}:{client.port}{path}", encoded=True)
+        resp = await client.session.get(url)
+        env = await resp.json()
+        assert (resp.status, env["code"], env["route"]) == (400, "INVALID_REQUEST", "gw"), path
+    assert gw.requests == []
+
+
+@pytest.mark.parametrize(
+    "request_line", [b"CONNECT example.com:443 HTTP/1.1", b"OPTIONS * HTTP/1.1"]
+)
+async def test_targets_no_route_can_match_get_an_envelope(
+    one_route_proxy: Any, request_line: bytes
+) -> None:
+    client = await one_route_proxy(Recorder())
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert json.loads(body)["code"] == "INVALID_REQUEST"
+
+
+async def test_a_phone_number_is_not_accepted_as_request_id(one_route_proxy: Any) -> None:
+    gw = Recorder()
+    client = await one_route_proxy(gw)
+    resp = await client.post("/gw", data=b"x", headers={"X-Request-ID": pii.MSISDNS[0]})
+    assert resp.headers["X-Request-ID"] != pii.MSISDNS[0]
+    assert gw.requests[0]["headers"]["X-Request-ID"] == resp.headers["X-Request-ID"]
+
+
+async def test_the_app_hanging_up_still_leaves_a_log_line_and_a_metric(
+    one_route_proxy: Any, log_lines: Any
+) -> None:
+    started = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        started.set()
+        await asyncio.sleep(30)
+        return web.Response()
+
+    client = await one_route_proxy(slow, timeout={"total": 20})
+    _, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /gw HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+    await writer.drain()
+    await asyncio.wait_for(started.wait(), 5)
+    writer.close()  # the app goes away while the gateway is still working
+    for _ in range(100):
+        lines = [line for line in log_lines() if line.get("event") == "request"]
+        if lines:
+            break
+        await asyncio.sleep(0.05)
+    (line,) = lines
+    assert (line["code"], line["category"], line["route"]) == (
+        "CLIENT_CLOSED_REQUEST",
+        "client",
+        "gw",
+    )
+    from proxy.server import REGISTRY_KEY
+
+    registry = client.app[REGISTRY_KEY]
+    labels = {"route": "gw", "vendor": "mm7", "code": "CLIENT_CLOSED_REQUEST",
+              "category": "client", "vendor_code": "none"}  # fmt: skip
+    assert registry.get_sample_value("gateway_proxy_responses_total", labels) == 1
+    assert registry.get_sample_value("gateway_proxy_requests_in_flight", {"route": "gw"}) == 0
+
+
+async def test_one_pooled_connection_serves_consecutive_requests(one_route_proxy: Any) -> None:
+    ports: list[int] = []
+
+    async def peer_port(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        ports.append(request.transport.get_extra_info("peername")[1])
+        return submit_rsp()
+
+    client = await one_route_proxy(peer_port)
+    for _ in range(3):
+        assert (await client.post("/gw", data=b"x")).status == 200
+    assert len(set(ports)) == 1, "a new connection (or session) per request"
+
+
+async def test_retry_after_is_kept_on_503(one_route_proxy: Any) -> None:
+    def reply() -> web.Response:
+        return web.Response(status=503, text="", headers={"Retry-After": "120"})
+
+    client = await one_route_proxy(Recorder(reply))
+    resp = await client.post("/gw", data=b"x")
+    env = await resp.json()
+    assert (resp.status, env["code"], resp.headers["Retry-After"]) == (
+        503, "UPSTREAM_UNAVAILABLE", "120",
+    )  # fmt: skip

@@ -7,13 +7,11 @@ tested with plain inputs and fuzzed with Hypothesis.
 """
 
 from collections.abc import Callable
-from typing import Literal
 
-from proxy.vendors.base import BodyKind, VendorReply
+from proxy.vendors.base import BodyKind, VendorName, VendorReply
 from proxy.vendors.mm7 import parse_mm7
 from proxy.vendors.moms import parse_moms
 
-VendorName = Literal["mm7", "moms"]
 Parser = Callable[[bytes, str | None], VendorReply]
 
 PARSERS: dict[VendorName, Parser] = {"mm7": parse_mm7, "moms": parse_moms}

@@ -2,7 +2,10 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+VendorName = Literal["mm7", "moms"]
+VENDOR_NAMES: tuple[VendorName, ...] = get_args(VendorName)
 
 BodyKind = Literal[
     "vendor",  # a vendor answer was recognised (it may still lack a code, e.g. a bare Fault)
@@ -37,4 +40,4 @@ class VendorReply:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
-__all__ = ["BodyKind", "VendorReply"]
+__all__ = ["VENDOR_NAMES", "BodyKind", "VendorName", "VendorReply"]
