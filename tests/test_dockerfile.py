@@ -245,8 +245,25 @@ def test_image_default_config_passes_check_config(tmp_path: Path) -> None:
     data = yaml.safe_load(rewritten)
     assert data["listen"] == "0.0.0.0:8080"
     assert data["admin_listen"] == "0.0.0.0:8081"
+    # One source config: the rewrite touches those two lines and nothing else.
+    source = (ROOT / "config" / "gateway-proxy.yaml").read_text().splitlines()
+    lines = zip(source, rewritten.splitlines(), strict=True)
+    assert [a.split(":")[0] for a, b in lines if a != b] == ["listen", "admin_listen"]
+    # The build's own guards (grep -Eq after the sed) accept the result...
     config = tmp_path / "gateway-proxy.yaml"
     config.write_text(rewritten)
+    guards = re.findall(r"grep -Eq '([^']+)'", runs)
+    assert len(guards) == 2, "the build checks both rewritten lines"
+    for guard in guards:
+        found = subprocess.run(["grep", "-Eq", guard, str(config)], check=False, timeout=30)
+        assert found.returncode == 0, guard
+        # ...and reject the unrewritten config, so a moved line fails the build.
+        missed = subprocess.run(
+            ["grep", "-Eq", guard, str(ROOT / "config" / "gateway-proxy.yaml")],
+            check=False,
+            timeout=30,
+        )
+        assert missed.returncode != 0, guard
     env = {**os.environ, "MM7_BASIC_AUTH": "dXNlcjpwYXNz"}
     result = _run_cli("check-config", str(config), env=env)
     assert result.returncode == 0, result.stdout + result.stderr

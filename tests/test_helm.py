@@ -6,14 +6,21 @@ every rendered manifest is validated against the Kubernetes JSON schemas of
 `kubernetes-validate` (strict: unknown fields fail). The Prometheus Operator objects
 (ServiceMonitor, PodMonitor, PrometheusRule) are CRDs outside those schemas, so they get a
 structural check instead, against the Service, the pods and the shipped rules file.
+The install commands in the README and docs/deployment.md are rendered too, and the Secret
+and ConfigMap their pods reference are checked against the `kubectl create` commands that
+come before them.
 """
 
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +88,14 @@ class Helm:
         result = self.run("template", release, str(chart), "--kube-version", "1.33.0", *args)
         assert result.returncode == 0, result.stderr
         return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+    def notes(self, *args: str, release: str = "gp", namespace: str = "shop") -> str:
+        """The NOTES that `helm install` prints (a client-side dry run: no cluster needed)."""
+        result = self.run(
+            "install", release, str(CHART), "-n", namespace, "--dry-run=client", *args
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split("NOTES:", 1)[1]
 
     def render(self, scenario: str) -> list[Doc]:
         if scenario not in self._renders:
@@ -208,10 +223,67 @@ def test_example_app_runs_the_proxy_as_a_native_sidecar(helm: Helm) -> None:
 
 
 def test_fallback_for_old_clusters_is_a_regular_container(helm: Helm) -> None:
-    ((spec, container),) = _pods(helm.render("app-legacy"))
+    docs = helm.render("app-legacy")
+    ((spec, container),) = _pods(docs)
     assert "initContainers" not in spec
-    assert container in spec["containers"]
+    # First: the kubelet starts containers in order and waits for each postStart hook.
+    assert spec["containers"][0] == container
     assert "restartPolicy" not in container
+    command = container["lifecycle"]["postStart"]["exec"]["command"]
+    assert command[:2] == ["python", "-c"]
+    assert "http://127.0.0.1:8081/readyz" in command[2]
+    annotations = _one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["kubectl.kubernetes.io/default-container"] == "app"
+    native = _pods(helm.render("app"))[0][1]
+    assert "postStart" not in native["lifecycle"], "a native sidecar is ordered by Kubernetes"
+
+
+class _Readyz(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/readyz" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def readyz() -> Iterator[ThreadingHTTPServer]:
+    """A fake admin port on loopback; set `.RequestHandlerClass.status` for /readyz."""
+    handler = type("Readyz", (_Readyz,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="fake-readyz", daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize(("status", "released"), [(200, True), (503, False)])
+def test_fallback_post_start_waits_for_readyz(
+    helm: Helm, readyz: ThreadingHTTPServer, status: int, released: bool
+) -> None:
+    """The hook returns once /readyz answers 2xx, and fails after the startup budget if not."""
+    readyz.RequestHandlerClass.status = status  # type: ignore[attr-defined]
+    port = readyz.server_address[1]
+    docs = helm.template(
+        "--set", f"gateway-proxy.sidecar.native=false,gateway-proxy.ports.admin={port}",
+        "--set", "gateway-proxy.probes.startup.periodSeconds=1",
+        "--set", "gateway-proxy.probes.startup.failureThreshold=1",
+        chart=helm.app, release="shop",
+    )  # fmt: skip
+    ((_, container),) = _pods(docs)
+    _, flag, script = container["lifecycle"]["postStart"]["exec"]["command"]
+    result = subprocess.run(
+        [sys.executable, flag, script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert (result.returncode == 0) is released, result.stderr
+    if not released:
+        assert "/readyz not ready after 1s" in result.stderr
 
 
 def test_example_app_uses_the_sidecar_example_values() -> None:
@@ -258,6 +330,20 @@ def test_probes_resources_and_ports(helm: Helm, scenario: str) -> None:
         }
         for part in ("requests", "limits"):
             assert {"cpu", "memory"} <= container["resources"][part].keys()
+
+
+@pytest.mark.parametrize("scenario", WITH_PODS)
+def test_config_file_is_named_once(helm: Helm, scenario: str) -> None:
+    """`--config` names the mounted ConfigMap key; no GATEWAY_PROXY_CONFIG says it twice."""
+    for _, container in _pods(helm.render(scenario)):
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "gateway-proxy-config"]
+        assert container["args"] == [
+            "serve",
+            "--config",
+            f"{mount['mountPath']}/gateway-proxy.yaml",
+        ]
+        names = {e["name"] for e in container.get("env", [])}
+        assert "GATEWAY_PROXY_CONFIG" not in names
 
 
 @pytest.mark.parametrize("scenario", WITH_PODS)
@@ -315,7 +401,7 @@ def test_credentials_come_from_an_existing_secret(helm: Helm, scenario: str) -> 
             assert _VAR.search(value), "header values stay placeholders in the ConfigMap"
     for _, container in _pods(docs):
         from_secret = {
-            e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+            e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})
         }
         env_from = [s["secretRef"]["name"] for s in container.get("envFrom", [])]
         assert used <= from_secret or env_from, f"{used - from_secret} reach no env var"
@@ -325,6 +411,7 @@ def test_credentials_come_from_an_existing_secret(helm: Helm, scenario: str) -> 
     ("args", "message"),
     [
         (["terminationGracePeriodSeconds=25"], "terminationGracePeriodSeconds (25) must exceed"),
+        (["image.repository=gateway-proxy"], "docker.io/library/gateway-proxy, which is not"),
         (["credentials.envFrom=false"], "${MM7_BASIC_AUTH}"),
         (["ports.admin=8080"], "ports.http and ports.admin must differ"),
         (
@@ -337,7 +424,15 @@ def test_credentials_come_from_an_existing_secret(helm: Helm, scenario: str) -> 
             "autoscaling: set targetCPUUtilizationPercentage",
         ),
     ],
-    ids=["grace-period", "unset-var", "same-ports", "pdb", "sidecar-servicemonitor", "hpa"],
+    ids=[
+        "grace-period",
+        "bare-image",
+        "unset-var",
+        "same-ports",
+        "pdb",
+        "sidecar-servicemonitor",
+        "hpa",
+    ],
 )
 def test_inconsistent_values_fail_rendering(helm: Helm, args: list[str], message: str) -> None:
     sets = [arg for value in args for arg in ("--set", value)]
@@ -406,16 +501,85 @@ def test_recommended_labels(helm: Helm, scenario: str) -> None:
             assert labels[f"app.kubernetes.io/{key}"]
 
 
-def test_config_change_rolls_the_pods(helm: Helm) -> None:
-    def checksum(*args: str) -> str:
-        deployment = _one(helm.template(*args), "Deployment")
-        return str(
-            deployment["spec"]["template"]["metadata"]["annotations"][
-                "checksum/gateway-proxy-config"
-            ]
-        )
+def test_grace_period_boundary(helm: Helm) -> None:
+    """Strictly greater than preStop (5) + drain (20): 26 renders, 25 does not (above)."""
+    deployment = _one(helm.template("--set", "terminationGracePeriodSeconds=26"), "Deployment")
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 26
 
-    assert checksum() != checksum("--set", "config.log.level=debug")
+
+def test_notes_grace_period_rule_matches_the_template(helm: Helm) -> None:
+    """NOTES, the named template and the example app chart all say: > app + preStop + drain."""
+    values = ["--set", "lifecycle.preStopSleepSeconds=7"]
+    values += ["--set-json", "config.shutdown.drain_seconds=12.5"]
+    notes = helm.notes("-f", str(EXAMPLES / "values-sidecar.yaml"), *values)
+    text = " ".join(notes.split())
+    match = re.search(
+        r"terminationGracePeriodSeconds greater than your app's shutdown time \+ ([\d.]+)s "
+        r"\(preStop sleep 7s \+ drain 12.5s\): e\.g\. your app's shutdown time \+ (\d+)",
+        text,
+    )
+    assert match, text
+    assert float(match[1]) == 7 + 12.5
+    assert int(match[2]) == 20, "the first whole second above 19.5"
+    # The example app chart adds its own shutdown time to the same named template.
+    app = yaml.safe_load((EXAMPLES / "app-with-sidecar" / "values.yaml").read_text())["app"]
+    ((spec, container),) = _pods(helm.render("app"))
+    drain = _proxy_config(helm.render("app"))[1]["shutdown"]["drain_seconds"]
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+    grace = spec["terminationGracePeriodSeconds"]
+    assert grace == app["shutdownSeconds"] + pre_stop + drain + 1
+    assert grace > app["shutdownSeconds"] + pre_stop + drain
+
+
+def test_standalone_notes_say_how_to_reach_the_proxy_and_its_metrics(helm: Helm) -> None:
+    notes = helm.notes("-f", str(EXAMPLES / "values-standalone.yaml"), release="edge")
+    service = "edge-gateway-proxy.shop.svc"
+    assert f"http://{service}:8080/mm7/..." in notes
+    for route in _values("values-standalone.yaml")["config"]["routes"]:
+        assert f"  {route['path_prefix']} -> {route['upstream']}" in notes
+    assert f"http://{service}:8081/metrics" in notes
+    assert "port-forward svc/edge-gateway-proxy 8080:8080 8081:8081" in notes
+    assert "create secret generic gateway-proxy-credentials --from-literal=MM7_BASIC_AUTH=" in (
+        notes
+    )
+
+
+def test_default_image_names_the_projects_registry() -> None:
+    """ghcr.io/<owner>/<repo> of the image's own OCI source label: pullable as it stands."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    source = re.search(
+        r'org\.opencontainers\.image\.source="https://github\.com/([^"]+)"',
+        (ROOT / "Dockerfile").read_text(),
+    )
+    assert source
+    assert values["image"]["repository"] == f"ghcr.io/{source[1]}"
+    assert values["image"]["tag"] == "", "the tag follows the chart's appVersion"
+
+
+def _checksum(docs: list[Doc]) -> str:
+    deployment = _one(docs, "Deployment")
+    return str(
+        deployment["spec"]["template"]["metadata"]["annotations"]["checksum/gateway-proxy-config"]
+    )
+
+
+def test_config_change_rolls_the_pods(helm: Helm) -> None:
+    assert _checksum(helm.template()) != _checksum(helm.template("--set", "config.log.level=debug"))
+
+
+def test_catalog_revision_rolls_the_pods(helm: Helm) -> None:
+    """The chart can't read the user's catalog ConfigMap; catalog.revision stands in for it."""
+    base = ["-f", str(EXAMPLES / "values-monitoring.yaml")]
+    first = _checksum(helm.template(*base))
+    assert first == _checksum(helm.template(*base)), "stable while nothing changes"
+    assert first != _checksum(helm.template(*base, "--set-string", "catalog.revision=2"))
+    # The app chart's pods carry the same annotation.
+    app = ["--set", "gateway-proxy.catalog.configMap=codes"]
+    app_docs = helm.template(*app, chart=helm.app, release="shop")
+    bumped = helm.template(
+        *app, "--set", "gateway-proxy.catalog.revision=7", chart=helm.app, release="shop"
+    )
+    assert _checksum(app_docs) != _checksum(bumped)
 
 
 @pytest.mark.parametrize(
@@ -493,3 +657,139 @@ def test_install_helm_script_is_instant_when_present(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "fetching" not in result.stderr, "nothing to download"
+
+
+# --- The docs' commands against the example values -------------------------------------------
+
+# (file, heading of the section to read; None: the whole file)
+COMMAND_DOCS = [("README.md", "## Deployment"), ("docs/deployment.md", None)]
+_HELM_VALUE_OPTIONS = {"-f", "--values", "--set", "--set-string", "--set-json", "-n", "--namespace"}
+
+
+def _doc_commands(name: str, heading: str | None) -> list[list[str]]:
+    """Shell commands of the sh/bash code blocks, continuations joined, `&&` chains split."""
+    text = (ROOT / name).read_text()
+    if heading:
+        start = text.index(f"\n{heading}\n")
+        end = text.find("\n## ", start + 1)
+        text = text[start : end if end != -1 else None]
+    commands = []
+    for block in re.findall(r"^```(?:sh|bash|shell)\n(.*?)^```", text, re.M | re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            while words:
+                head = words.index("&&") if "&&" in words else len(words)
+                commands.append(words[:head])
+                words = words[head + 1 :]
+    return commands
+
+
+def _created_keys(words: list[str]) -> tuple[str, set[str]] | None:
+    """("secret"|"configmap", name) and keys of `kubectl create secret generic|configmap`."""
+    if words[:3] not in (["kubectl", "create", "secret"], ["kubectl", "create", "configmap"]):
+        return None
+    rest = words[4:] if words[2] == "secret" else words[3:]
+    keys = set()
+    for word in rest[1:]:
+        option, _, value = word.partition("=")
+        if option == "--from-literal":
+            keys.add(value.partition("=")[0])
+        elif option == "--from-file":
+            key, _, path = value.partition("=")
+            keys.add(key if path else Path(key).name)
+    return f"{words[2]}/{rest[0]}", keys
+
+
+def _install(words: list[str]) -> tuple[str, str, list[str]] | None:
+    """(release, chart, other args) of `helm install|upgrade --install` using helm/examples."""
+    if words[:2] != ["helm", "install"] and not (
+        words[:2] == ["helm", "upgrade"] and "--install" in words
+    ):
+        return None
+    if not any("helm/examples/" in w for w in words):
+        return None
+    positional: list[str] = []
+    args: list[str] = []
+    rest = iter(w for w in words[2:] if w != "--install")
+    for word in rest:
+        if word in _HELM_VALUE_OPTIONS:
+            value = next(rest)
+            args += [word, str(ROOT / value) if word in ("-f", "--values") else value]
+        elif word.startswith("-"):
+            args.append(word)
+        else:
+            positional.append(word)
+    release, chart = positional
+    return release, chart, args
+
+
+def _pod_references(docs: list[Doc]) -> dict[str, set[str]]:
+    """Objects the pods need but the chart does not render -> the keys they need from each."""
+    rendered = {f"{d['kind'].lower()}/{d['metadata']['name']}" for d in docs}
+    text, _ = _proxy_config(docs)
+    need: dict[str, set[str]] = {}
+    for spec, container in _pods(docs):
+        explicit = set()
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                need.setdefault(f"secret/{ref['name']}", set()).add(ref["key"])
+            explicit.add(env["name"])
+        for source in container.get("envFrom", []):
+            # envFrom: the proxy needs every ${VAR} not set explicitly as a key of the Secret.
+            name = f"secret/{source['secretRef']['name']}"
+            need.setdefault(name, set()).update(set(_VAR.findall(text)) - explicit)
+        for volume in spec["volumes"]:
+            sources = volume.get("projected", {}).get("sources", [])
+            for configmap in [s["configMap"] for s in sources if "configMap" in s]:
+                keys = {i["key"] for i in configmap.get("items", [])}
+                need.setdefault(f"configmap/{configmap['name']}", set()).update(keys)
+    return {name: keys for name, keys in need.items() if name not in rendered}
+
+
+@pytest.mark.parametrize(("doc", "heading"), COMMAND_DOCS, ids=[d for d, _ in COMMAND_DOCS])
+def test_documented_secrets_match_the_example_values(
+    helm: Helm, doc: str, heading: str | None
+) -> None:
+    """Each `helm install` of an example pairs with the `kubectl create secret` right before it.
+
+    The Secret (and any ConfigMap) the rendered pods reference must be the one those commands
+    create, with the keys they create: otherwise the pod sits in CreateContainerConfigError.
+    """
+    commands = _doc_commands(doc, heading)
+    last_secret: tuple[str, set[str]] | None = None
+    configmaps: dict[str, set[str]] = {}
+    installed = set()
+    for words in commands:
+        for word in words:
+            if "base64" in word:
+                assert "| base64 -w0)" in word, f"{doc}: {word}: base64 wraps lines without -w0"
+        created = _created_keys(words)
+        if created and created[0].startswith("secret/"):
+            last_secret = created
+        elif created:
+            configmaps[created[0]] = created[1]
+        install = _install(words)
+        if install is None:
+            continue
+        release, chart, args = install
+        installed.add(chart if "-f" not in args else args[args.index("-f") + 1])
+        if chart == "helm/gateway-proxy":
+            # The proxy container is the same in both modes; standalone renders it in a pod.
+            docs = helm.template(*args, "--set", "mode=standalone", release=release)
+        else:
+            assert chart == "helm/examples/app-with-sidecar", chart
+            docs = helm.template(*args, chart=helm.app, release=release)
+        needed = _pod_references(docs)
+        secrets = {n: k for n, k in needed.items() if n.startswith("secret/")}
+        assert secrets, f"{doc}: {shlex.join(words)}: the pods use no Secret?"
+        assert last_secret, f"{doc}: {shlex.join(words)}: no `kubectl create secret` before it"
+        for name, keys in secrets.items():
+            assert name == last_secret[0], f"{doc}: {shlex.join(words)} needs {name}"
+            assert keys <= last_secret[1], f"{doc}: {shlex.join(words)}: {name} needs {keys}"
+        for name, keys in needed.items():
+            if name.startswith("configmap/"):
+                assert keys <= configmaps.get(name, set()), f"{doc}: create {name} with {keys}"
+    # Both modes are documented with their example values.
+    examples = {str(EXAMPLES / f) for f in ("values-sidecar.yaml", "values-standalone.yaml")}
+    assert examples <= installed, f"{doc}: {sorted(installed)}"

@@ -90,6 +90,10 @@ app's gateway credentials through it.
 {{- if eq (int .Values.ports.http) (int .Values.ports.admin) }}
 {{- fail "ports.http and ports.admin must differ" }}
 {{- end }}
+{{- /* A bare name means Docker Hub's official-image namespace: never this image. */}}
+{{- if not (contains "/" .Values.image.repository) }}
+{{- fail (printf "image.repository %q names no registry, so the kubelet would pull docker.io/library/%s, which is not gateway-proxy: push your build and set image.repository to REGISTRY/PATH/gateway-proxy (for an image loaded into kind or minikube, write docker.io/library/%s)" .Values.image.repository .Values.image.repository .Values.image.repository) }}
+{{- end }}
 {{- $need := addf (float64 .Values.lifecycle.preStopSleepSeconds) (float64 .Values.config.shutdown.drain_seconds) }}
 {{- if le (float64 .Values.terminationGracePeriodSeconds) $need }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed lifecycle.preStopSleepSeconds + config.shutdown.drain_seconds (%v), or Kubernetes kills the proxy mid-drain" .Values.terminationGracePeriodSeconds $need) }}
@@ -146,13 +150,14 @@ The proxy container. Both modes use it: the standalone Deployment, and (as
   # A native sidecar: starts before the app's containers, stops after them.
   restartPolicy: Always
   {{- end }}
+  # The config file is named on the command line only (no GATEWAY_PROXY_CONFIG env), so
+  # `kubectl describe` shows what the proxy reads.
   args:
     - serve
     - --config
     - {{ include "gateway-proxy.configDir" . }}/gateway-proxy.yaml
+  {{- if or .Values.credentials.env .Values.extraEnv }}
   env:
-    - name: GATEWAY_PROXY_CONFIG
-      value: {{ include "gateway-proxy.configDir" . }}/gateway-proxy.yaml
     {{- range $name, $key := .Values.credentials.env }}
     - name: {{ $name }}
       valueFrom:
@@ -163,6 +168,7 @@ The proxy container. Both modes use it: the standalone Deployment, and (as
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+  {{- end }}
   {{- if and .Values.credentials.envFrom .Values.credentials.existingSecret }}
   envFrom:
     - secretRef:
@@ -184,6 +190,18 @@ The proxy container. Both modes use it: the standalone Deployment, and (as
   livenessProbe:
     {{- include "gateway-proxy.probe" (dict "path" "/healthz" "probe" .Values.probes.liveness) | nindent 4 }}
   lifecycle:
+    {{- if and (eq .Values.mode "sidecar") (not .Values.sidecar.native) }}
+    # Fallback for Kubernetes < 1.29: the kubelet starts `containers` one by one in list
+    # order without waiting for readiness, but it does wait for a postStart hook. Listed
+    # first, the proxy holds the app's container back until its /readyz answers (for at
+    # most the startup probe's budget).
+    postStart:
+      exec:
+        command:
+          - python
+          - -c
+          - {{ include "gateway-proxy.waitUntilReady" . | quote }}
+    {{- end }}
     preStop:
       exec:
         command: ["sleep", "{{ .Values.lifecycle.preStopSleepSeconds }}"]
@@ -241,7 +259,7 @@ Sidecar mode, for your own pod spec (see helm/examples/app-with-sidecar):
     {{- include "gateway-proxy.sidecarContainer" $gp | nindent 4 }}
   volumes:
     {{- include "gateway-proxy.sidecarVolumes" $gp | nindent 4 }}
-With sidecar.native false (clusters < 1.29) put the container under `containers:`.
+With sidecar.native false (clusters < 1.29) put the container FIRST under `containers:`.
 */}}
 {{- define "gateway-proxy.sidecarContainer" -}}
 {{- include "gateway-proxy.container" . }}
@@ -251,14 +269,40 @@ With sidecar.native false (clusters < 1.29) put the container under `containers:
 {{- include "gateway-proxy.volumes" . }}
 {{- end }}
 
-{{/* Pod annotation that rolls the pods when the proxy config changes. */}}
-{{- define "gateway-proxy.configChecksum" -}}
-checksum/gateway-proxy-config: {{ include "gateway-proxy.config" . | sha256sum }}
+{{/*
+The postStart script of the < 1.29 fallback: poll the admin port's /readyz until it
+answers 2xx; give up (the hook fails, the kubelet restarts the proxy) after the startup
+probe's budget.
+*/}}
+{{- define "gateway-proxy.waitUntilReady" -}}
+{{- $budget := mul .Values.probes.startup.periodSeconds .Values.probes.startup.failureThreshold -}}
+import sys, time, urllib.request
+deadline = time.monotonic() + {{ $budget }}
+while True:
+    try:
+        urllib.request.urlopen("http://127.0.0.1:{{ .Values.ports.admin }}/readyz", timeout=2)
+        sys.exit(0)
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("gateway-proxy: /readyz not ready after {{ $budget }}s")
+        time.sleep(0.5)
 {{- end }}
 
-{{/* Smallest terminationGracePeriodSeconds that lets the proxy drain (for your pod spec). */}}
+{{/*
+Pod annotation that rolls the pods when the proxy config changes. The catalog ConfigMap is
+yours, so the chart cannot see its content: catalog.revision stands in for it.
+*/}}
+{{- define "gateway-proxy.configChecksum" -}}
+checksum/gateway-proxy-config: {{ print (include "gateway-proxy.config" .) "\ncatalog.revision=" .Values.catalog.revision | sha256sum }}
+{{- end }}
+
+{{/*
+Smallest terminationGracePeriodSeconds for the proxy alone: the first whole second after
+lifecycle.preStopSleepSeconds + config.shutdown.drain_seconds (the grace period must exceed
+that sum). A sidecar's pod adds the app's own shutdown time.
+*/}}
 {{- define "gateway-proxy.minTerminationGracePeriodSeconds" -}}
-{{- add1 (ceil (addf (float64 .Values.lifecycle.preStopSleepSeconds) (float64 .Values.config.shutdown.drain_seconds)) | int) }}
+{{- add1 (floor (addf (float64 .Values.lifecycle.preStopSleepSeconds) (float64 .Values.config.shutdown.drain_seconds)) | int) }}
 {{- end }}
 
 {{/* The pods a PodMonitor selects: podMonitor.selector, else this release's standalone pods. */}}
