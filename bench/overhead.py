@@ -35,15 +35,9 @@ from bench.common import (
     stop_process,
     wait_http,
 )
+from proxy.sim.mm7 import submit_request
 
-_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
-SUBMIT_REQ = f"""<?xml version="1.0" encoding="UTF-8"?>
-<env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">
- <env:Header><mm7:TransactionID xmlns:mm7="{_NS}">bench-1</mm7:TransactionID></env:Header>
- <env:Body><SubmitReq xmlns="{_NS}">
-  <MM7Version>6.8.0</MM7Version><SenderIdentification><VASPID>bench</VASPID></SenderIdentification>
-  <Recipients><To><Number>+15550001000</Number></To></Recipients>
-  <Subject>bench</Subject></SubmitReq></env:Body></env:Envelope>""".encode()
+SUBMIT_REQ = submit_request("+15550001000", transaction_id="bench-1").encode()
 MOMS_QUERY = "client_id=1&token=t&campaign_id=1&from=21534&to=15550000001&message=hi&format=json"
 
 

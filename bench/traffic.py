@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from proxy.demo import SUBMIT_TEMPLATE
+from proxy.sim.mm7 import submit_request
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_IN_FLIGHT = 20
@@ -82,7 +82,7 @@ async def send(session: aiohttp.ClientSession, base: str, scenario: Scenario, se
     headers = {"X-Request-ID": f"traffic-{seq}", **scenario.headers}
     try:
         if scenario.vendor == "mm7":
-            body = SUBMIT_TEMPLATE.format(number=scenario.recipient).replace("demo-1", f"t{seq}")
+            body = submit_request(scenario.recipient, transaction_id=f"t{seq}")
             headers["Content-Type"] = "text/xml"
             request = session.post(f"{base}/mm7", data=body, headers=headers)
         else:

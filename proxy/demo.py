@@ -2,6 +2,10 @@
 
 ``run_demo`` starts two child processes with the same Python interpreter:
 ``python -m proxy simulate --listen <sim>`` and ``python -m proxy serve --config <demo.yaml>``.
+The config defaults to the shipped ``demo.yaml`` (``builtin_demo_config_path``: the wheel's
+copy, else the source tree's ``config/demo.yaml``), so the demo runs from any directory.
+The simulator listens where the config's upstreams point; ``--sim-listen`` must agree
+with them (a mismatch is refused, exit 2), and ``--no-sim`` uses a simulator already running.
 It waits until both answer (the simulator's ``/healthz`` and the proxy's admin ``/healthz``),
 prints curl commands for a success, an MM7 address error, a MoMS opt-out and a timeout,
 then runs until Ctrl-C or SIGTERM and stops both children (SIGTERM, then SIGKILL after a
@@ -17,26 +21,27 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 from proxy.catalog import load_catalog
 from proxy.config import Config, ConfigError, load_config
-from proxy.sim.settings import DEFAULT_HOST, DEFAULT_PORT, parse_listen
+from proxy.sim.mm7 import submit_request
+from proxy.sim.settings import parse_listen
 
-DEFAULT_DEMO_CONFIG = Path("config/demo.yaml")
 READY_TIMEOUT_SECONDS = 30.0
 STOP_GRACE_SECONDS = 10.0
 _POLL_SECONDS = 0.2
 
-MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
-SUBMIT_TEMPLATE = (
-    '<env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">'
-    f'<env:Header><TransactionID xmlns="{MM7_NS}">demo-1</TransactionID></env:Header>'
-    f'<env:Body><SubmitReq xmlns="{MM7_NS}"><MM7Version>6.8.0</MM7Version>'
-    "<Recipients><To><Number>{number}</Number></To></Recipients>"
-    "<Subject>hello</Subject></SubmitReq></env:Body></env:Envelope>"
-)
+
+def builtin_demo_config_path() -> Path:
+    """The demo config shipped with the proxy: the wheel's copy, else the source tree's."""
+    packaged = resources.files("proxy").joinpath("demo.yaml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,14 +49,15 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        default=DEFAULT_DEMO_CONFIG,
-        help=f"proxy config for the demo (default {DEFAULT_DEMO_CONFIG})",
+        default=None,
+        help="proxy config for the demo (default: the shipped demo.yaml)",
     )
     parser.add_argument(
         "--sim-listen",
-        default=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+        default=None,
         metavar="HOST:PORT",
-        help="where the simulator listens; the config's upstreams must point there",
+        help="where the simulator listens (default: where the config's upstreams point; "
+        "it must agree with them)",
     )
     parser.add_argument(
         "--no-sim", action="store_true", help="do not start the simulator (one runs already)"
@@ -70,12 +76,12 @@ def _spawn(args: Sequence[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "proxy", *args])
 
 
-def _stop(children: Sequence[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM every child still running, wait, then SIGKILL the stragglers."""
+def _stop(children: Sequence[subprocess.Popen[bytes]], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM every child still running, wait up to ``grace`` s, then SIGKILL stragglers."""
     for child in children:
         if child.poll() is None:
             child.terminate()
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    deadline = time.monotonic() + grace
     for child in children:
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -109,7 +115,7 @@ def guide(config: Config) -> str:
         return f"HTTP {code.status} {code.name} ({code.category})"
 
     def mm7_curl(number: str) -> str:
-        body = SUBMIT_TEMPLATE.format(number=number)
+        body = submit_request(number)
         return f"curl -s {base}/mm7 -H 'Content-Type: text/xml' --data '{body}'"
 
     moms_send = f"{base}/moms/transaction.send?campaign_id=1&from=21534&message=hi"
@@ -142,17 +148,53 @@ def guide(config: Config) -> str:
     return "\n".join(lines)
 
 
+def _upstream_addresses(config: Config) -> set[tuple[str, int]]:
+    """The (host, port) every route's upstream points at."""
+    addresses = set()
+    for route in config.routes:
+        url = urlsplit(route.upstream)
+        default = 443 if url.scheme == "https" else 80
+        addresses.add((url.hostname or "", url.port or default))
+    return addresses
+
+
+def simulator_address(config: Config, sim_listen: str | None) -> tuple[str, int]:
+    """Where the simulator must listen for ``config``'s routes to reach it.
+
+    ``sim_listen`` (``--sim-listen``) must agree with every upstream; None takes the one
+    address the upstreams share. Raises ``ValueError`` with a one-line reason otherwise.
+    """
+    upstreams = _upstream_addresses(config)
+    shown = ", ".join(sorted(f"{h}:{p}" for h, p in upstreams))
+    if sim_listen is not None:
+        wanted = parse_listen(sim_listen, option="--sim-listen")
+        if upstreams != {wanted}:
+            raise ValueError(
+                f"--sim-listen {sim_listen}: the config's upstreams point at {shown}; "
+                "make them agree (or use --no-sim with a simulator of your own)"
+            )
+        return wanted
+    if len(upstreams) != 1:
+        raise ValueError(
+            f"the config's upstreams point at several addresses ({shown}); the demo starts "
+            "one simulator: point them all at it, or use --no-sim"
+        )
+    return next(iter(upstreams))
+
+
 def run_demo(ns: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C / SIGTERM. Returns the process exit code."""
-    config_path = Path(ns.config)
+    config_path = Path(ns.config) if ns.config is not None else builtin_demo_config_path()
+    no_sim = bool(getattr(ns, "no_sim", False))
     try:
         config = load_config(config_path)
-        sim_host, sim_port = parse_listen(str(getattr(ns, "sim_listen", "")) or ":8090")
+        if not no_sim:
+            sim_host, sim_port = simulator_address(config, getattr(ns, "sim_listen", None))
     except ConfigError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 2
     except ValueError as exc:
-        print(exc, file=sys.stderr)
+        print(f"gateway-proxy demo: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
 
@@ -163,7 +205,7 @@ def run_demo(ns: argparse.Namespace) -> int:
     children: list[subprocess.Popen[bytes]] = []
     try:
         urls = [f"http://{config.admin_listen}/healthz"]
-        if not getattr(ns, "no_sim", False):
+        if not no_sim:
             children.append(_spawn(["simulate", "--listen", f"{sim_host}:{sim_port}"]))
             host = f"[{sim_host}]" if ":" in sim_host else sim_host
             urls.append(f"http://{host}:{sim_port}/healthz")
@@ -185,4 +227,12 @@ def run_demo(ns: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
-__all__ = ["DEFAULT_DEMO_CONFIG", "SUBMIT_TEMPLATE", "add_demo_arguments", "guide", "run_demo"]
+__all__ = [
+    "READY_TIMEOUT_SECONDS",
+    "STOP_GRACE_SECONDS",
+    "add_demo_arguments",
+    "builtin_demo_config_path",
+    "guide",
+    "run_demo",
+    "simulator_address",
+]

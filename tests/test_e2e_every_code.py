@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.catalog import Catalog
-from proxy.demo import SUBMIT_TEMPLATE
 from proxy.sim import SimSettings, create_sim_app
+from proxy.sim.mm7 import submit_request
 from tests.conftest import ProxyFactory, make_config
 
 Client = TestClient[Any, Any]
@@ -37,7 +37,7 @@ async def through_proxy(
 
 
 async def mm7(client: Client, number: str, **headers: str) -> tuple[int, dict[str, Any]]:
-    body = SUBMIT_TEMPLATE.format(number=number)
+    body = submit_request(number)
     headers.setdefault("Content-Type", "text/xml")
     async with client.post("/mm7", data=body, headers=headers) as response:
         return response.status, await response.json(content_type=None)

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from proxy.admin import create_admin_app
 from proxy.server import READINESS_KEY, create_app
+from proxy.sim.mm7 import render_reply, submit_request
 from tests.conftest import make_config
 from tests.prometheus_harness import (
     INSTALL_HINT,
@@ -47,13 +48,7 @@ DASHBOARD = ROOT / "helm/gateway-proxy/files/grafana-dashboard.json"
 NAMESPACE = "test"
 JOB = "gateway-proxy"
 
-MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
-MM7_REPLY = f"""<?xml version="1.0" encoding="UTF-8"?>
-<env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">
- <env:Header><mm7:TransactionID xmlns:mm7="{MM7_NS}">e2e-1</mm7:TransactionID></env:Header>
- <env:Body><SubmitRsp xmlns="{MM7_NS}"><MM7Version>6.8.0</MM7Version>
-  <Status><StatusCode>{{code}}</StatusCode><StatusText>status {{code}}</StatusText></Status>
-  <MessageID>m-1</MessageID></SubmitRsp></env:Body></env:Envelope>"""
+SUBMIT = submit_request("+15550001000", transaction_id="e2e-1")
 
 # (proxy path, canonical code the app must get, how many times): the known mix.
 MIX: list[tuple[str, str, int]] = [
@@ -81,9 +76,12 @@ def fake_gateway(release: asyncio.Event) -> web.Application:
         if code == "hold":
             await asyncio.wait_for(release.wait(), 60)
             code = "1000"
-        status = 200 if code == "1000" else 500
+        reply = render_reply(
+            response_kind="SubmitRsp", transaction_id="e2e-1", code=code,
+            text=f"status {code}", message_id="m-1",
+        )  # fmt: skip
         return web.Response(
-            status=status, text=MM7_REPLY.format(code=code), content_type="text/xml"
+            status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type}
         )
 
     async def moms(request: web.Request) -> web.Response:
@@ -177,7 +175,8 @@ async def test_real_prometheus_sees_what_the_proxy_did(
             sent: Counter[str] = Counter()
             for path, code, times in MIX:
                 for _ in range(times):
-                    async with http.post(proxy.make_url(path), data=b"<x/>") as resp:
+                    body = SUBMIT if path.startswith("/mm7/") else b"<x/>"
+                    async with http.post(proxy.make_url(path), data=body) as resp:
                         envelope = await resp.json()
                     assert envelope["code"] == code, (path, envelope)
                     sent[code] += 1
@@ -200,7 +199,7 @@ async def test_real_prometheus_sees_what_the_proxy_did(
 
             # 5. Hold one request in flight, then resolve the variables and run every panel.
             async with asyncio.TaskGroup() as tasks:
-                held = tasks.create_task(http.post(proxy.make_url("/mm7/hold"), data=b"<x/>"))
+                held = tasks.create_task(http.post(proxy.make_url("/mm7/hold"), data=SUBMIT))
                 await prom.wait_for(
                     'gateway_proxy_requests_in_flight{route="mms"}',
                     lambda r: values(r, "route") == {"mms": 1.0},

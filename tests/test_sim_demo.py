@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.demo import add_demo_arguments, run_demo
+from proxy.config import load_config
+from proxy.demo import add_demo_arguments, builtin_demo_config_path, run_demo, simulator_address
 from tests.conftest import validate_envelope
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,3 +155,61 @@ def test_demo_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
     add_demo_arguments(parser)
     assert run_demo(parser.parse_args(["--config", str(bad)])) == 2
     assert "listen" in capsys.readouterr().err
+
+
+def parse_demo(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_demo_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_the_default_config_is_the_shipped_demo_yaml() -> None:
+    assert parse_demo().config is None  # resolved by run_demo, not relative to the cwd
+    path = builtin_demo_config_path()
+    assert path.is_file()
+    assert path.read_text() == (ROOT / "config" / "demo.yaml").read_text()
+    assert simulator_address(load_config(path), None) == ("127.0.0.1", 8090)
+
+
+def test_demo_runs_from_any_directory(tmp_path: Path) -> None:
+    """Outside the repo the default config is still found (here it stops at the mismatch)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "demo", "--sim-listen", "127.0.0.1:1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--sim-listen 127.0.0.1:1: the config's upstreams point at 127.0.0.1:8090" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--sim-listen", "127.0.0.1:9999"), "upstreams point at 127.0.0.1:8090"),
+        (("--sim-listen", "localhost:8090"), "upstreams point at 127.0.0.1:8090"),
+        (("--sim-listen", "nowhere"), "--sim-listen: expected HOST:PORT, got 'nowhere'"),
+    ],
+)
+def test_sim_listen_must_agree_with_the_upstreams(
+    argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_demo(parse_demo(*argv)) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "--listen:" not in err
+
+
+def test_the_simulator_address_comes_from_the_upstreams(tmp_path: Path) -> None:
+    data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    data["routes"][0]["upstream"] = "http://127.0.0.1:7000/mm7"
+    config = tmp_path / "split.yaml"
+    config.write_text(yaml.safe_dump(data))
+    loaded = load_config(config)
+    with pytest.raises(ValueError, match="several addresses"):
+        simulator_address(loaded, None)
+    for route in data["routes"]:
+        route["upstream"] = route["upstream"].replace(":8090/", ":7000/")
+    config.write_text(yaml.safe_dump(data))
+    assert simulator_address(load_config(config), None) == ("127.0.0.1", 7000)
+    assert simulator_address(load_config(config), "127.0.0.1:7000") == ("127.0.0.1", 7000)

@@ -1,5 +1,6 @@
 """Transport faults of the simulator (proxy/sim/faults.py), by header and by the mix."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
-from proxy.demo import SUBMIT_TEMPLATE
-from proxy.sim import SimSettings, create_sim_app
+from proxy.sim import SimSettings, create_sim_app, faults
 from proxy.sim.faults import DRIP_BYTES, HTML_502, OVERSIZE_BYTES
+from proxy.sim.mm7 import submit_request
+from proxy.sim.reply import Reply
 
 Client = TestClient[Any, Any]
-MM7_BODY = SUBMIT_TEMPLATE.format(number="+15550001234")
+MM7_BODY = submit_request("+15550001234")
 PING = "/moms/system.ping"
 
 
@@ -51,6 +53,28 @@ async def test_hang_never_answers(sim: Client, vendor: str) -> None:
         await send(sim, vendor, "hang", timeout)
 
 
+async def raw_exchange(sim: Client, vendor: str, **headers: str) -> bytes:
+    """Send one request over a plain TCP connection; read until the server ends it.
+
+    Returns everything received when the server closes normally (FIN); a TCP reset (RST)
+    surfaces as ``ConnectionResetError``.
+    """
+    body = MM7_BODY.encode() if vendor == "mm7" else b""
+    target = "POST /mm7" if vendor == "mm7" else f"GET {PING}"
+    lines = [f"{target} HTTP/1.1", "Host: sim", f"Content-Length: {len(body)}",
+             "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]  # fmt: skip
+    reader, writer = await asyncio.open_connection(sim.host, sim.port)
+    try:
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        received = b""
+        while chunk := await reader.read(65536):
+            received += chunk
+        return received
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize("vendor", ["mm7", "moms"])
 async def test_reset_breaks_the_body_midway(sim: Client, vendor: str) -> None:
     response = await send(sim, vendor, "reset")
@@ -58,6 +82,15 @@ async def test_reset_breaks_the_body_midway(sim: Client, vendor: str) -> None:
     assert response.content_length is not None
     with pytest.raises(aiohttp.ClientPayloadError):
         await response.read()
+
+
+@pytest.mark.parametrize("vendor", ["mm7", "moms"])
+async def test_reset_is_a_tcp_reset_not_a_normal_close(sim: Client, vendor: str) -> None:
+    """A FIN after half the body would also break the body: the socket must see an RST."""
+    complete = await raw_exchange(sim, vendor)  # the same call without the fault: a FIN
+    assert complete.startswith(b"HTTP/1.1 200")
+    with pytest.raises(ConnectionResetError):
+        await raw_exchange(sim, vendor, **{"X-Sim-Fault": "reset"})
 
 
 @pytest.mark.parametrize("vendor", ["mm7", "moms"])
@@ -133,7 +166,7 @@ async def test_faults_come_from_the_mix(
     async with client.get(PING) as response:
         assert response.status == 502
     # A recipient code still wins over the mix.
-    body = SUBMIT_TEMPLATE.format(number="+15550002002")
+    body = submit_request("+15550002002")
     async with client.post("/mm7", data=body) as response:
         assert b"<mm7:StatusCode>2002</mm7:StatusCode>" in await response.read()
 
@@ -149,8 +182,23 @@ async def test_refuse_from_the_mix(
 
 
 async def test_hang_gives_up_after_hang_seconds_and_closes(
-    sim: Client, monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    monkeypatch.setattr("proxy.sim.faults.HANG_SECONDS", 0.2)
+    client = await aiohttp_client(create_sim_app(SimSettings(hang_seconds=0.2)))
     with pytest.raises(aiohttp.ServerDisconnectedError):
-        await send(sim, "moms", "hang")
+        await send(client, "moms", "hang")
+
+
+@pytest.mark.parametrize("fault", ["drip", "reset", "oversize", "malformed"])
+async def test_faults_that_distort_an_answer_need_one(sim: Client, fault: Any) -> None:
+    request: Any = object()  # never touched: the check comes first
+    with pytest.raises(ValueError, match=fault):
+        await faults.apply(fault, request, None)
+
+
+async def test_an_unknown_fault_name_fails_loudly() -> None:
+    """apply() is exhaustive over FaultName: a name outside it is a bug, not a malformed."""
+    material = faults.FaultMaterial(Reply(200, "text/xml", b"<a/>"), lambda n: b"", b"<")
+    request: Any = object()
+    with pytest.raises(AssertionError):
+        await faults.apply("explode", request, material)  # type: ignore[arg-type]

@@ -11,10 +11,8 @@ from lxml import etree
 
 from proxy.catalog import Catalog
 from proxy.classify import classify_reply
-from proxy.demo import SUBMIT_TEMPLATE
 from proxy.sim import SimSettings, create_sim_app
-from proxy.sim import app as sim_app
-from proxy.sim.mm7 import MM7_NS, SOAP_NS
+from proxy.sim.mm7 import MM7_NS, SOAP_NS, submit_request
 from proxy.vendors import parse_reply
 
 SCHEMA_DIR = Path(__file__).parent / "fixtures" / "sim"
@@ -283,9 +281,11 @@ async def test_bad_sim_headers_get_a_plain_400(sim: Client, header: str, value: 
         assert header in await response.text()
 
 
-async def test_too_large_request_gets_2004(sim: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sim_app, "MAX_MM7_REQUEST_BYTES", 1000)
-    status, _, doc = await post(sim, submit().replace("hi", "x" * 5000))
+async def test_too_large_request_gets_2004(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    small = await aiohttp_client(create_sim_app(SimSettings(max_mm7_request_bytes=1000)))
+    status, _, doc = await post(small, submit().replace("hi", "x" * 5000))
     assert status == 500
     assert status_code(doc) == "2004"
 
@@ -312,7 +312,7 @@ async def test_latency_delays_every_answer(
 
 async def test_demo_template_is_a_valid_submit(sim: Client) -> None:
     """The body the demo guide prints is accepted by the relay."""
-    _, _, doc = await post(sim, SUBMIT_TEMPLATE.format(number="+15550002002"))
+    _, _, doc = await post(sim, submit_request("+15550002002"))
     assert status_code(doc) == "2002"
     assert doc.findtext("env:Header/mm7:TransactionID", namespaces=NS) == "demo-1"
 

@@ -268,10 +268,10 @@ async def test_media_upload_refusals(sim: Client) -> None:
 
 
 async def test_media_upload_over_150_mb_is_461(
-    sim: Client, monkeypatch: pytest.MonkeyPatch
+    aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    monkeypatch.setattr("proxy.sim.moms.MAX_MEDIA_BYTES", 100)
-    assert (await media_upload(sim, "image/png"))["code"] == "461"
+    small = await aiohttp_client(create_sim_app(SimSettings(max_media_bytes=100)))
+    assert (await media_upload(small, "image/png"))["code"] == "461"
 
 
 # --- the mix ----------------------------------------------------------------------------

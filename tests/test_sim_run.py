@@ -6,6 +6,7 @@ test process the signal. Their handlers turn it into a clean stop.
 """
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,7 +95,9 @@ def test_run_simulator_with_a_bad_mix_exits_2(
     assert "moms[0].code" in capsys.readouterr().err
 
 
-def demo_args(tmp_path: Path, *, listen_port: int | None = None) -> tuple[argparse.Namespace, str]:
+def demo_args(
+    tmp_path: Path, *, listen_port: int | None = None, no_sim: bool = False
+) -> tuple[argparse.Namespace, str]:
     app_port = listen_port or free_port()
     admin_port, sim_port = free_port(), free_port()
     data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
@@ -105,8 +109,100 @@ def demo_args(tmp_path: Path, *, listen_port: int | None = None) -> tuple[argpar
     config.write_text(yaml.safe_dump(data))
     parser = argparse.ArgumentParser()
     demo.add_demo_arguments(parser)
-    ns = parser.parse_args(["--config", str(config), "--sim-listen", f"127.0.0.1:{sim_port}"])
+    argv = ["--config", str(config), "--sim-listen", f"127.0.0.1:{sim_port}"]
+    ns = parser.parse_args([*argv, "--no-sim"] if no_sim else argv)
     return ns, f"http://127.0.0.1:{admin_port}/healthz"
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], subprocess.Popen[bytes]]]:
+    """Every child the demo starts: (its ``python -m proxy`` arguments, the process)."""
+    children: list[tuple[list[str], subprocess.Popen[bytes]]] = []
+    real_spawn = demo._spawn
+
+    def spawn(args: list[str]) -> subprocess.Popen[bytes]:
+        child = real_spawn(args)
+        children.append((list(args), child))
+        return child
+
+    monkeypatch.setattr(demo, "_spawn", spawn)
+    return children
+
+
+@pytest.fixture
+def guided(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once both children answer and the demo prints its guide."""
+    event = threading.Event()
+    real_guide = demo.guide
+
+    def guide(config: Config) -> str:
+        event.set()
+        return real_guide(config)
+
+    monkeypatch.setattr(demo, "guide", guide)
+    return event
+
+
+@pytest.mark.slow
+def test_run_demo_exits_1_when_a_child_dies(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    guided: threading.Event,
+    spawned: list[tuple[list[str], subprocess.Popen[bytes]]],
+) -> None:
+    ns, admin = demo_args(tmp_path)
+
+    def kill_the_simulator() -> None:
+        assert guided.wait(60)
+        [sim] = [child for args, child in spawned if args[0] == "simulate"]
+        sim.kill()
+
+    killer = threading.Thread(target=kill_the_simulator, name="kill-sim", daemon=True)
+    killer.start()
+    assert demo.run_demo(ns) == 1
+    killer.join(timeout=10)
+    assert "a child process exited" in capsys.readouterr().err
+    assert all(child.poll() is not None for _, child in spawned)  # the proxy was stopped too
+    assert not answers(admin)
+
+
+@pytest.mark.slow
+def test_run_demo_no_sim_uses_a_running_simulator(
+    tmp_path: Path,
+    guided: threading.Event,
+    signal_when: Signaller,
+    spawned: list[tuple[list[str], subprocess.Popen[bytes]]],
+) -> None:
+    ns, admin = demo_args(tmp_path, no_sim=True)
+    config = yaml.safe_load(ns.config.read_text())
+    sim_port = int(config["routes"][0]["upstream"].split(":")[2].split("/")[0])
+    app = f"http://{config['listen']}"
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "simulate", "--listen", f"127.0.0.1:{sim_port}"],
+        stdout=subprocess.DEVNULL,
+    )
+    answered: list[str] = []
+
+    def through_the_proxy() -> bool:
+        if not guided.is_set() or not answers(f"http://127.0.0.1:{sim_port}/healthz"):
+            return False
+        url = f"{app}/moms/transaction.send?campaign_id=1&from=1&message=hi&to=15550000606"
+        try:
+            urllib.request.urlopen(url, timeout=10)  # noqa: S310 - loopback
+        except urllib.error.HTTPError as exc:  # 422: the opt-out, answered by `sim`
+            answered.append(json.loads(exc.read())["code"])
+        return True
+
+    try:
+        signal_when(through_the_proxy)
+        assert demo.run_demo(ns) == 0
+        assert [args[0] for args, _ in spawned] == ["serve"]  # no simulator of its own
+        assert answered == ["RECIPIENT_OPTED_OUT"]
+        assert sim.poll() is None  # the demo leaves a simulator it did not start alone
+        assert not answers(admin)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -142,12 +238,11 @@ def test_run_demo_fails_when_a_child_cannot_start(tmp_path: Path) -> None:
         assert demo.run_demo(ns) == 1
 
 
-def test_stop_kills_a_child_that_ignores_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(demo, "STOP_GRACE_SECONDS", 0.5)
+def test_stop_kills_a_child_that_ignores_sigterm() -> None:
     code = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     assert child.stdout is not None
     assert child.stdout.readline() == b"ready\n"
-    demo._stop([child])
+    demo._stop([child], grace=0.5)
     assert child.returncode == -signal.SIGKILL
     child.stdout.close()

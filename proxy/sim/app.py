@@ -23,7 +23,16 @@ from aiohttp import BodyPartReader, web
 from proxy.catalog import CatalogError
 from proxy.sim import faults, mm7, moms
 from proxy.sim.codes import SimCodes, load_sim_codes
-from proxy.sim.outcome import Chooser, DirectiveError, Mix, MixError, header_fault, load_mix
+from proxy.sim.faults import reply_response
+from proxy.sim.outcome import (
+    Chooser,
+    DirectiveError,
+    FaultName,
+    Mix,
+    MixError,
+    header_fault,
+    load_mix,
+)
 from proxy.sim.reply import Reply
 from proxy.sim.settings import SimSettings
 
@@ -33,11 +42,10 @@ CHOOSER_KEY = web.AppKey("sim_chooser", Chooser)
 
 MESSAGE_HEADER = "X-Sim-Message"  # MoMS: replace the answer's message text
 HTTP_STATUS_HEADER = "X-Sim-Http-Status"  # MM7: the HTTP status of a Fault (default 500)
-MAX_MM7_REQUEST_BYTES = 8 * 1024 * 1024
 _MAX_FIELD_BYTES = 64 * 1024
 _CHUNK = 64 * 1024
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 USAGE = """gateway-proxy simulator
 POST /mm7                        MM7 relay (SOAP or multipart/related)
@@ -49,7 +57,7 @@ Outcome: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed
 
 
 @web.middleware
-async def _latency(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _latency(request: web.Request, handler: _Handler) -> web.StreamResponse:
     delay = request.app[SETTINGS_KEY].latency_ms
     if delay > 0:
         await asyncio.sleep(delay / 1000)
@@ -57,7 +65,7 @@ async def _latency(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 @web.middleware
-async def _directives(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _directives(request: web.Request, handler: _Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DirectiveError as exc:
@@ -75,18 +83,31 @@ async def _read_capped(request: web.Request, cap: int) -> bytes | None:
     return b"".join(chunks) if size <= cap else None
 
 
+async def _apply_fault(
+    fault: FaultName, request: web.Request, material: faults.FaultMaterial | None
+) -> web.StreamResponse:
+    hang_seconds = request.app[SETTINGS_KEY].hang_seconds
+    return await faults.apply(fault, request, material, hang_seconds=hang_seconds)
+
+
 async def handle_mm7(request: web.Request) -> web.StreamResponse:
-    """The MM7 relay."""
-    fault = header_fault(request.headers)
+    """The MM7 relay: ``POST /mm7[/...]`` with a SOAP or ``multipart/related`` request.
+
+    Answers the matching ``*Rsp`` (HTTP 200) or a SOAP Fault (HTTP 500, or
+    ``X-Sim-Http-Status``), or carries out a fault; a bad ``X-Sim-*`` header raises
+    ``DirectiveError`` (turned into HTTP 400 by the middleware).
+    """
+    fault = header_fault(request.headers)  # read once; passed on to the chooser
     if fault in faults.IMMEDIATE:
-        return await faults.apply(fault, request, None)
+        return await _apply_fault(fault, request, None)
     fault_status = _fault_status(request)
-    body = await _read_capped(request, MAX_MM7_REQUEST_BYTES)
+    cap = request.app[SETTINGS_KEY].max_mm7_request_bytes
+    body = await _read_capped(request, cap)
     chooser = request.app[CHOOSER_KEY]
     message_id = str(chooser.next_id())
     try:
         if body is None:
-            raise mm7.Mm7RequestError("2004", f"content over {MAX_MM7_REQUEST_BYTES} bytes")
+            raise mm7.Mm7RequestError("2004", f"content over {cap} bytes")
         req = mm7.parse_request(body, request.headers.get("Content-Type"))
     except mm7.Mm7RequestError as exc:
         # The relay cannot read the request: it answers so whatever X-Sim-Code says.
@@ -100,9 +121,9 @@ async def handle_mm7(request: web.Request) -> web.StreamResponse:
             details=exc.details,
         )
         if fault is not None:
-            return await faults.apply(fault, request, _mm7_material(reply, exc.transaction_id))
-        return reply.response()
-    choice = chooser.choose("mm7", request.headers, req.recipient)
+            return await _apply_fault(fault, request, _mm7_material(reply, exc.transaction_id))
+        return reply_response(reply)
+    choice = chooser.choose("mm7", request.headers, req.recipient, fault=fault)
     if choice.fault is not None:
         ok = _mm7_reply(
             request,
@@ -112,7 +133,7 @@ async def handle_mm7(request: web.Request) -> web.StreamResponse:
             message_id=message_id,
         )
         material = _mm7_material(ok, req.transaction_id, message_id)
-        return await faults.apply(choice.fault, request, material)
+        return await _apply_fault(choice.fault, request, material)
     code = choice.code or "1000"
     reply = _mm7_reply(
         request,
@@ -122,7 +143,7 @@ async def handle_mm7(request: web.Request) -> web.StreamResponse:
         message_id=message_id,
         fault_status=fault_status,
     )
-    return reply.response()
+    return reply_response(reply)
 
 
 def _mm7_material(
@@ -193,18 +214,22 @@ async def _moms_params(request: web.Request) -> tuple[dict[str, str], moms.Uploa
 
 
 async def handle_moms(request: web.Request) -> web.StreamResponse:
-    """The MoMS and CM APIs."""
-    fault = header_fault(request.headers)
+    """The MoMS and CM APIs: ``GET|POST /moms/<object>.<method>`` and ``/cm/...``.
+
+    Always HTTP 200 with the outcome in the body (XML, or JSON with ``format=json``), or a
+    fault; a bad ``X-Sim-*`` header raises ``DirectiveError`` (HTTP 400 by the middleware).
+    """
+    fault = header_fault(request.headers)  # read once; passed on to the chooser
     if fault in faults.IMMEDIATE:
-        return await faults.apply(fault, request, None)
+        return await _apply_fault(fault, request, None)
     api: moms.Api = "cm" if request.path.startswith("/cm/") else "moms"
     params, upload = await _moms_params(request)
     call = moms.MomsCall(api, request.match_info["call"], params, upload)
     chooser = request.app[CHOOSER_KEY]
     settings = request.app[SETTINGS_KEY]
-    answer = moms.precheck(call, settings.client_id, settings.token)
+    answer = moms.precheck(call, settings.client_id, settings.token, settings.max_media_bytes)
     if answer is None:
-        choice = chooser.choose("moms", request.headers, call.recipient)
+        choice = chooser.choose("moms", request.headers, call.recipient, fault=fault)
         fault = choice.fault
         code = choice.code or "1"
         if code == "1" or fault is not None:
@@ -219,15 +244,17 @@ async def handle_moms(request: web.Request) -> web.StreamResponse:
         material = faults.FaultMaterial(
             reply=reply, oversize=moms.oversize_body, malformed=moms.malformed_body()
         )
-        return await faults.apply(fault, request, material)
-    return reply.response()
+        return await _apply_fault(fault, request, material)
+    return reply_response(reply)
 
 
 async def handle_index(request: web.Request) -> web.Response:
+    """``GET /``: a plain-text usage note."""
     return web.Response(text=USAGE)
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
+    """``GET /healthz``: ``ok`` (the demo's and the benchmarks' start-up probe)."""
     return web.Response(text="ok\n")
 
 
@@ -276,4 +303,17 @@ def run_simulator(settings: SimSettings) -> None:
     )
 
 
-__all__ = ["CHOOSER_KEY", "CODES_KEY", "SETTINGS_KEY", "create_sim_app", "run_simulator"]
+__all__ = [
+    "CHOOSER_KEY",
+    "CODES_KEY",
+    "HTTP_STATUS_HEADER",
+    "MESSAGE_HEADER",
+    "SETTINGS_KEY",
+    "USAGE",
+    "create_sim_app",
+    "handle_healthz",
+    "handle_index",
+    "handle_mm7",
+    "handle_moms",
+    "run_simulator",
+]

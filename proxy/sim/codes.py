@@ -9,8 +9,10 @@ catalog raises ``proxy.catalog.CatalogError``.
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import assert_never
 
 from proxy.catalog import Catalog, load_catalog
+from proxy.vendors.base import VendorName
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,11 +22,17 @@ class SimCodes:
     mm7: Mapping[str, str]
     moms: Mapping[str, str]
 
-    def table(self, vendor: str) -> Mapping[str, str]:
-        """The codes of ``vendor`` (``mm7`` or ``moms``)."""
-        return self.mm7 if vendor == "mm7" else self.moms
+    def table(self, vendor: VendorName) -> Mapping[str, str]:
+        """The codes of ``vendor``. Any other name fails loudly (``AssertionError``)."""
+        match vendor:
+            case "mm7":
+                return self.mm7
+            case "moms":
+                return self.moms
+            case _:
+                assert_never(vendor)
 
-    def text(self, vendor: str, code: str) -> str:
+    def text(self, vendor: VendorName, code: str) -> str:
         """The status text for ``code``; a code outside the catalog gets a neutral text."""
         return self.table(vendor).get(code) or "Simulated status"
 

@@ -1,8 +1,9 @@
 """Transport faults on demand: the ways a gateway connection goes wrong.
 
 =========  ==========================================================================
-refuse     close the connection at once, without reading the request or answering
-hang       never answer: wait until the client gives up (or an hour passes)
+refuse     accept the connection, then close it at once without reading the request or
+           answering (a proxy that already sent the request sees CONNECTION_LOST)
+hang       never answer: wait until the client gives up (or ``hang_seconds`` pass)
 drip       the normal answer, a few bytes at a time with a pause between them
            (``DRIP_BYTES`` per ``DRIP_INTERVAL_MS``; header ``X-Sim-Drip-Ms`` overrides)
 reset      headers and the first half of the body, then a TCP reset (RST)
@@ -14,6 +15,8 @@ malformed  HTTP 200 with broken XML that holds no status code
 
 ``refuse`` and ``hang`` need nothing from the request (``IMMEDIATE``); the others distort a
 ``FaultMaterial``: the answer the simulator would have sent, plus vendor-made bodies.
+This is the simulator's aiohttp edge: ``reply_response`` turns a sans-io ``Reply`` into
+the response that carries it.
 """
 
 import asyncio
@@ -21,6 +24,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 from aiohttp import web
 
@@ -31,7 +35,7 @@ IMMEDIATE: frozenset[FaultName] = frozenset({"refuse", "hang"})
 DRIP_BYTES = 16
 DRIP_INTERVAL_MS = 250
 DRIP_HEADER = "X-Sim-Drip-Ms"
-HANG_SECONDS = 3600.0
+HANG_SECONDS = 3600.0  # the default of SimSettings.hang_seconds
 OVERSIZE_BYTES = 2 * 1024 * 1024 + 512 * 1024
 _POLL_SECONDS = 0.05
 
@@ -54,6 +58,14 @@ class FaultMaterial:
     malformed: bytes
 
 
+def reply_response(reply: Reply) -> web.Response:
+    """The aiohttp response carrying ``reply`` unchanged."""
+    # Set the raw header: aiohttp's content_type= would drop or re-add parameters.
+    return web.Response(
+        status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type}
+    )
+
+
 def _transport_gone(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
@@ -67,12 +79,13 @@ async def refuse(request: web.Request) -> web.StreamResponse:
     return web.Response(status=500)
 
 
-async def hang(request: web.Request) -> web.StreamResponse:
+async def hang(request: web.Request, seconds: float = HANG_SECONDS) -> web.StreamResponse:
     """Never answer. Ends when the client disconnects, the handler is cancelled, or after
-    ``HANG_SECONDS``. Polling the transport keeps this cheap even without handler
-    cancellation (aiohttp does not cancel handlers on disconnect by default)."""
+    ``seconds`` (then the connection is closed without an answer). Polling the transport
+    keeps this cheap even without handler cancellation (aiohttp does not cancel handlers
+    on disconnect by default)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + HANG_SECONDS
+    deadline = loop.time() + seconds
     # aiohttp offers no "client went away" event to wait on, hence the cheap poll.
     while not _transport_gone(request) and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(_POLL_SECONDS)
@@ -124,33 +137,49 @@ async def reset(request: web.Request, reply: Reply) -> web.StreamResponse:
 
 
 def html502() -> web.Response:
+    """HTTP 502 with nginx's error page, as a load balancer in front of a gateway sends."""
     return web.Response(
         status=502, body=HTML_502, headers={"Content-Type": "text/html", "Server": "nginx"}
     )
 
 
-async def apply(
-    fault: FaultName, request: web.Request, material: FaultMaterial | None
-) -> web.StreamResponse:
-    """Carry out ``fault``. ``material`` may be None only for the ``IMMEDIATE`` faults."""
-    if fault == "refuse":
-        return await refuse(request)
-    if fault == "hang":
-        return await hang(request)
-    if fault == "html502":
-        return html502()
-    if fault == "empty":
-        return web.Response(status=200, body=b"", headers={"Content-Type": "text/xml"})
+def _need(material: FaultMaterial | None, fault: FaultName) -> FaultMaterial:
     if material is None:
         raise ValueError(f"fault {fault} needs the answer it distorts")
-    if fault == "drip":
-        return await drip(request, material.reply)
-    if fault == "reset":
-        return await reset(request, material.reply)
-    if fault == "oversize":
-        body = material.oversize(OVERSIZE_BYTES)
-        return Reply(200, material.reply.content_type, body).response()
-    return Reply(200, material.reply.content_type, material.malformed).response()  # malformed
+    return material
+
+
+async def apply(
+    fault: FaultName,
+    request: web.Request,
+    material: FaultMaterial | None,
+    *,
+    hang_seconds: float = HANG_SECONDS,
+) -> web.StreamResponse:
+    """Carry out ``fault``. ``material`` may be None only for the ``IMMEDIATE`` faults
+    (else ``ValueError``); ``hang_seconds`` bounds a ``hang``."""
+    match fault:
+        case "refuse":
+            return await refuse(request)
+        case "hang":
+            return await hang(request, hang_seconds)
+        case "html502":
+            return html502()
+        case "empty":
+            return web.Response(status=200, body=b"", headers={"Content-Type": "text/xml"})
+        case "drip":
+            return await drip(request, _need(material, fault).reply)
+        case "reset":
+            return await reset(request, _need(material, fault).reply)
+        case "oversize":
+            made = _need(material, fault)
+            body = made.oversize(OVERSIZE_BYTES)
+            return reply_response(Reply(200, made.reply.content_type, body))
+        case "malformed":
+            made = _need(material, fault)
+            return reply_response(Reply(200, made.reply.content_type, made.malformed))
+        case _:
+            assert_never(fault)
 
 
 __all__ = [
@@ -167,5 +196,6 @@ __all__ = [
     "hang",
     "html502",
     "refuse",
+    "reply_response",
     "reset",
 ]

@@ -7,7 +7,8 @@ body whose root part (``start=``, else the first part) is the envelope, and retu
 ``*Req``, 4002 for an unsupported MM7Version. The XML parser never resolves entities, never
 loads a DTD, never touches the network, and a body declaring a DOCTYPE is refused.
 
-``render_reply`` answers in the shape of REL-6-MM7-1-4 (MM7Version 6.8.0)::
+``submit_request`` builds the minimal SubmitReq the demo guide, the benchmarks and the
+end-to-end tests send. ``render_reply`` answers in the shape of REL-6-MM7-1-4 (MM7Version 6.8.0)::
 
     1xxx       HTTP 200  Envelope/Header/TransactionID + Body/<Kind>Rsp
                          {MM7Version, Status{StatusCode, StatusText, Details?}, MessageID}
@@ -28,7 +29,7 @@ MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MM7_VERSION = "6.8.0"
 CONTENT_TYPE = 'text/xml; charset="utf-8"'
-XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+_XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 #: What the relay accepts from VASPs: any other ``*Req`` is answered with 4003.
 KNOWN_REQUESTS = frozenset(
     {
@@ -62,6 +63,7 @@ class Mm7Request:
 
     @property
     def response_kind(self) -> str:
+        """The answer's element name: ``SubmitReq`` → ``SubmitRsp``."""
         return self.kind[: -len("Req")] + "Rsp"
 
 
@@ -150,7 +152,7 @@ def _status(parent: etree._Element, code: str, text: str, details: str | None) -
 
 def _serialize(env: etree._Element) -> bytes:
     # Written by hand: lxml's own declaration uses single quotes, which no relay sends.
-    return XML_DECLARATION + etree.tostring(env, encoding="UTF-8", pretty_print=True)
+    return _XML_DECLARATION + etree.tostring(env, encoding="UTF-8", pretty_print=True)
 
 
 def is_success(code: str) -> bool:
@@ -183,6 +185,22 @@ def render_reply(
     detail = etree.SubElement(fault, "detail")
     _status(_mm7(detail, "RSErrorRsp"), code, text, details)
     return Reply(fault_status, CONTENT_TYPE, _serialize(env))
+
+
+def submit_request(number: str, transaction_id: str = "demo-1") -> str:
+    """A minimal SOAP SubmitReq to one ``number`` (no media), on one line.
+
+    This is the body the demo guide prints in its curl commands, so it stays short and
+    free of single quotes (it is shell-quoted with them). ``number`` and
+    ``transaction_id`` are XML-escaped.
+    """
+    return (
+        f'<env:Envelope xmlns:env="{SOAP_NS}">'
+        f'<env:Header><TransactionID xmlns="{MM7_NS}">{escape(transaction_id)}</TransactionID>'
+        f'</env:Header><env:Body><SubmitReq xmlns="{MM7_NS}"><MM7Version>{MM7_VERSION}'
+        f"</MM7Version><Recipients><To><Number>{escape(number)}</Number></To></Recipients>"
+        "<Subject>hello</Subject></SubmitReq></env:Body></env:Envelope>"
+    )
 
 
 def oversize_body(transaction_id: str, message_id: str, size: int) -> bytes:
@@ -222,4 +240,5 @@ __all__ = [
     "oversize_body",
     "parse_request",
     "render_reply",
+    "submit_request",
 ]

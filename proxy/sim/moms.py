@@ -82,6 +82,8 @@ class Upload:
 
 @dataclass(frozen=True, slots=True)
 class MomsCall:
+    """One API call: which API, ``object.method``, its parameters and drained upload."""
+
     api: Api
     method: str  # "transaction.send"
     params: Mapping[str, str]
@@ -89,6 +91,7 @@ class MomsCall:
 
     @property
     def format(self) -> Format:
+        """``json`` when the call asks ``format=json``, else ``xml``."""
         return "json" if self.params.get("format", "").lower() == "json" else "xml"
 
     @property
@@ -107,11 +110,18 @@ class Answer:
 
     @property
     def status(self) -> str:
+        """The body's ``status`` attribute: ``success`` for code 1, else ``error``."""
         return "success" if self.code == "1" else "error"
 
 
-def precheck(call: MomsCall, client_id: str | None, token: str | None) -> Answer | None:
-    """The live API's own refusals (403, 404, missing parameters), or None to go on."""
+def precheck(
+    call: MomsCall,
+    client_id: str | None,
+    token: str | None,
+    max_media_bytes: int = MAX_MEDIA_BYTES,
+) -> Answer | None:
+    """The live API's own refusals (403, 404, missing parameters, a bad media upload over
+    ``max_media_bytes`` or of the wrong type), or None to go on."""
     if client_id is not None and (
         call.params.get("client_id") != client_id or call.params.get("token") != token
     ):
@@ -124,7 +134,7 @@ def precheck(call: MomsCall, client_id: str | None, token: str | None) -> Answer
                 return Answer("0", REQUIRED_MISSING, {})
             return Answer(code, _MISSING_TEXT.get(code, "Request is missing a parameter."), {})
     if call.method == "media.upload":
-        return _check_media(call)
+        return _check_media(call, max_media_bytes)
     return None
 
 
@@ -138,11 +148,11 @@ _MISSING_TEXT = {
 }
 
 
-def _check_media(call: MomsCall) -> Answer | None:
+def _check_media(call: MomsCall, max_bytes: int) -> Answer | None:
     if call.upload is None and not call.params.get("url"):
         return Answer("460", "Bad Media API request.", {})
     if call.upload is not None:
-        if call.upload.size > MAX_MEDIA_BYTES:
+        if call.upload.size > max_bytes:
             return Answer("461", "Invalid Media Size (over 150 MB on upload).", {})
         if not call.upload.content_type.startswith(_MEDIA_TYPES):
             return Answer("462", "Invalid Media Type (unsupported file).", {})
@@ -268,6 +278,8 @@ __all__ = [
     "METHODS",
     "REQUIRED_MISSING",
     "Answer",
+    "Api",
+    "Format",
     "IdSource",
     "MomsCall",
     "Upload",

@@ -2,7 +2,7 @@
 
 Precedence, highest first (``Chooser.choose``):
 
-1. header ``X-Sim-Fault: <fault>``  → that transport fault;
+1. header ``X-Sim-Fault: <fault>``  → that transport fault (read once by ``header_fault``);
 2. header ``X-Sim-Code: <number>``  → that code (any number: codes outside the catalog
    exercise the proxy's fallbacks);
 3. the recipient: its last four digits, read as a number, when that number is a catalog
@@ -20,22 +20,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 import yaml
 
 from proxy.sim.codes import SimCodes
+from proxy.vendors.base import VENDOR_NAMES, VendorName
 
 FaultName = Literal["refuse", "hang", "drip", "reset", "oversize", "html502", "empty", "malformed"]
 FAULTS: tuple[FaultName, ...] = (
     "refuse", "hang", "drip", "reset", "oversize", "html502", "empty", "malformed",
 )  # fmt: skip
 Source = Literal["header", "recipient", "mix", "default"]
-VendorName = Literal["mm7", "moms"]
 
 CODE_HEADER = "X-Sim-Code"
 FAULT_HEADER = "X-Sim-Fault"
-SUCCESS: Mapping[str, str] = {"mm7": "1000", "moms": "1"}
+SUCCESS: Mapping[VendorName, str] = {"mm7": "1000", "moms": "1"}
 _NUMBER = re.compile(r"^\s*(\d{1,9})\s*$")
 _NOT_DIGIT = re.compile(r"\D")
 
@@ -63,6 +63,8 @@ class Choice:
 
 @dataclass(frozen=True, slots=True)
 class MixEntry:
+    """One weighted outcome of a mix: a vendor ``code`` or a transport ``fault``."""
+
     weight: float
     code: str | None = None
     fault: FaultName | None = None
@@ -75,11 +77,18 @@ class Mix:
     mm7: tuple[MixEntry, ...] = ()
     moms: tuple[MixEntry, ...] = ()
 
-    def entries(self, vendor: str) -> tuple[MixEntry, ...]:
-        return self.mm7 if vendor == "mm7" else self.moms
+    def entries(self, vendor: VendorName) -> tuple[MixEntry, ...]:
+        """The entries of ``vendor``. Any other name fails loudly (``AssertionError``)."""
+        match vendor:
+            case "mm7":
+                return self.mm7
+            case "moms":
+                return self.moms
+            case _:
+                assert_never(vendor)
 
 
-def recipient_code(codes: SimCodes, vendor: str, recipient: str | None) -> str | None:
+def recipient_code(codes: SimCodes, vendor: VendorName, recipient: str | None) -> str | None:
     """The catalog code a recipient asks for (its last four digits as a number), or None."""
     if not recipient:
         return None
@@ -127,10 +136,18 @@ class Chooser:
         self._ids = itertools.count(self._id_rng.randrange(100_000_000, 900_000_000))
 
     def choose(
-        self, vendor: VendorName, headers: Mapping[str, str], recipient: str | None
+        self,
+        vendor: VendorName,
+        headers: Mapping[str, str],
+        recipient: str | None,
+        *,
+        fault: FaultName | None,
     ) -> Choice:
-        """Apply the precedence of the module docstring. Raises ``DirectiveError``."""
-        fault = header_fault(headers)
+        """Apply the precedence of the module docstring. Raises ``DirectiveError``.
+
+        ``fault`` is the request's ``X-Sim-Fault``, already read by ``header_fault`` (the
+        handler needs it before it reads the request, and reads the header only once).
+        """
         if fault is not None:
             return Choice(None, fault, "header")
         code = header_code(headers)
@@ -170,7 +187,7 @@ def parse_mix(data: Any, codes: SimCodes, *, source: str = "<mix>") -> Mix:
     if not isinstance(data, dict):
         raise MixError([f"{source}: (root): must be a mapping with mm7 and/or moms lists"])
     for key in data:
-        if key not in ("mm7", "moms"):
+        if key not in VENDOR_NAMES:
             errors.append(f"{source}: {key}: unknown key (expected mm7, moms)")
     mm7 = _entries(data.get("mm7"), "mm7", codes, source, errors)
     moms = _entries(data.get("moms"), "moms", codes, source, errors)
@@ -180,7 +197,7 @@ def parse_mix(data: Any, codes: SimCodes, *, source: str = "<mix>") -> Mix:
 
 
 def _entries(
-    raw: Any, vendor: str, codes: SimCodes, source: str, errors: list[str]
+    raw: Any, vendor: VendorName, codes: SimCodes, source: str, errors: list[str]
 ) -> tuple[MixEntry, ...]:
     if raw is None:
         return ()
@@ -230,6 +247,7 @@ __all__ = [
     "Mix",
     "MixEntry",
     "MixError",
+    "Source",
     "header_code",
     "header_fault",
     "load_mix",

@@ -1,8 +1,10 @@
-"""``Reply``: one complete simulated answer (status, content type, body), sans-io."""
+"""``Reply``: one complete simulated answer (status, content type, body), sans-io.
+
+The vendor modules (``mm7.py``, ``moms.py``) build these without knowing aiohttp;
+``faults.reply_response`` turns one into an aiohttp response at the edge.
+"""
 
 from dataclasses import dataclass
-
-from aiohttp import web
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,13 +14,6 @@ class Reply:
     status: int
     content_type: str
     body: bytes
-
-    def response(self) -> web.Response:
-        """The aiohttp response carrying this reply unchanged."""
-        # Set the raw header: aiohttp's content_type= would drop or re-add parameters.
-        return web.Response(
-            status=self.status, body=self.body, headers={"Content-Type": self.content_type}
-        )
 
 
 __all__ = ["Reply"]

@@ -12,8 +12,12 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxy.sim.moms import MAX_MEDIA_BYTES
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
+MAX_MM7_REQUEST_BYTES = 8 * 1024 * 1024
+HANG_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,9 @@ class SimSettings:
     (else the live API's 403 answer); unset: any credentials are accepted.
     ``mix_path`` names a weighted outcome mix (``config/sim-mix.yaml``); ``seed``
     makes its draws repeatable. ``latency_ms`` is added to every answer.
+    ``max_mm7_request_bytes``: a longer MM7 request is answered 2004; ``hang_seconds``:
+    how long a ``hang`` fault waits before closing; ``max_media_bytes``: a larger CM upload
+    is answered 461 (tests lower these; there are no command-line options for them).
     """
 
     host: str = DEFAULT_HOST
@@ -34,13 +41,19 @@ class SimSettings:
     client_id: str | None = None
     # A credential: keep it out of repr (logs, tracebacks).
     token: str | None = field(default=None, repr=False)
+    max_mm7_request_bytes: int = MAX_MM7_REQUEST_BYTES
+    hang_seconds: float = HANG_SECONDS
+    max_media_bytes: int = MAX_MEDIA_BYTES
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``[v6]:PORT``, or ``:PORT`` for the default host) → (host, port)."""
+def parse_listen(value: str, option: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT`` (or ``[v6]:PORT``, or ``:PORT`` for the default host) → (host, port).
+
+    Raises ``ValueError`` naming ``option`` (the flag the value came from).
+    """
     host, sep, port_text = value.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"--listen: expected HOST:PORT, got {value!r}")
+        raise ValueError(f"{option}: expected HOST:PORT, got {value!r}")
     host = host.strip("[]") or DEFAULT_HOST
     return host, int(port_text)
 
@@ -115,6 +128,8 @@ def settings_from_args(ns: argparse.Namespace) -> SimSettings:
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "HANG_SECONDS",
+    "MAX_MM7_REQUEST_BYTES",
     "SimSettings",
     "add_simulate_arguments",
     "parse_listen",
