@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from proxy.sim.mm7 import submit_request
+from tests.test_sim_demo import run_curl
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -137,29 +138,8 @@ def run_with_curl(command: str) -> dict[str, Any]:
 
 
 def run_with_urllib(command: str) -> dict[str, Any]:
-    """The few curl options the quickstart uses (-s, -H, --data), translated."""
-    args = shlex.split(command)
-    assert args[0] == "curl"
-    headers: dict[str, str] = {}
-    data: bytes | None = None
-    url = ""
-    it = iter(args[1:])
-    for arg in it:
-        if arg == "-H":
-            name, _, value = next(it).partition(":")
-            headers[name.strip()] = value.strip()
-        elif arg in ("--data", "-d"):
-            data = next(it).encode()
-        elif arg.startswith("http://"):
-            url = arg
-        else:
-            assert arg == "-s", f"a curl option the urllib translation does not know: {arg}"
-    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return dict(json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        return dict(json.loads(exc.read()))
+    """The quickstart's curl options (-s, -H, --data), through the demo test's translation."""
+    return run_curl(command)[1]
 
 
 def run(command: str) -> dict[str, Any]:
