@@ -13,14 +13,10 @@ import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +24,13 @@ import pytest
 import yaml
 
 from proxy.sim.mm7 import submit_request
+from tests.demo_process import DEMO_CONFIG, DemoProcess, running_demo
 from tests.test_sim_demo import run_curl
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SIMULATOR_DOC = ROOT / "docs" / "simulator.md"
-DEMO_CONFIG = ROOT / "config" / "demo.yaml"
 README_APP = "http://127.0.0.1:8080"
-GUIDE_END = "Ctrl-C stops both processes."
 _PAIR = re.compile(r"```sh\n(?P<sh>.*?)```\n```json\n(?P<json>.*?)```", re.DOTALL)
 #: Different on every run: generated request ids, and the simulator's unseeded message ids.
 _RANDOM = {("request_id",), ("instance",), ("data", "message_id")}
@@ -72,62 +67,14 @@ def masked(envelope: dict[str, Any]) -> dict[str, Any]:
     return dict(out)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class LiveDemo:
-    app: str
-    admin: str
-    guide: list[str]
-
-
 @pytest.fixture
-def live_demo(tmp_path: Path) -> Iterator[LiveDemo]:
+def live_demo(tmp_path: Path) -> Iterator[DemoProcess]:
     """``python -m proxy demo`` on free ports, once its guide is printed."""
-    app_port, admin_port, sim_port = free_port(), free_port(), free_port()
-    data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
-    data["listen"] = f"127.0.0.1:{app_port}"
-    data["admin_listen"] = f"127.0.0.1:{admin_port}"
-    for route in data["routes"]:
-        route["upstream"] = route["upstream"].replace(":8090/", f":{sim_port}/")
-    config = tmp_path / "demo.yaml"
-    config.write_text(yaml.safe_dump(data), encoding="utf-8")
     # No --sim-listen: the demo puts the simulator where the upstreams point.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "demo", "--config", str(config)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    done = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.strip() == GUIDE_END:
-                done.set()
-        done.set()
-
-    reader = threading.Thread(target=read, name="quickstart-demo", daemon=True)
-    reader.start()
-    try:
-        assert done.wait(60), "\n".join(lines)
-        assert process.poll() is None, "\n".join(lines)
-        yield LiveDemo(f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{admin_port}", lines)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
+    with running_demo(tmp_path) as demo:
+        assert demo.guide_done.wait(60), "\n".join(demo.lines)
+        assert demo.process.poll() is None, "\n".join(demo.lines)
+        yield demo
 
 
 def run_with_curl(command: str) -> dict[str, Any]:
@@ -165,9 +112,9 @@ def test_the_timeout_the_quickstart_names_is_the_demo_config_s() -> None:
     assert float(stated.group(1)) == float(moms["timeout"]["total"])
 
 
-def test_the_quickstart_commands_return_the_readme_json(live_demo: LiveDemo) -> None:
+def test_the_quickstart_commands_return_the_readme_json(live_demo: DemoProcess) -> None:
     """Each README call answers the README's JSON; then docs/simulator.md's metrics hold."""
-    guide = {line.strip() for line in live_demo.guide if line.strip().startswith("curl ")}
+    guide = {line.strip() for line in live_demo.lines if line.strip().startswith("curl ")}
     for command, shown in readme_calls():
         live = command.replace(README_APP, live_demo.app)
         assert live in guide, f"the demo's guide does not print:\n{live}"
@@ -175,7 +122,7 @@ def test_the_quickstart_commands_return_the_readme_json(live_demo: LiveDemo) -> 
     check_simulator_guide_metrics(live_demo)
 
 
-def check_simulator_guide_metrics(live_demo: LiveDemo) -> None:
+def check_simulator_guide_metrics(live_demo: DemoProcess) -> None:
     """docs/simulator.md: after the quickstart calls and three more, /metrics shows these."""
     doc = SIMULATOR_DOC.read_text(encoding="utf-8")
     block = re.search(r"they\s+read[^\n]*:\n\n```text\n(.*?)```", doc, re.DOTALL)

@@ -14,11 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,66 +26,17 @@ import yaml
 from proxy.config import load_config
 from proxy.demo import add_demo_arguments, builtin_demo_config_path, run_demo, simulator_address
 from tests.conftest import validate_envelope
+from tests.demo_process import DemoProcess, running_demo
 
 ROOT = Path(__file__).resolve().parent.parent
-GUIDE_END = "Ctrl-C stops both processes."
 _EXPECT = re.compile(r"^\s*-> HTTP (\d{3}) ([A-Z_]+)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Demo:
-    process: subprocess.Popen[str]
-    lines: list[str]
-    guide_done: threading.Event
-    admin: str
-    sim_port: int
-
-
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
+def demo(tmp_path: Path) -> Iterator[DemoProcess]:
     """The demo on free ports, with the shipped config's routes (timeouts shortened)."""
-    app_port, admin_port, sim_port = free_port(), free_port(), free_port()
-    data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
-    data["listen"] = f"127.0.0.1:{app_port}"
-    data["admin_listen"] = f"127.0.0.1:{admin_port}"
-    for route in data["routes"]:
-        route["upstream"] = route["upstream"].replace(":8090/", f":{sim_port}/")
-        route["timeout"]["total"] = 1
-    config = tmp_path / "demo.yaml"
-    config.write_text(yaml.safe_dump(data))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "demo", "--config", str(config),
-         "--sim-listen", f"127.0.0.1:{sim_port}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    done = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.strip() == GUIDE_END:
-                done.set()
-        done.set()  # the process ended: stop waiting either way
-
-    reader = threading.Thread(target=read, name="demo-stdout", daemon=True)
-    reader.start()
-    try:
-        yield Demo(process, lines, done, f"http://127.0.0.1:{admin_port}", sim_port)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        reader.join(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
+    with running_demo(tmp_path, total_timeout=1, pass_sim_listen=True) as running:
+        yield running
 
 
 def run_curl(command: str) -> tuple[int, dict[str, Any]]:
@@ -117,7 +66,7 @@ def run_curl(command: str) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_demo_guide_commands_return_what_the_guide_says(demo: Demo) -> None:
+def test_demo_guide_commands_return_what_the_guide_says(demo: DemoProcess) -> None:
     assert demo.guide_done.wait(60), "\n".join(demo.lines)
     assert demo.process.poll() is None, "\n".join(demo.lines)
     text = "\n".join(demo.lines)
