@@ -1,4 +1,5 @@
-"""Header policy for forwarding: hop-by-hop removal, X-Forwarded-*, request ids.
+"""Header policy for forwarding: hop-by-hop removal, X-Forwarded-*, request ids,
+and the mapping of a gateway's ``Location`` back onto the proxy.
 
 Pure functions over plain mappings, so the rules are testable without sockets.
 """
@@ -6,6 +7,7 @@ Pure functions over plain mappings, so the rules are testable without sockets.
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -23,6 +25,11 @@ _RESPONSE_DROP = HOP_BY_HOP | {"content-length", "date", "server"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _PHONE_SHAPED = re.compile(r"(?<![0-9A-Za-z])\+?[0-9]{7,15}(?![0-9A-Za-z])")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+# Fields naming a URL the app's client resolves against the proxy, not the gateway.
+_RELOCATED = frozenset({"location", "content-location"})
+# A URI reference is printable ASCII (RFC 3986 §2); anything else is left alone.
+_URI_REFERENCE = re.compile(r"^[\x21-\x7e]+$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> set[str]:
@@ -95,3 +102,76 @@ def upstream_request_headers(
 def downstream_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """A gateway's response headers fit to return unchanged (passthrough mode)."""
     return _without(upstream, _RESPONSE_DROP)
+
+
+def rewrite_location(value: str, *, request_url: str, upstream: str, path_prefix: str) -> str:
+    """A gateway's ``Location`` (or ``Content-Location``) as the app's client needs it.
+
+    ``request_url`` is the URL the proxy requested upstream, ``upstream`` the route's
+    upstream (origin and base path), ``path_prefix`` the route's prefix on the proxy.
+    A reference into the upstream (relative, resolved against ``request_url`` as RFC
+    3986 §5 says, or absolute on the upstream's origin) under the upstream's base path
+    becomes the same place under ``path_prefix``: a path-absolute reference
+    (``/prefix/rest?query#fragment``), so it works behind any Host. Another origin, a
+    path outside the base path, userinfo, a same-document reference (``#frag``: the
+    client already resolves it against the proxied URL) or a malformed value comes back
+    unchanged. Never raises.
+    """
+    if value.startswith("#") or not _URI_REFERENCE.match(value):
+        return value
+    try:
+        target = urlsplit(urljoin(request_url, value))
+        base = urlsplit(upstream)
+        same_origin = _origin(target) == _origin(base)
+    except ValueError:  # a bad port or IPv6 literal: not a reference we can map
+        return value
+    if not same_origin or "@" in target.netloc:
+        return value
+    path = _remove_dot_segments(target.path) or "/"
+    base_path = base.path.rstrip("/")
+    if path != base_path and not path.startswith(base_path + "/"):
+        return value
+    mapped = path_prefix + path[len(base_path) :]
+    if mapped.startswith("//"):  # would read as a host name: no path-absolute form exists
+        return value
+    return urlunsplit(("", "", mapped, target.query, target.fragment))
+
+
+def rewrite_locations(
+    headers: CIMultiDict[str], *, request_url: str, upstream: str, path_prefix: str
+) -> CIMultiDict[str]:
+    """``headers`` with each ``Location``/``Content-Location`` put through
+    ``rewrite_location``; every other field is kept as it is, in order."""
+    return CIMultiDict(
+        (
+            name,
+            rewrite_location(
+                value, request_url=request_url, upstream=upstream, path_prefix=path_prefix
+            )
+            if name.lower() in _RELOCATED
+            else value,
+        )
+        for name, value in headers.items()
+    )
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    """Scheme, host and port, compared case-insensitively with default ports filled in."""
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4 for an absolute path. ``urljoin`` leaves an absolute reference's
+    dot segments in place, and ``/api/../admin`` is not under ``/api``."""
+    segments = path.split("/")
+    kept: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if len(kept) > 1:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):  # "/a/b/.." names the directory "/a/"
+        kept.append("")
+    return "/".join(kept)

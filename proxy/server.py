@@ -221,12 +221,16 @@ def _respond(ex: _Exchange) -> web.Response:
         and ex.answer is not None
         and 200 <= ex.answer.status <= 599  # anything else can't be relayed as it is
     ):
-        answer = ex.answer
-        response = web.Response(
-            status=answer.status,
-            body=answer.body,
-            headers=hdrs.downstream_response_headers(answer.headers),
+        answer, route = ex.answer, ex.route
+        relayed = hdrs.rewrite_locations(
+            hdrs.downstream_response_headers(answer.headers),
+            # Without the query: it only matters to same-document references ("#x"),
+            # and those are left for the client to resolve.
+            request_url=str(upstream_url(route, ex.rest_path, "")),
+            upstream=route.upstream,
+            path_prefix=route.path_prefix,
         )
+        response = web.Response(status=answer.status, body=answer.body, headers=relayed)
         response.headers.update(passthrough_headers(outcome, ex.request_id))
         return response
     status, content_type, body = render(

@@ -1,10 +1,15 @@
-"""Header policy: hop-by-hop removal, X-Forwarded-*, request and trace ids."""
+"""Header policy: hop-by-hop removal, X-Forwarded-*, request and trace ids, Location."""
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.headers import (
     downstream_response_headers,
     request_id_from,
+    rewrite_location,
+    rewrite_locations,
     trace_id_from,
     upstream_request_headers,
 )
@@ -77,3 +82,108 @@ def test_request_ids_that_look_like_phone_numbers_are_replaced() -> None:
         assert request_id_from({"X-Request-ID": phone_like}) != phone_like
     for fine in ("abc-123", "0af7651916cd43dd8448eb211c80319c", "order-42", "2026-11-23"):
         assert request_id_from({"X-Request-ID": fine}) == fine
+
+
+# The route "/gw" -> "http://gw.example:8080/mm7/api"; the app asked for "/gw/submit/one".
+UPSTREAM = "http://gw.example:8080/mm7/api"
+REQUEST_URL = UPSTREAM + "/submit/one"
+HTTPS_UPSTREAM = "https://gw.example/mm7/api"
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        # relative references, resolved against the upstream request first
+        ("/mm7/api/other", "/gw/other"),
+        ("other", "/gw/submit/other"),
+        ("./other/", "/gw/submit/other/"),
+        ("../x", "/gw/x"),
+        ("..", "/gw/"),
+        ("?page=2", "/gw/submit/one?page=2"),
+        ("//gw.example:8080/mm7/api/x", "/gw/x"),
+        ("/mm7/api", "/gw"),
+        ("/mm7/api/", "/gw/"),
+        # absolute, on the upstream's origin
+        ("http://gw.example:8080/mm7/api/status/7", "/gw/status/7"),
+        ("HTTP://GW.Example:8080/mm7/api/x", "/gw/x"),
+        ("http://gw.example:8080/mm7/api/a/../b", "/gw/b"),
+        # query and fragment are kept
+        ("/mm7/api/x?a=1&b=%2F#top", "/gw/x?a=1&b=%2F#top"),
+        ("http://gw.example:8080/mm7/api/x?q#f", "/gw/x?q#f"),
+        # another origin: untouched
+        ("http://gw.example:9090/mm7/api/x", "http://gw.example:9090/mm7/api/x"),
+        ("https://gw.example:8080/mm7/api/x", "https://gw.example:8080/mm7/api/x"),
+        ("http://other.example:8080/mm7/api/x", "http://other.example:8080/mm7/api/x"),
+        ("//other.example/mm7/api/x", "//other.example/mm7/api/x"),
+        ("mailto:ops@example.com", "mailto:ops@example.com"),
+        # outside the upstream's base path: untouched
+        ("/mm7/other", "/mm7/other"),
+        ("/mm7/apix", "/mm7/apix"),
+        ("../../../admin", "../../../admin"),
+        ("http://gw.example:8080/mm7/api/../admin", "http://gw.example:8080/mm7/api/../admin"),
+        ("http://gw.example:8080/", "http://gw.example:8080/"),
+        # userinfo, same-document references and garbage: untouched
+        ("http://u@gw.example:8080/mm7/api/x", "http://u@gw.example:8080/mm7/api/x"),
+        ("#section", "#section"),
+        ("", ""),
+        ("http://[::1/x", "http://[::1/x"),
+        ("http://gw.example:port/mm7/api/x", "http://gw.example:port/mm7/api/x"),
+        ("http://gw.example:99999/mm7/api/x", "http://gw.example:99999/mm7/api/x"),
+        ("/mm7/api/a b", "/mm7/api/a b"),
+        ("/mm7/api/\tx", "/mm7/api/\tx"),
+        ("/mm7/api/caf\u00e9", "/mm7/api/caf\u00e9"),
+    ],
+)
+def test_location_into_the_upstream_is_mapped_under_the_prefix(
+    location: str, expected: str
+) -> None:
+    got = rewrite_location(location, request_url=REQUEST_URL, upstream=UPSTREAM, path_prefix="/gw")
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("https://gw.example/mm7/api/x", "/gw/x"),
+        ("https://gw.example:443/mm7/api/x", "/gw/x"),
+        ("http://gw.example/mm7/api/x", "http://gw.example/mm7/api/x"),
+        ("https://gw.example:8443/mm7/api/x", "https://gw.example:8443/mm7/api/x"),
+    ],
+)
+def test_a_default_port_equals_no_port(location: str, expected: str) -> None:
+    got = rewrite_location(
+        location, request_url=HTTPS_UPSTREAM + "/", upstream=HTTPS_UPSTREAM, path_prefix="/gw"
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("upstream", "prefix", "location", "expected"),
+    [
+        ("http://127.0.0.1:8080", "/gw", "/x?y", "/gw/x?y"),
+        ("http://127.0.0.1:8080", "/gw", "http://127.0.0.1:8080", "/gw/"),
+        ("http://[::1]:8080/api", "/v1/mm7", "http://[::1]:8080/api/x", "/v1/mm7/x"),
+        ("http://127.0.0.1:8080/api", "//gw", "/api/x", "/api/x"),  # no path-absolute form
+    ],
+)
+def test_location_for_other_route_shapes(
+    upstream: str, prefix: str, location: str, expected: str
+) -> None:
+    got = rewrite_location(location, request_url=upstream, upstream=upstream, path_prefix=prefix)
+    assert got == expected
+
+
+@given(st.text())
+def test_any_location_gives_a_string_and_never_raises(location: str) -> None:
+    got = rewrite_location(location, request_url=REQUEST_URL, upstream=UPSTREAM, path_prefix="/gw")
+    assert got == location or got.startswith("/gw")
+
+
+def test_only_location_fields_are_rewritten() -> None:
+    headers = CIMultiDict(
+        [("Location", "/mm7/api/a"), ("X-Next", "/mm7/api/b"), ("content-location", "c")]
+    )
+    out = rewrite_locations(headers, request_url=REQUEST_URL, upstream=UPSTREAM, path_prefix="/gw")
+    assert list(out.items()) == [
+        ("Location", "/gw/a"), ("X-Next", "/mm7/api/b"), ("content-location", "/gw/submit/c"),
+    ]  # fmt: skip

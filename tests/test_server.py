@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -410,3 +412,78 @@ async def test_retry_after_is_kept_on_503(one_route_proxy: Any) -> None:
     assert (resp.status, env["code"], resp.headers["Retry-After"]) == (
         503, "UPSTREAM_UNAVAILABLE", "120",
     )  # fmt: skip
+
+
+Locator = Callable[[web.Request], str]
+
+
+def redirecting_gateway(
+    status: int, location: Locator, seen: list[tuple[str, str, bytes]]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A gateway under /api: /api/start answers ``status`` with ``location(request)``,
+    anything else answers 200 with a Content-Location into itself."""
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((request.method, request.raw_path, await request.read()))
+        if request.path == "/api/start":
+            return web.Response(status=status, headers={"Location": location(request)})
+        resp = submit_rsp()
+        resp.headers["Content-Location"] = "/api/target/v1"
+        return resp
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("status", "location"),
+    [
+        (301, lambda request: "/api/target?n=1"),
+        (302, lambda request: "target?n=1"),
+        (303, lambda request: str(request.url.with_path("/api/target").with_query("n=1"))),
+        (307, lambda request: "../api/target?n=1"),
+        (308, lambda request: f"http://{request.host}/api/target?n=1"),
+    ],
+)
+async def test_a_client_follows_a_passthrough_redirect_through_the_proxy(
+    one_route_proxy: Any, status: int, location: Locator
+) -> None:
+    seen: list[tuple[str, str, bytes]] = []
+    client = await one_route_proxy(redirecting_gateway(status, location, seen), mode="passthrough")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(client.make_url("/gw/start"), data=b"x", allow_redirects=True) as resp,
+    ):
+        assert resp.status == 200
+        assert resp.url.path_qs == "/gw/target?n=1"
+        assert [(r.status, r.headers["Location"]) for r in resp.history] == [
+            (status, "/gw/target?n=1")
+        ]
+        assert resp.headers["Content-Location"] == "/gw/target/v1"
+    kept = status in (307, 308)  # the client keeps the method and body only for these
+    assert seen == [
+        ("POST", "/api/start", b"x"),
+        ("POST" if kept else "GET", "/api/target?n=1", b"x" if kept else b""),
+    ]
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://other.invalid/api/target", "https://127.0.0.1/api/target", "/elsewhere/target"],
+)
+async def test_a_redirect_out_of_the_upstream_is_passed_untouched(
+    one_route_proxy: Any, location: str
+) -> None:
+    seen: list[tuple[str, str, bytes]] = []
+    gateway = redirecting_gateway(302, lambda request: location, seen)
+    client = await one_route_proxy(gateway, mode="passthrough")
+    resp = await client.get("/gw/start", allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (302, location)
+    assert [path for _, path, _ in seen] == ["/api/start"]
+
+
+async def test_an_envelope_route_does_not_relay_location(one_route_proxy: Any) -> None:
+    seen: list[tuple[str, str, bytes]] = []
+    client = await one_route_proxy(redirecting_gateway(302, lambda request: "/api/x", seen))
+    resp = await client.get("/gw/start", allow_redirects=False)
+    assert resp.content_type != "text/xml"  # an envelope, not the gateway's answer
+    assert "Location" not in resp.headers
