@@ -7,7 +7,7 @@ indexes it once at start-up so that classification is a few dict look-ups.
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -79,9 +79,14 @@ class VendorTable:
     name: str
     codes: Mapping[str, VendorCode]
     class_fallbacks: Mapping[str, str]  # mm7: leading digit (or "default") -> code
-    fault_codes: Mapping[str, CanonicalCode]  # mm7: SOAP faultcode local name -> canonical
+    fault_codes: Mapping[str, CanonicalCode]  # mm7: lower-cased faultcode -> canonical
     unknown: CanonicalCode | None  # moms: a code outside the table
     unknown_success: CanonicalCode | None  # moms: ... when status="success"
+    generic_faults: frozenset[str] = frozenset()  # mm7: lower-cased Client, Server, ...
+    specific_http: frozenset[int] = frozenset()  # statuses that beat a generic faultcode
+    code_headers: tuple[str, ...] = ()  # headers carrying a vendor status code
+    status_headers: tuple[str, ...] = ()  # headers carrying a status word or HTTP status
+    success_status: frozenset[str] = frozenset()  # lower-cased status words meaning success
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,10 @@ class Catalog:
     http: Mapping[str, CanonicalCode]  # "404", "4xx", "default"
     transport: Mapping[TransportKind, CanonicalCode]
     source: str
+    # What a reply whose signals disagree on success becomes (never ok, never retryable).
+    conflict: CanonicalCode
+    # HTTP statuses with which a Retry-After makes an error retryable.
+    retry_after_statuses: frozenset[int]
 
     def __getitem__(self, name: str) -> CanonicalCode:
         return self.canonical[name]
@@ -189,14 +198,25 @@ def parse_catalog(data: Any, *, source: str = "<catalog>") -> Catalog:
             if target not in codes:
                 err(f"vendors.{vendor}.class_fallbacks.{digit}", f"unknown code {target!r}")
         faults = {
-            str(k): ref(f"vendors.{vendor}.fault_codes.{k}", v)
+            str(k).lower(): ref(f"vendors.{vendor}.fault_codes.{k}", v)
             for k, v in (spec.get("fault_codes") or {}).items()
         }
+        generic = _strings(err, spec, f"vendors.{vendor}", "generic_fault_codes")
+        for name in generic:
+            if name.lower() not in faults:
+                err(f"vendors.{vendor}.generic_fault_codes", f"{name!r} is not in fault_codes")
         vendors[vendor] = VendorTable(
             name=vendor,
             codes=codes,
             class_fallbacks=fallbacks,
             fault_codes=faults,
+            generic_faults=frozenset(name.lower() for name in generic),
+            specific_http=_statuses(err, spec, f"vendors.{vendor}", "specific_http_statuses"),
+            code_headers=_strings(err, spec, f"vendors.{vendor}", "code_headers"),
+            status_headers=_strings(err, spec, f"vendors.{vendor}", "status_headers"),
+            success_status=frozenset(
+                w.lower() for w in _strings(err, spec, f"vendors.{vendor}", "success_status")
+            ),
             unknown=ref(f"vendors.{vendor}.unknown", spec["unknown"])
             if "unknown" in spec
             else None,
@@ -215,6 +235,10 @@ def parse_catalog(data: Any, *, source: str = "<catalog>") -> Catalog:
             err(f"transport.{kind}", "is required")
         else:
             transport[kind] = ref(f"transport.{kind}", raw_transport[kind])
+    conflict = ref("conflict", data.get("conflict"))
+    if conflict.ok or conflict.retryable:
+        err("conflict", f"{conflict.name} must be a code that is neither success nor retryable")
+    retry_after = _statuses(err, data, "", "retry_after_statuses")
     if errors:
         raise CatalogError(errors)
     return Catalog(
@@ -224,4 +248,30 @@ def parse_catalog(data: Any, *, source: str = "<catalog>") -> Catalog:
         http=http,
         transport=transport,
         source=source,
+        conflict=conflict,
+        retry_after_statuses=retry_after,
     )
+
+
+def _strings(
+    err: Callable[[str, str], None], spec: Mapping[str, Any], where: str, key: str
+) -> tuple[str, ...]:
+    """An optional list of non-empty strings at ``spec[key]``."""
+    value = spec.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        err(f"{where}.{key}".lstrip("."), "must be a list of non-empty strings")
+        return ()
+    return tuple(value)
+
+
+def _statuses(
+    err: Callable[[str, str], None], spec: Mapping[str, Any], where: str, key: str
+) -> frozenset[int]:
+    """An optional list of HTTP statuses (100-599) at ``spec[key]``."""
+    value = spec.get(key, [])
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in value
+    ):
+        err(f"{where}.{key}".lstrip("."), "must be a list of HTTP statuses (100-599)")
+        return frozenset()
+    return frozenset(value)

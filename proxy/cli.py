@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import cast
 
 import orjson
+from multidict import CIMultiDict
 
 from proxy import __version__, demo, sim
 from proxy.catalog import Catalog, CatalogError, load_catalog
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--vendor", choices=("mm7", "moms"), required=True)
     translate.add_argument("--http-status", type=int, default=200)
     translate.add_argument("--content-type", default=None)
+    translate.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="a response header the reply came with (X-MM7-Status-Code, Retry-After, ...); "
+        "repeatable",
+    )
     translate.add_argument("--catalog", help="catalog file (default: the built-in one)")
     translate.add_argument("file", help="the captured body, or - for standard input")
 
@@ -144,9 +153,16 @@ def _translate(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    headers: CIMultiDict[str] = CIMultiDict()
+    for item in args.header:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            print(f"--header {item!r}: expected NAME:VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        headers.add(name.strip(), value.strip())
     vendor = cast(VendorName, args.vendor)
-    reply = parse_reply(vendor, body, args.content_type)
-    outcome = classify_reply(catalog, vendor, reply, args.http_status)
+    reply = parse_reply(vendor, body, headers.get("Content-Type", args.content_type))
+    outcome = classify_reply(catalog, vendor, reply, args.http_status, headers=headers)
     envelope = build_envelope(outcome, request_id="translate", route=None)
     sys.stdout.write(orjson.dumps(envelope, option=orjson.OPT_INDENT_2).decode() + "\n")
     return EXIT_OK

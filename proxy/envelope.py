@@ -27,7 +27,7 @@ def build_envelope(outcome: Outcome, *, request_id: str, route: str | None) -> d
         "status": code.status,
         "code": code.name,
         "category": code.category,
-        "retryable": code.retryable,
+        "retryable": outcome.retryable,
         "type": code.type,
         "title": code.title,
         "detail": outcome.detail,
@@ -57,7 +57,7 @@ def passthrough_headers(outcome: Outcome, request_id: str) -> dict[str, str]:
     return {
         "X-Gateway-Code": outcome.code.name,
         "X-Gateway-Category": outcome.code.category,
-        "X-Gateway-Retryable": "true" if outcome.code.retryable else "false",
+        "X-Gateway-Retryable": "true" if outcome.retryable else "false",
         "X-Gateway-Vendor-Code": _header_safe(outcome.vendor_code, outcome.vendor_code_label),
         "X-Request-ID": request_id,
     }

@@ -51,7 +51,7 @@ def log_request(record: RequestRecord) -> None:
         "status": record.status,
         "code": outcome.code.name,
         "category": outcome.code.category,
-        "retryable": outcome.code.retryable,
+        "retryable": outcome.retryable,
         "vendor_code": outcome.vendor_code,
         "vendor_message": outcome.message,
         "vendor_http_status": outcome.http_status,
@@ -63,6 +63,8 @@ def log_request(record: RequestRecord) -> None:
         "bytes_in": record.bytes_in,
         "bytes_out": record.bytes_out,
     }
+    if outcome.conflict:
+        fields["conflict"] = list(outcome.conflict)
     if record.trace_id:
         fields["trace_id"] = record.trace_id
     level = LEVELS.get(outcome.code.category, "error")

@@ -205,7 +205,9 @@ def _classify(request: web.Request, catalog: Catalog, ex: _Exchange) -> None:
     assert route is not None
     reply = parse_reply(route.vendor, answer.content, answer.headers.get("Content-Type"))
     bodiless = request.method == "HEAD" or answer.status in _BODILESS_STATUSES
-    ex.outcome = classify_reply(catalog, route.vendor, reply, answer.status, bodiless=bodiless)
+    ex.outcome = classify_reply(
+        catalog, route.vendor, reply, answer.status, headers=answer.headers, bodiless=bodiless
+    )
     retry_after = answer.headers.get("Retry-After")
     if retry_after:
         ex.extra_headers["Retry-After"] = retry_after

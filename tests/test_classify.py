@@ -33,16 +33,28 @@ def mm7(code: str | None = None, **kw: object) -> VendorReply:
 def test_mm7_codes_and_class_fallbacks(
     catalog: Catalog, code: str, expected: str, label: str
 ) -> None:
-    outcome = classify_reply(catalog, "mm7", mm7(code), 500)
+    outcome = classify_reply(catalog, "mm7", mm7(code), 200)
     assert outcome.code.name == expected
     assert outcome.vendor_code == code
     assert outcome.vendor_code_label == label
 
 
 def test_vendor_code_wins_over_http_status(catalog: Catalog) -> None:
-    assert classify_reply(catalog, "mm7", mm7("1000"), 500).code.name == "OK"
+    assert classify_reply(catalog, "mm7", mm7("2002"), 500).code.name == "INVALID_ADDRESS"
     assert classify_reply(catalog, "moms", mm7("606"), 200).code.name == "RECIPIENT_OPTED_OUT"
-    assert classify_reply(catalog, "moms", mm7("1"), 403).code.name == "OK"
+    assert classify_reply(catalog, "moms", mm7("436"), 403).code.name == "INVALID_ADDRESS"
+
+
+def test_a_success_code_with_an_error_status_is_no_success(catalog: Catalog) -> None:
+    """Rule 1: the HTTP status is a signal too; a success code cannot outvote it."""
+    for vendor, code, status in (("mm7", "1000", 500), ("moms", "1", 403)):
+        outcome = classify_reply(catalog, vendor, mm7(code), status)
+        assert not outcome.code.ok
+        assert not outcome.retryable
+        assert outcome.conflict == (
+            f"success: {vendor} status {code}",
+            f"failure: HTTP status {status}",
+        )
 
 
 def test_missing_status_text_is_filled_from_the_catalog(catalog: Catalog) -> None:
@@ -89,13 +101,13 @@ def test_moms_success_without_code(catalog: Catalog) -> None:
         ("Client", 500, "INVALID_REQUEST"),
         ("Server", 500, "UPSTREAM_ERROR"),
         ("Sender", 400, "INVALID_REQUEST"),
-        ("Client.Authentication", 500, "INVALID_REQUEST"),
+        ("Client.Authentication", 500, "UNAUTHENTICATED"),  # most specific first
         ("VersionMismatch", 500, "UNSUPPORTED_OPERATION"),
         ("Weird", 503, "UPSTREAM_UNAVAILABLE"),  # unknown faultcode: HTTP fallback
     ],
 )
 def test_fault_without_mm7_status(catalog: Catalog, fault: str, status: int, expected: str) -> None:
-    reply = VendorReply(body_kind="vendor", fault_code=fault, message="boom")
+    reply = VendorReply(body_kind="vendor", fault_code=fault, message="boom", fault=True)
     outcome = classify_reply(catalog, "mm7", reply, status)
     assert outcome.code.name == expected
     assert outcome.vendor_code is None

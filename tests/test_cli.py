@@ -117,6 +117,24 @@ def test_translate_from_stdin() -> None:
     assert env["code"] == "RECIPIENT_OPTED_OUT"
 
 
+def test_translate_reads_status_headers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capture = tmp_path / "bare-fault.xml"
+    capture.write_text(
+        "<Envelope><Body><Fault><faultcode>Server</faultcode></Fault></Body></Envelope>"
+    )
+    argv = ["translate", "--vendor", "mm7", "--http-status", "503", str(capture)]
+    assert main([*argv, "--header", "X-MM7-Status-Code: 2002", "--header", "Retry-After:9"]) == 0
+    env = json.loads(capsys.readouterr().out)
+    validate_envelope(env)
+    assert (env["code"], env["vendor"]["code"], env["retryable"]) == (
+        "INVALID_ADDRESS",
+        "2002",
+        True,
+    )
+    assert main([*argv, "--header", "no-colon"]) == 2
+    assert "NAME:VALUE" in capsys.readouterr().err
+
+
 def test_translate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["translate", "--vendor", "mm7", "/nonexistent/x.xml"]) == 2
     assert "cannot read" in capsys.readouterr().err

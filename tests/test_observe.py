@@ -63,3 +63,20 @@ async def test_no_msisdn_or_token_reaches_the_log(one_route_proxy: Any, log_line
     assert "********436" in line["path"]
     assert "token=[REDACTED]" in line["path"]
     assert "********309" in line["vendor_message"]
+
+
+async def test_a_conflict_is_in_the_log_line(one_route_proxy: Any, log_lines: Any) -> None:
+    """Rule 1: the signals that disagreed are logged, and the status header counts."""
+
+    async def disagreeing(request: web.Request) -> web.Response:
+        body = '{"response": {"code": "1", "status": "success"}}'
+        return web.Response(text=body, headers={"Status": "BAD_REQUEST"})
+
+    client = await one_route_proxy(disagreeing, vendor="moms")
+    response = await client.post("/gw/transaction.send", data=b"x")
+    envelope = await response.json(content_type=None)
+    assert (envelope["ok"], envelope["retryable"]) == (False, False)
+    (line,) = requests_logged(log_lines)
+    assert line["code"] == "INVALID_UPSTREAM_RESPONSE"
+    assert "failure: Status header 'BAD_REQUEST'" in line["conflict"]
+    assert "disagree" in line["detail"]

@@ -29,6 +29,7 @@ def fixture(name: str) -> bytes:
                 message="Request accepted",
                 transaction_id="tx-default-ns",
                 data={"message_id": "msg-0001", "mm7_version": "6.5.0"},
+                element="SubmitRsp",
             ),
             id="default-namespace-on-envelope-rel6",
         ),
@@ -40,6 +41,7 @@ def fixture(name: str) -> bytes:
                 message="Partial success",
                 transaction_id="tx-rel5",
                 data={"message_id": "msg-rel5", "mm7_version": "5.6.0"},
+                element="SubmitRsp",
             ),
             id="prefixed-rel5",
         ),
@@ -51,6 +53,7 @@ def fixture(name: str) -> bytes:
                 message="Address Error",
                 transaction_id="tx-none",
                 data={"mm7_version": "6.8.0"},
+                element="SubmitRsp",
             ),
             id="no-namespace-at-all",
         ),
@@ -62,6 +65,7 @@ def fixture(name: str) -> bytes:
                 message="Delivered",
                 transaction_id="tx-unq",
                 data={"mm7_version": "6.3.0"},
+                element="DeliverRsp",
             ),
             id="unqualified-children-under-prefixed-rsp",
         ),
@@ -75,6 +79,8 @@ def fixture(name: str) -> bytes:
                 transaction_id="tx-fault",
                 fault_code="Client",
                 data={"mm7_version": "6.8.0"},
+                element="RSErrorRsp",
+                fault=True,
             ),
             id="fault-detail-with-details-children",
         ),
@@ -87,12 +93,20 @@ def fixture(name: str) -> bytes:
                 transaction_id="tx-outside",
                 fault_code="Server",
                 data={"mm7_version": "5.3.0"},
+                element="VASPErrorRsp",
+                fault=True,
             ),
             id="fault-outside-body",
         ),
         pytest.param(
             "fault-no-detail.xml",
-            VendorReply("vendor", code=None, message="Internal relay failure", fault_code="Server"),
+            VendorReply(
+                "vendor",
+                code=None,
+                message="Internal relay failure",
+                fault_code="Server",
+                fault=True,
+            ),
             id="fault-without-mm7-detail",
         ),
         pytest.param(
@@ -103,12 +117,15 @@ def fixture(name: str) -> bytes:
                 message="Not possible",
                 transaction_id="tx-12",
                 fault_code="Sender",
+                fault_subcodes=("AddressError",),
+                element="SubmitRsp",
+                fault=True,
             ),
             id="soap12-fault-with-detail",
         ),
         pytest.param(
             "soap12-fault-no-detail.xml",
-            VendorReply("vendor", message="Relay overloaded", fault_code="Receiver"),
+            VendorReply("vendor", message="Relay overloaded", fault_code="Receiver", fault=True),
             id="soap12-fault-reason-text",
         ),
         pytest.param(
@@ -118,6 +135,7 @@ def fixture(name: str) -> bytes:
                 code="2005",
                 message="Message ID not found",
                 data={"mm7_version": "5.5.0"},
+                element="CancelRsp",
             ),
             id="flat-rsp-without-status-wrapper",
         ),
@@ -130,13 +148,18 @@ def fixture(name: str) -> bytes:
                 details="replacement refused",
                 transaction_id="tx-late-header",
                 data={"message_id": "msg-replaced", "mm7_version": "6.8.0"},
+                element="ReplaceRsp",
             ),
             id="children-in-any-order",
         ),
         pytest.param(
             "readreplyrsp-no-statustext.xml",
             VendorReply(
-                "vendor", code="2005", transaction_id="tx-rr", data={"mm7_version": "6.8.0"}
+                "vendor",
+                code="2005",
+                transaction_id="tx-rr",
+                data={"mm7_version": "6.8.0"},
+                element="ReadReplyRsp",
             ),
             id="missing-statustext",
         ),
@@ -148,17 +171,18 @@ def fixture(name: str) -> bytes:
                 message="Success",
                 transaction_id="tx-padded-42",
                 data={"mm7_version": "6.8.0"},
+                element="DeliveryReportRsp",
             ),
             id="transaction-id-padded",
         ),
         pytest.param(
             "submitrsp-txn-empty.xml",
-            VendorReply("vendor", code="1000"),
+            VendorReply("vendor", code="1000", element="SubmitRsp"),
             id="transaction-id-empty",
         ),
         pytest.param(
             "submitrsp-nonnumeric-code.xml",
-            VendorReply("vendor", code="E-42x", message="Vendor specific"),
+            VendorReply("vendor", code="E-42x", message="Vendor specific", element="SubmitRsp"),
             id="non-numeric-code-kept-as-sent",
         ),
         pytest.param(
@@ -183,7 +207,7 @@ def test_content_types_do_not_change_result(ct: str | None) -> None:
 def test_bare_rsp_without_envelope() -> None:
     """A gateway that drops the SOAP envelope still yields its status."""
     body = f'<SubmitRsp xmlns="{MM7_NS}"><StatusCode>2004</StatusCode></SubmitRsp>'.encode()
-    assert parse_mm7(body, "text/xml") == VendorReply("vendor", code="2004")
+    assert parse_mm7(body, "text/xml") == VendorReply("vendor", code="2004", element="SubmitRsp")
 
 
 def test_first_rsp_with_a_status_wins() -> None:
@@ -192,13 +216,15 @@ def test_first_rsp_with_a_status_wins() -> None:
         b"<Envelope><Body><DeliverRsp><MessageID>m1</MessageID></DeliverRsp>"
         b"<SubmitRsp><StatusCode>3002</StatusCode></SubmitRsp></Body></Envelope>"
     )
-    assert parse_mm7(body, None) == VendorReply("vendor", code="3002")
+    assert parse_mm7(body, None) == VendorReply("vendor", code="3002", element="SubmitRsp")
 
 
 def test_rsp_without_status_has_no_code() -> None:
     """An Rsp with no StatusCode anywhere is still a vendor reply, with code None."""
     body = b"<Envelope><Body><SubmitRsp><MessageID>m1</MessageID></SubmitRsp></Body></Envelope>"
-    assert parse_mm7(body, None) == VendorReply("vendor", data={"message_id": "m1"})
+    assert parse_mm7(body, None) == VendorReply(
+        "vendor", data={"message_id": "m1"}, element="SubmitRsp"
+    )
 
 
 @pytest.mark.parametrize(
@@ -206,19 +232,19 @@ def test_rsp_without_status_has_no_code() -> None:
     [
         (
             b"<Fault><faultstring>only text</faultstring></Fault>",
-            VendorReply("vendor", message="only text"),
+            VendorReply("vendor", message="only text", fault=True),
         ),
         (
             b"<Fault><Reason>bare reason</Reason></Fault>",
-            VendorReply("vendor", message="bare reason"),
+            VendorReply("vendor", message="bare reason", fault=True),
         ),
         (
             b"<Fault><faultcode>Client.Auth</faultcode><detail>no MM7 here</detail></Fault>",
-            VendorReply("vendor", details="no MM7 here", fault_code="Client.Auth"),
+            VendorReply("vendor", details="no MM7 here", fault_code="Client.Auth", fault=True),
         ),
         (
             b"<Fault><Code><Value>{urn:x}Receiver</Value></Code></Fault>",
-            VendorReply("vendor", fault_code="Receiver"),
+            VendorReply("vendor", fault_code="Receiver", fault=True),
         ),
     ],
 )

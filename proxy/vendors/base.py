@@ -25,9 +25,15 @@ class VendorReply:
     ``code`` is the vendor status code exactly as sent (surrounding whitespace
     stripped), or ``None`` when the body holds none. ``data`` is the success
     payload: for MM7 ``message_id`` and ``mm7_version``; for MoMS every other
-    field of the response. ``fault_code`` is the SOAP ``faultcode`` local name
-    (``Client``, ``Server``, ``Sender``, ``Receiver``, ...) when the body was a
-    SOAP Fault.
+    field of the response. ``fault_code`` is the SOAP ``faultcode`` without its
+    namespace prefix (SOAP 1.1: ``Client``, ``Client.Auth``, ``Throttled``; SOAP 1.2: the
+    ``Code/Value``, ``Sender`` or ``Receiver``) and ``fault_subcodes`` the SOAP 1.2
+    ``Subcode/Value`` chain, outermost first.
+
+    The other signals a reply can carry, which the classifier checks against the code
+    (``ok`` only when every one agrees): ``fault`` says the body held a SOAP Fault, and
+    ``element`` is the local name of the MM7 response element that held the status
+    (``SubmitRsp``, ``RSErrorRsp``, ``Status``, ...).
     """
 
     body_kind: BodyKind
@@ -37,6 +43,9 @@ class VendorReply:
     status: str | None = None
     transaction_id: str | None = None
     fault_code: str | None = None
+    fault_subcodes: tuple[str, ...] = ()
+    fault: bool = False
+    element: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -7,14 +7,20 @@ Real relays disagree on almost everything, so the reading is deliberately loose:
 
 * Elements are matched by **local name** only: any ``REL-5-MM7-1-x`` / ``REL-6-MM7-1-x``
   namespace, a default namespace, any prefix, or none at all; SOAP 1.1 or 1.2.
-* The status lives in the first element whose name ends in ``Rsp`` (SubmitRsp,
-  DeliveryReportRsp, RSErrorRsp, VASPErrorRsp, ...) and holds a StatusCode, wherever it
-  sits: in the Body, in ``Fault/detail`` (``Detail`` in SOAP 1.2), or in a Fault placed
-  outside the Body. The ``Status`` wrapper may be missing; children come in any order.
-* A Fault without MM7 detail gives ``code=None``, ``message`` = faultstring (or SOAP 1.2
-  ``Reason/Text``) and ``fault_code`` = the local part of faultcode (``Client``,
-  ``Sender``, ...). When a StatusCode is present, ``message`` is its StatusText or None
-  (the classifier fills it from the catalog), never the generic faultstring.
+* The status is read **only where it belongs**: the ``StatusCode`` that is a direct
+  child of the response's own ``Status`` element, or, where that wrapper is missing, a
+  direct child of the ``*Rsp`` (SubmitRsp, DeliveryReportRsp, RSErrorRsp, VASPErrorRsp,
+  ...). The response element is a direct child of the Body, of a Fault's ``detail``
+  (``Detail`` in SOAP 1.2; also a Fault placed outside the Body), or the document root. A
+  bare ``Status`` may stand there instead of a ``*Rsp``. A ``StatusCode`` or ``Status``
+  anywhere else (inside ``Details``, an extension element, a nested ``*Rsp``) is data.
+* A Fault without MM7 status gives ``code=None``, ``message`` = faultstring (or SOAP 1.2
+  ``Reason/Text``), ``fault_code`` = faultcode without its prefix (``Client``,
+  ``Client.Auth``, ``Throttled``; SOAP 1.2 ``Code/Value``) and ``fault_subcodes`` = the
+  SOAP 1.2 ``Subcode/Value`` chain. When a StatusCode is present, ``message`` is its
+  StatusText or None (the classifier fills it from the catalog), never the faultstring.
+* ``code`` is the StatusCode as sent, stripped: ``+2002`` and ``02002`` stay as they are;
+  the classifier reads them as the integer they spell (TS 23.140 types it ``xs:integer``).
 * ``transaction_id`` comes from the SOAP Header (padding stripped, empty → None);
   ``data`` holds ``message_id`` and ``mm7_version`` when present.
 * ``multipart/related``: the part named by ``start=``, else the first XML part.
@@ -32,6 +38,7 @@ from proxy.vendors.base import VendorReply
 from proxy.vendors.multipart import select_part
 from proxy.vendors.safexml import (
     MAX_XML_BYTES,
+    child_local,
     content_type_params,
     find_local,
     local_name,
@@ -48,7 +55,7 @@ def _element(name: str, value: str) -> re.Pattern[str]:
     return re.compile(rf"<{_PREFIX}{name}(?:\s[^<>]{{0,200}})?>{value}</{_PREFIX}{name}\s{{0,8}}>")
 
 
-_SALVAGE_CODE = _element("StatusCode", r"\s{0,64}(\d{1,9})\s{0,64}")
+_SALVAGE_CODE = _element("StatusCode", r"\s{0,64}([+-]?[0-9]{1,9})\s{0,64}")
 _SALVAGE_TEXT = _element("StatusText", r"([^<>&]{1,512})")
 _SALVAGE_TXN = _element("TransactionID", r"([^<>&]{1,256})")
 
@@ -97,67 +104,126 @@ def _salvage(text: str) -> VendorReply:
     )
 
 
-def _find_rsp(root: etree._Element) -> etree._Element | None:
-    """The first ``*Rsp`` holding a StatusCode, else the first ``*Rsp`` at all."""
-    rsps = [el for el in root.iter() if local_name(el).endswith("Rsp")]
-    for rsp in rsps:
-        if find_local(rsp, "StatusCode") is not None:
-            return rsp
-    return rsps[0] if rsps else None
-
-
-def _fault_code(fault: etree._Element) -> str | None:
-    """faultcode (1.1) or Code/Value (1.2), without its namespace prefix."""
-    raw = text_of(find_local(fault, "faultcode"))
-    if raw is None:
-        code = find_local(fault, "Code")
-        raw = text_of(find_local(code, "Value")) if code is not None else None
+def _qname_local(raw: str | None) -> str | None:
+    """A QName's text without its namespace prefix (or Clark ``{ns}``), stripped."""
     if raw is None:
         return None
     return raw.rpartition("}")[2].rpartition(":")[2].strip() or None
 
 
+def _fault_codes(fault: etree._Element) -> tuple[str | None, tuple[str, ...]]:
+    """(faultcode, SOAP 1.2 subcodes outermost first), without namespace prefixes."""
+    raw = text_of(child_local(fault, "faultcode"))
+    if raw is not None:
+        return _qname_local(raw), ()
+    code = child_local(fault, "Code")
+    if code is None:
+        return None, ()
+    base = _qname_local(text_of(child_local(code, "Value")))
+    subcodes: list[str] = []
+    sub = child_local(code, "Subcode")
+    while sub is not None and len(subcodes) < 8:  # real chains are one or two deep
+        value = _qname_local(text_of(child_local(sub, "Value")))
+        if value is not None:
+            subcodes.append(value)
+        sub = child_local(sub, "Subcode")
+    return base, tuple(subcodes)
+
+
 def _fault_message(fault: etree._Element) -> str | None:
-    message = text_of(find_local(fault, "faultstring"))
+    message = text_of(child_local(fault, "faultstring"))
     if message is None:
-        reason = find_local(fault, "Reason")
+        reason = child_local(fault, "Reason")
         if reason is not None:
             message = text_of(find_local(reason, "Text")) or text_of(reason)
     return message
 
 
 def _transaction_id(root: etree._Element) -> str | None:
-    header = root if local_name(root) == "Header" else find_local(root, "Header")
+    header = root if local_name(root) == "Header" else child_local(root, "Header")
+    if header is None:
+        header = find_local(root, "Header")
     return text_of(find_local(header, "TransactionID")) if header is not None else None
 
 
+def _fault_detail(fault: etree._Element) -> etree._Element | None:
+    detail = child_local(fault, "detail")
+    return detail if detail is not None else child_local(fault, "Detail")
+
+
+def _locate(root: etree._Element) -> tuple[etree._Element | None, etree._Element | None]:
+    """(the response element holding the status, the SOAP Fault), each None if absent.
+
+    The response element is a ``*Rsp``, or a bare ``Status``, that is the root or a direct
+    child of the Body or of a Fault's detail. Nothing nested deeper is ever the status.
+    """
+    name = local_name(root)
+    if name.endswith("Rsp") or name == "Status":
+        return root, None
+    containers: list[etree._Element] = []
+    fault: etree._Element | None = None
+    if name == "Fault":
+        fault = root
+    else:
+        body = root if name == "Body" else child_local(root, "Body")
+        if body is not None:
+            containers.append(body)
+            fault = child_local(body, "Fault")
+        if fault is None and name == "Envelope":  # some relays put the Fault beside the Body
+            fault = child_local(root, "Fault")
+    if fault is not None and (detail := _fault_detail(fault)) is not None:
+        containers.append(detail)
+    for container in containers:
+        candidates = [c for c in container if local_name(c).endswith("Rsp")] or [
+            c for c in container if local_name(c) == "Status"
+        ]
+        # Several responses side by side: the first that carries a status is the answer.
+        with_status = (c for c in candidates if _status_fields(c)[0] is not None)
+        chosen = next(with_status, candidates[0] if candidates else None)
+        if chosen is not None:
+            return chosen, fault
+    return None, fault
+
+
+def _status_fields(response: etree._Element) -> tuple[str | None, str | None, str | None]:
+    """(StatusCode, StatusText, Details) of a ``*Rsp`` or bare ``Status``, from direct children.
+
+    In a ``*Rsp`` the ``Status`` wrapper is read first; a StatusCode placed directly in the
+    ``*Rsp`` is used when the wrapper is missing or holds none.
+    """
+    scopes = [response]
+    if local_name(response) != "Status":
+        status = child_local(response, "Status")
+        if status is not None and child_local(status, "StatusCode") is not None:
+            scopes = [status, response]
+    scope = scopes[0]
+    code = text_of(child_local(scope, "StatusCode"))
+    details = next(
+        (d for s in scopes if (d := text_of(child_local(s, "Details"))) is not None), None
+    )
+    return code, text_of(child_local(scope, "StatusText")), details
+
+
 def _read_tree(root: etree._Element) -> VendorReply:
-    """Map a parsed tree to a reply; ``unrecognized`` when it holds no Rsp and no Fault."""
-    rsp = root if local_name(root).endswith("Rsp") else _find_rsp(root)
-    fault = root if local_name(root) == "Fault" else find_local(root, "Fault")
-    if rsp is None and fault is None:
+    """Map a parsed tree to a reply; ``unrecognized`` when it holds no response and no Fault."""
+    response, fault = _locate(root)
+    if response is None and fault is None:
         return VendorReply(body_kind="unrecognized", transaction_id=_transaction_id(root))
     code = message = details = None
     data: dict[str, Any] = {}
-    if rsp is not None:
-        status = find_local(rsp, "Status")
-        scope = (
-            status if status is not None and find_local(status, "StatusCode") is not None else rsp
-        )
-        code = text_of(find_local(scope, "StatusCode"))
-        message = text_of(find_local(scope, "StatusText"))
-        details = text_of(find_local(scope, "Details"))
-        if details is None:
-            details = text_of(find_local(rsp, "Details"))
+    if response is not None:
+        code, message, details = _status_fields(response)
         for key, name in (("message_id", "MessageID"), ("mm7_version", "MM7Version")):
-            value = text_of(find_local(rsp, name))
+            value = text_of(child_local(response, name))
             if value is not None:
                 data[key] = value
-    fault_code = _fault_code(fault) if fault is not None else None
-    if code is None and fault is not None:
-        message = message or _fault_message(fault)
-        detail = find_local(fault, "detail")
-        details = details or text_of(detail if detail is not None else find_local(fault, "Detail"))
+    fault_code: str | None = None
+    subcodes: tuple[str, ...] = ()
+    if fault is not None:
+        fault_code, subcodes = _fault_codes(fault)
+        if code is None:
+            message = message or _fault_message(fault)
+            details = details or text_of(_fault_detail(fault))
     return VendorReply(
         body_kind="vendor",
         code=code,
@@ -165,6 +231,9 @@ def _read_tree(root: etree._Element) -> VendorReply:
         details=details,
         transaction_id=_transaction_id(root),
         fault_code=fault_code,
+        fault_subcodes=subcodes,
+        fault=fault is not None,
+        element=local_name(response) if response is not None else None,
         data=data,
     )
 

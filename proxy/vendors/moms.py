@@ -4,9 +4,13 @@ In: the raw body bytes and the Content-Type header (or ``None``). Out: a ``Vendo
 whose ``body_kind`` says what was found. Nothing here raises for any input.
 
 Which parser runs is decided by the **body**, not the Content-Type: the live ``/moms/*``
-API labels its JSON as ``text/xml``. After a UTF-8 BOM and whitespace are stripped, a body
-starting with ``{`` or ``[`` is JSON; anything else goes to the shared hostile-XML-safe
-parser (``safexml.parse_xml``: no DTDs, no entity expansion, no network, size cap).
+API labels its JSON as ``text/xml``. After a BOM (UTF-8, -16 or -32) and whitespace are
+stripped, a body starting with ``{`` or ``[`` is JSON, and so is a JSONP callback
+(``cb({...});``, optionally behind ``/**/``); anything else goes to the shared
+hostile-XML-safe parser (``safexml.parse_xml``: no DTDs, no entity expansion, no network,
+size cap). The response object is found inside its wrappers, never evaluated: a JSONP
+callback's argument, or the first JSON value of a body that trailing text follows (a
+server comment, a newline and junk). Duplicate keys keep the last value.
 
 Body kinds:
 
@@ -52,6 +56,8 @@ Field mapping (both formats):
   ``{"campaign": {"id": "199278", "status": {"code": "1", "value": "OPTEDIN"}}}``.
 """
 
+import codecs
+import json
 import re
 from typing import Any
 
@@ -67,7 +73,16 @@ MAX_JSON_BYTES = MAX_XML_BYTES
 #: nest 3 deep; the cap keeps hostile nesting away from the envelope's own JSON encoder.
 MAX_DEPTH = 32
 
-_UTF8_BOM = b"\xef\xbb\xbf"
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: it starts with the same bytes
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# A JSONP callback name (optionally behind the "/**/" guard some servers prepend).
+_JSONP = re.compile(rb"(?:/\*\*/)?\s{0,16}[A-Za-z_$][\w$.]{0,128}\s{0,16}\(\s{0,64}")
+_FIRST_VALUE = json.JSONDecoder()
 _WS = b" \t\r\n"
 _KNOWN = frozenset({"code", "status", "message"})
 # Salvage reads only the start of a broken body: a code sits at the top of every reply.
@@ -103,19 +118,38 @@ def parse_moms(body: bytes, content_type: str | None) -> VendorReply:
 
     See the module docstring for the body kinds and the field mapping.
     """
-    head = body[3:] if body.startswith(_UTF8_BOM) else body
+    head = _without_bom(body)
+    if head is None:  # a BOM, then bytes its encoding cannot decode
+        return VendorReply(body_kind="malformed")
     head = head.lstrip(_WS)
     if not head:
         return VendorReply(body_kind="empty")
     if head[:1] in (b"{", b"["):
         return _parse_json(head)
+    jsonp = _JSONP.match(head)
+    if jsonp is not None and head[jsonp.end() : jsonp.end() + 1] == b"{":
+        return _parse_json(head[jsonp.end() :])
     return _parse_xml_reply(body, content_type)
+
+
+def _without_bom(body: bytes) -> bytes | None:
+    """The body without a leading BOM, as UTF-8 (None if it does not decode)."""
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            if codec == "utf-8":
+                return body[len(bom) :]
+            try:
+                return body[len(bom) :].decode(codec).encode("utf-8", "surrogatepass")
+            except UnicodeError:
+                return None
+    return body
 
 
 # --- JSON -------------------------------------------------------------------------------
 
 
 def _parse_json(body: bytes) -> VendorReply:
+    """A JSON body (``body`` starts at its first value), trailing text allowed."""
     if len(body) > MAX_JSON_BYTES:
         return VendorReply(body_kind="malformed")  # never scanned, not even for salvage
     try:
@@ -123,7 +157,9 @@ def _parse_json(body: bytes) -> VendorReply:
     except orjson.JSONDecodeError as exc:  # also invalid UTF-8
         if "depth" in exc.msg:  # orjson's own nesting limit: hostile, nothing to salvage
             return VendorReply(body_kind="malformed")
-        return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
+        doc = _first_value(body)
+        if doc is None:
+            return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
     response = doc.get("response") if isinstance(doc, dict) else None
     if not isinstance(response, dict):
         return VendorReply(body_kind="unrecognized")
@@ -136,6 +172,21 @@ def _parse_json(body: bytes) -> VendorReply:
         message=_json_text(response.get("message")),
         data={k: v for k, v in response.items() if k not in _KNOWN},
     )
+
+
+def _first_value(body: bytes) -> dict[str, Any] | None:
+    """The JSON object a body starts with, when only trailing text broke the whole.
+
+    Used after a strict parse failed: a JSONP callback's ``);``, a server comment or a
+    newline and junk after the document. Only an object counts (anything else is not a
+    MoMS answer); bad JSON, or nesting too deep to read, gives None. Invalid UTF-8 (in
+    trailing junk, typically) is replaced, as the salvage would.
+    """
+    try:
+        value, _ = _FIRST_VALUE.raw_decode(body.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _json_depth(value: object) -> int:
