@@ -1,7 +1,9 @@
-"""End to end: every catalog code and every fault, from the simulator through the proxy.
+"""End to end: every catalog code, fault and reply shape, from the simulator through the proxy.
 
-The simulator (proxy/sim) is the upstream; the proxy (proxy/server.py) classifies its
-answers. Each vendor code of the catalog must come out as the catalog's canonical code.
+The simulator (proxy/sim) is the upstream and the oracle: it shares no code with the proxy
+(tests/test_sim_codes.py checks that). The proxy (proxy/server.py) classifies its answers.
+Each vendor code of the catalog must come out as the catalog's canonical code, whatever
+reply shape (X-Sim-Shape) the simulator lays it out in.
 """
 
 from collections.abc import Awaitable, Callable
@@ -24,7 +26,7 @@ async def through_proxy(
 ) -> Client:
     """The proxy with routes /mm7, /moms, /cm in front of one simulator."""
     sim = await aiohttp_server(create_sim_app(SimSettings()))
-    timeout = {"connect": 2, "total": 1}  # small: hang and drip end as TIMEOUT quickly
+    timeout = {"connect": 1, "total": 1}  # small: hang and drip end as TIMEOUT quickly
     config = make_config(
         {"name": "mms", "path_prefix": "/mm7", "vendor": "mm7",
          "upstream": str(sim.make_url("/mm7")), "timeout": timeout},
@@ -44,7 +46,8 @@ async def mm7(client: Client, number: str, **headers: str) -> tuple[int, dict[st
 
 
 async def moms(client: Client, to: str, **headers: str) -> tuple[int, dict[str, Any]]:
-    params = {"campaign_id": "1", "from": "21534", "to": to, "message": "hi"}
+    # No "from": real client libraries do not send it (the simulator does not need it).
+    params = {"campaign_id": "1", "to": to, "message": "hi"}
     async with client.get("/moms/transaction.send", params=params, headers=headers) as response:
         return response.status, await response.json(content_type=None)
 
@@ -158,3 +161,75 @@ async def test_body_faults_are_classified_by_http_status(
     status, envelope = await send(through_proxy, "+15550001234", **{"X-Sim-Fault": fault})
     check(status, envelope, catalog, catalog.for_http_status(http_status).name)
     assert envelope["vendor"]["http_status"] == http_status
+
+
+# --- reply shapes (X-Sim-Shape): the same outcomes, laid out the way some gateways do ----
+@pytest.mark.parametrize("shape", ["status-header", "status-header-empty"])
+async def test_status_header_2002_is_an_invalid_address(through_proxy: Client, shape: str) -> None:
+    """The status only in X-MM7-Status-Code (a bare Fault, or no body at all)."""
+    status, envelope = await mm7(through_proxy, "+15550002002", **{"X-Sim-Shape": shape})
+    assert (status, envelope["code"], envelope["vendor"]["code"]) == (
+        400,
+        "INVALID_ADDRESS",
+        "2002",
+    )
+
+
+@pytest.mark.parametrize("shape", ["status-header", "status-header-empty"])
+async def test_every_mm7_code_in_a_status_header(
+    through_proxy: Client, catalog: Catalog, shape: str
+) -> None:
+    """Fault codes come with their HTTP status (500); success codes with HTTP 200."""
+    for code, entry in catalog.vendors["mm7"].codes.items():
+        status, envelope = await mm7(
+            through_proxy, "+15550009999", **{"X-Sim-Code": code, "X-Sim-Shape": shape}
+        )
+        check(status, envelope, catalog, entry.canonical.name)
+        assert envelope["vendor"]["code"] == code
+
+
+async def test_nested_details_1000_is_ok_not_4004(through_proxy: Client, catalog: Catalog) -> None:
+    """Details holds a vendor element with a nested Status/StatusCode 4004: not the status."""
+    status, envelope = await mm7(through_proxy, "+15550001000", **{"X-Sim-Shape": "nested-details"})
+    check(status, envelope, catalog, "OK")
+    assert envelope["vendor"]["code"] == "1000"
+    assert envelope["data"]["message_id"]
+
+
+async def test_every_mm7_code_with_nested_details(through_proxy: Client, catalog: Catalog) -> None:
+    for code, entry in catalog.vendors["mm7"].codes.items():
+        status, envelope = await mm7(
+            through_proxy, "+15550009999", **{"X-Sim-Code": code, "X-Sim-Shape": "nested-details"}
+        )
+        check(status, envelope, catalog, entry.canonical.name)
+        assert envelope["vendor"]["code"] == code
+
+
+async def test_dotted_fault_401_is_unauthenticated(through_proxy: Client, catalog: Catalog) -> None:
+    """HTTP 401 with faultcode env:Client.Auth and no MM7 status."""
+    status, envelope = await mm7(
+        through_proxy, "+15550009999", **{"X-Sim-Shape": "dotted-fault-401"}
+    )
+    check(status, envelope, catalog, "UNAUTHENTICATED")
+    assert envelope["vendor"]["http_status"] == 401
+
+
+async def test_every_mm7_code_in_a_late_soap_part(through_proxy: Client, catalog: Catalog) -> None:
+    """multipart/related with a text/plain part first; start= names the SOAP part."""
+    for code, entry in catalog.vendors["mm7"].codes.items():
+        status, envelope = await mm7(
+            through_proxy, f"+1555000{int(code):04d}", **{"X-Sim-Shape": "multipart-late-soap"}
+        )
+        check(status, envelope, catalog, entry.canonical.name)
+        assert envelope["vendor"]["code"] == code
+        assert envelope["vendor"]["transaction_id"] == "demo-1"
+
+
+async def test_every_moms_code_as_jsonp(through_proxy: Client, catalog: Catalog) -> None:
+    """The JSON answer wrapped in a JSONP callback: callback({...});"""
+    for code, entry in catalog.vendors["moms"].codes.items():
+        status, envelope = await moms(
+            through_proxy, f"1555000{int(code):04d}", **{"X-Sim-Shape": "jsonp"}
+        )
+        check(status, envelope, catalog, entry.canonical.name)
+        assert envelope["vendor"]["code"] == code

@@ -1,4 +1,4 @@
-"""The simulated MM7 relay (proxy/sim/mm7.py, proxy/sim/app.py)."""
+"""The simulated MM7 relay (proxy/sim/mm7.py, mm7_request.py, app.py)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -12,7 +12,13 @@ from lxml import etree
 from proxy.catalog import Catalog
 from proxy.classify import classify_reply
 from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.mm7 import MM7_NS, SOAP_NS, submit_request
+from proxy.sim.codes import Mm7Layout
+from proxy.sim.mm7 import (
+    MM7_NS,
+    SOAP_NS,
+    render_reply,
+    submit_request,
+)
 from proxy.vendors import parse_reply
 
 SCHEMA_DIR = Path(__file__).parent / "fixtures" / "sim"
@@ -343,3 +349,30 @@ async def test_recipients_without_an_address_is_a_success(sim: Client) -> None:
     body = soap("SubmitReq", "<mm7:Recipients><mm7:To/></mm7:Recipients>")
     _, _, doc = await post(sim, body)
     assert status_code(doc) == "1000"
+
+
+@pytest.mark.parametrize(("code", "status"), [("1000", 200), ("2002", 500), ("2099", 500)])
+def test_render_reply_takes_the_layout_from_the_table(code: str, status: int) -> None:
+    """The builder hand-made test gateways use: an explicit text, the table's layout."""
+    reply = render_reply(
+        response_kind="SubmitRsp", transaction_id="e2e-1", code=code, text=f"status {code}"
+    )
+    doc = etree.fromstring(reply.body, _PARSER)
+    assert (reply.status, status_code(doc)) == (status, code)
+    assert doc.xpath("string(//mm7:StatusText)", namespaces=NS) == f"status {code}"
+    assert (doc.find("env:Body/env:Fault", NS) is None) == (status == 200)
+
+
+def test_render_reply_follows_an_explicit_layout() -> None:
+    reply = render_reply(
+        response_kind="SubmitRsp",
+        transaction_id=None,
+        code="1000",
+        text="ok",
+        layout=Mm7Layout(503, "fault", "Server"),
+        fault_status=200,
+    )
+    doc = etree.fromstring(reply.body, _PARSER)
+    assert reply.status == 200  # fault_status overrides a Fault's HTTP status
+    assert doc.findtext("env:Body/env:Fault/faultcode", namespaces=NS) == "env:Server"
+    assert doc.find("env:Header", NS) is None  # no TransactionID, no Header

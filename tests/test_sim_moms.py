@@ -1,6 +1,5 @@
-"""The simulated MoMS / CM API (proxy/sim/moms.py) and the outcome mix (proxy/sim/outcome.py)."""
+"""The simulated MoMS / CM API (proxy/sim/moms.py, the MoMS handler of proxy/sim/app.py)."""
 
-import argparse
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,9 +12,8 @@ from lxml import etree
 
 from proxy.catalog import Catalog
 from proxy.classify import classify_reply
-from proxy.sim import SimSettings, add_simulate_arguments, create_sim_app, settings_from_args
+from proxy.sim import SimSettings, create_sim_app
 from proxy.sim.codes import load_sim_codes
-from proxy.sim.outcome import MixError, load_mix, parse_mix, recipient_code
 from proxy.vendors import parse_reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +100,6 @@ async def test_transaction_send_by_post_form(sim: Client) -> None:
     ("missing", "code"),
     [
         (("campaign_id", "from", "to", "message"), "430"),
-        (("from",), "433"),
         (("to",), "435"),
         (("message",), "439"),
         (("to", "message"), "435"),
@@ -115,6 +112,41 @@ async def test_transaction_send_missing_parameters(
     _, response = await call_json(sim, "/moms/transaction.send", params)
     assert response["code"] == code
     assert response["status"] == "error"
+
+
+async def test_transaction_send_without_from_is_accepted(sim: Client) -> None:
+    """Real client libraries send no ``from``; the live API accepts that, so the simulator does."""
+    params = {k: v for k, v in SEND.items() if k != "from"}
+    _, response = await call_json(sim, "/moms/transaction.send", params)
+    assert (response["code"], response["status"]) == ("1", "success")
+    assert response["message_id"].isdigit()
+    _, response = await call_json(sim, "/moms/transaction.send", {**params, "to": "15550000606"})
+    assert response["code"] == "606"  # the recipient still chooses the outcome
+
+
+async def test_code_433_is_still_available_on_demand(sim: Client) -> None:
+    _, response = await call_json(sim, "/moms/transaction.send", SEND, **{"X-Sim-Code": "433"})
+    assert (response["code"], response["message"]) == ("433", 'Missing "from" parameter.')
+
+
+@pytest.mark.parametrize("missing", ["campaign_id", "to", "message"])
+async def test_an_explicit_code_wins_over_the_parameter_checks(sim: Client, missing: str) -> None:
+    """X-Sim-Code is followed even for a call the parameter checks would refuse."""
+    params = {k: v for k, v in SEND.items() if k != missing}
+    _, response = await call_json(sim, "/moms/transaction.send", params, **{"X-Sim-Code": "606"})
+    assert response["code"] == "606"
+    _, response = await call_json(sim, "/moms/transaction.send", params, **{"X-Sim-Code": "1"})
+    assert response["code"] == "1"
+
+
+async def test_an_explicit_code_does_not_pass_the_credential_or_method_checks(
+    sim: Client, locked_sim: Client
+) -> None:
+    """Only the parameter checks give way: a wrong method or credentials are refused first."""
+    _, response = await call_json(locked_sim, "/moms/system.ping", **{"X-Sim-Code": "606"})
+    assert (response["code"], response["message"]) == ("0", "Mogreet: 403 Forbidden")
+    _, response = await call_json(sim, "/moms/nothing.here", **{"X-Sim-Code": "606"})
+    assert response["code"] == "404"
 
 
 async def test_other_methods_give_the_generic_required_parameter_error(sim: Client) -> None:
@@ -170,11 +202,13 @@ async def test_every_catalog_code_by_recipient(sim: Client, catalog: Catalog) ->
 
 
 async def test_every_catalog_code_by_header(sim: Client, catalog: Catalog) -> None:
-    for code, entry in catalog.vendors["moms"].codes.items():
+    """Each code comes with the simulator's own text (vendor_codes.yaml), not the catalog's."""
+    texts = load_sim_codes().moms
+    for code in catalog.vendors["moms"].codes:
         _, root = await call_xml(sim, "/moms/system.ping", **{"X-Sim-Code": code})
         assert root.get("code") == code
         if code != "1":
-            assert root.findtext("message") == entry.text
+            assert root.findtext("message") == texts[code]
 
 
 async def test_the_proxy_parser_reads_every_code_as_the_catalog_says(
@@ -272,145 +306,3 @@ async def test_media_upload_over_150_mb_is_461(
 ) -> None:
     small = await aiohttp_client(create_sim_app(SimSettings(max_media_bytes=100)))
     assert (await media_upload(small, "image/png"))["code"] == "461"
-
-
-# --- the mix ----------------------------------------------------------------------------
-async def codes_drawn(client: Client, n: int) -> list[str]:
-    drawn = []
-    for _ in range(n):
-        _, response = await call_json(client, "/moms/transaction.send", SEND)
-        drawn.append(response["code"])
-    return drawn
-
-
-async def test_seeded_mix_repeats_exactly(
-    aiohttp_client: Callable[..., Awaitable[Client]], tmp_path: Path
-) -> None:
-    mix = tmp_path / "mix.yaml"
-    mix.write_text('moms:\n  - {code: "1", weight: 1}\n  - {code: "606", weight: 1}\n')
-    first = await aiohttp_client(create_sim_app(SimSettings(mix_path=mix, seed=7)))
-    second = await aiohttp_client(create_sim_app(SimSettings(mix_path=mix, seed=7)))
-    a, b = await codes_drawn(first, 40), await codes_drawn(second, 40)
-    assert a == b
-    assert set(a) == {"1", "606"}
-
-
-async def test_mix_is_only_used_when_nothing_else_decides(
-    aiohttp_client: Callable[..., Awaitable[Client]], tmp_path: Path
-) -> None:
-    mix = tmp_path / "mix.yaml"
-    mix.write_text('moms:\n  - {code: "500"}\n')
-    client = await aiohttp_client(create_sim_app(SimSettings(mix_path=mix)))
-    assert await codes_drawn(client, 2) == ["500", "500"]
-    _, response = await call_json(client, "/moms/transaction.send", {**SEND, "to": "15550000436"})
-    assert response["code"] == "436"
-    _, response = await call_json(client, "/moms/system.ping", **{"X-Sim-Code": "1"})
-    assert response["code"] == "1"
-
-
-def test_shipped_mix_is_valid() -> None:
-    mix = parse_mix(
-        __import__("yaml").safe_load((ROOT / "config" / "sim-mix.yaml").read_text()),
-        load_sim_codes(),
-    )
-    assert mix.mm7
-    assert mix.moms
-
-
-def test_bad_mix_reports_every_problem() -> None:
-    data = {
-        "mm7": [{"code": "9999"}, {"fault": "explode"}, {"code": "1000", "weight": -1},
-                {"code": "1000", "fault": "hang"}, "x"],
-        "sms": [],
-    }  # fmt: skip
-    with pytest.raises(MixError) as info:
-        parse_mix(data, load_sim_codes(), source="mix.yaml")
-    text = str(info.value)
-    for key in ("mm7[0].code", "mm7[1].fault", "mm7[2].weight", "mm7[3]", "mm7[4]", "sms"):
-        assert f"mix.yaml: {key}" in text
-
-
-def test_bad_mix_file_stops_the_app(tmp_path: Path) -> None:
-    mix = tmp_path / "mix.yaml"
-    mix.write_text("mm7: {code: 1}\n")
-    with pytest.raises(MixError):
-        create_sim_app(SimSettings(mix_path=mix))
-
-
-@pytest.mark.parametrize(
-    ("vendor", "recipient", "code"),
-    [
-        ("mm7", "+15550002002", "2002"),
-        ("mm7", "+15550000000", "0"),
-        ("mm7", "+15550009999", None),
-        ("moms", "15550000436", "436"),
-        ("moms", "15550000001", "1"),
-        ("moms", "+1 (555) 000-0606", "606"),
-        ("moms", "nodigits", None),
-        ("moms", None, None),
-    ],
-)
-def test_recipient_code(vendor: str, recipient: str | None, code: str | None) -> None:
-    assert recipient_code(load_sim_codes(), vendor, recipient) == code
-
-
-# --- settings ---------------------------------------------------------------------------
-def parse(*argv: str) -> SimSettings:
-    parser = argparse.ArgumentParser()
-    add_simulate_arguments(parser)
-    return settings_from_args(parser.parse_args(argv))
-
-
-def test_settings_defaults() -> None:
-    assert parse() == SimSettings(host="127.0.0.1", port=8090)
-
-
-def test_settings_from_all_options() -> None:
-    settings = parse(
-        "--listen", "10.1.2.3:9000", "--latency", "20", "--seed", "3", "--mix", "m.yaml",
-        "--client-id", "c", "--token", "s3cr3t-t0ken-Zq9",
-    )  # fmt: skip
-    assert settings == SimSettings("10.1.2.3", 9000, 20, 3, Path("m.yaml"), "c", "s3cr3t-t0ken-Zq9")
-    assert "s3cr3t" not in repr(settings)
-
-
-@pytest.mark.parametrize(
-    "argv", [("--listen", "nohost"), ("--latency", "-1"), ("--listen", "h:99999")]
-)
-def test_bad_option_values_are_usage_errors(argv: tuple[str, ...]) -> None:
-    with pytest.raises(SystemExit) as info:
-        parse(*argv)
-    assert info.value.code == 2
-
-
-def test_client_id_without_token_is_refused() -> None:
-    with pytest.raises(ValueError, match="--client-id and --token"):
-        parse("--client-id", "c")
-
-
-def test_settings_from_a_hand_made_namespace_are_checked() -> None:
-    ns = argparse.Namespace(listen="x", latency=0, seed=None, mix=None)
-    with pytest.raises(ValueError, match="--listen"):
-        settings_from_args(ns)
-    ns = argparse.Namespace(listen=":1", latency=-5, seed=None, mix=None)
-    with pytest.raises(ValueError, match="--latency"):
-        settings_from_args(ns)
-
-
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        (None, "cannot load"),
-        ("mm7: [unclosed", "cannot load"),
-        ("- just a list\n", "must be a mapping"),
-        ("moms: {code: '1'}\n", "must be a list"),
-        ("moms:\n  - [1]\n", "must be a mapping"),
-        ("moms:\n  - {code: '1', colour: red}\n", "unknown keys"),
-    ],
-)
-def test_mix_file_errors(tmp_path: Path, text: str | None, reason: str) -> None:
-    path = tmp_path / "mix.yaml"
-    if text is not None:
-        path.write_text(text)
-    with pytest.raises(MixError, match=reason):
-        load_mix(path, load_sim_codes())

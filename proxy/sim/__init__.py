@@ -1,21 +1,26 @@
 """The gateway simulator: an MM7 relay and the MoMS/CM API, with every code on demand.
 
 ``gateway-proxy simulate`` serves it; ``gateway-proxy demo`` puts it behind the proxy; the
-project's end-to-end tests and benchmarks use it as their upstream. Modules:
+project's end-to-end tests and benchmarks use it as their upstream, so it is their oracle:
+it imports nothing from the proxy's parsers, catalog or classifier (``proxy.vendors``,
+``proxy.catalog``, ``proxy.classify``) and never reads ``config/codes.yaml``; a bug in
+those cannot pass on both sides of a test. Modules:
 
-    settings.py  SimSettings and the ``simulate`` command-line options
-    codes.py     the vendor codes and status texts, read from the proxy's catalog
-    outcome.py   choosing the answer: X-Sim-Fault, X-Sim-Code, the recipient, the --mix
-    reply.py     ``Reply``: one finished answer (status, content type, body)
-    mm7.py       read a VASP request, render SubmitRsp/CancelRsp/... or a SOAP Fault;
-                 ``submit_request``, the SubmitReq the demo, benchmarks and tests send
-    moms.py      validate a MoMS/CM call, build its payload, render XML or JSON
-    faults.py    transport faults: refuse, hang, drip, reset, oversize, html502, empty,
-                 malformed; ``reply_response`` (a ``Reply`` as an aiohttp response)
-    app.py       the aiohttp app (routes, latency, lifecycle) and ``run_simulator``
+    settings.py        SimSettings and the ``simulate`` command-line options
+    datafile.py        the one toolkit for its YAML files (``file: key: reason`` errors)
+    codes.py           its own vendor codes, texts and MM7 layouts (``vendor_codes.yaml``)
+    outcome.py         choosing the answer: X-Sim-Fault, X-Sim-Code, the recipient, the
+                       --mix; and its reply shape (X-Sim-Shape)
+    reply.py           ``Reply``: one finished answer (status, content type, body, headers)
+    mm7_request.py     read a VASP request (lxml and the stdlib email package)
+    mm7.py             render SubmitRsp/CancelRsp/... or a SOAP Fault, in a reply shape;
+                       ``submit_request``, the SubmitReq the demo, benchmarks and tests send
+    moms.py            validate a MoMS/CM call, build its payload, render XML, JSON, JSONP
+    faults.py          transport faults: refuse, hang, drip, reset, oversize, html502,
+                       empty, malformed; ``reply_response`` (a ``Reply`` as a response)
+    app.py             the aiohttp app (routes, latency, lifecycle) and ``run_simulator``
 
-``reply``, ``codes``, ``outcome``, ``mm7`` and ``moms`` are sans-io (no aiohttp import);
-``faults`` and ``app`` are the aiohttp edge.
+All but ``faults`` and ``app`` (the aiohttp edge) are sans-io (no aiohttp import).
 """
 
 from proxy.sim.app import create_sim_app, run_simulator

@@ -9,28 +9,34 @@ Routes::
 
 Each handler is a short list of stages: a header-requested fault that needs no request
 (refuse, hang) → read the request → the vendor's own refusals → choose the outcome
-(outcome.py) → a fault (faults.py) or the rendered answer. ``--latency`` is a middleware.
-State (settings, codes, the seeded chooser) lives in ``web.AppKey``s. A bad ``X-Sim-*``
-header gets a plain-text HTTP 400 from the simulator itself.
+(outcome.py) → a fault (faults.py) or the answer, rendered in the chosen reply shape.
+``--latency`` is a middleware. State (settings, the simulator's own code table, the seeded
+chooser) lives in ``web.AppKey``s. A bad ``X-Sim-*`` header gets a plain-text HTTP 400
+from the simulator itself.
 """
 
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from aiohttp import BodyPartReader, web
 
-from proxy.catalog import CatalogError
 from proxy.sim import faults, mm7, moms
 from proxy.sim.codes import SimCodes, load_sim_codes
+from proxy.sim.datafile import SimDataError
 from proxy.sim.faults import reply_response
 from proxy.sim.outcome import (
     Chooser,
     DirectiveError,
     FaultName,
     Mix,
-    MixError,
+    Mm7Shape,
+    MomsShape,
+    ShapeName,
+    header_code,
     header_fault,
+    header_shape,
     load_mix,
 )
 from proxy.sim.reply import Reply
@@ -41,7 +47,7 @@ CODES_KEY = web.AppKey("sim_codes", SimCodes)
 CHOOSER_KEY = web.AppKey("sim_chooser", Chooser)
 
 MESSAGE_HEADER = "X-Sim-Message"  # MoMS: replace the answer's message text
-HTTP_STATUS_HEADER = "X-Sim-Http-Status"  # MM7: the HTTP status of a Fault (default 500)
+HTTP_STATUS_HEADER = "X-Sim-Http-Status"  # MM7: the HTTP status of a Fault (default: table)
 _MAX_FIELD_BYTES = 64 * 1024
 _CHUNK = 64 * 1024
 
@@ -53,6 +59,8 @@ GET|POST /moms/<object>.<method> MoMS API (format=json for JSON)
 GET|POST /cm/<object>.<method>   CM API
 Outcome: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed
          X-Sim-Code: <code>, or a recipient ending in the code (+15550002002 -> 2002)
+Shape:   X-Sim-Shape: status-header|status-header-empty|nested-details|dotted-fault-401|
+                      multipart-late-soap (MM7), jsonp (MoMS)
 """
 
 
@@ -93,13 +101,14 @@ async def _apply_fault(
 async def handle_mm7(request: web.Request) -> web.StreamResponse:
     """The MM7 relay: ``POST /mm7[/...]`` with a SOAP or ``multipart/related`` request.
 
-    Answers the matching ``*Rsp`` (HTTP 200) or a SOAP Fault (HTTP 500, or
-    ``X-Sim-Http-Status``), or carries out a fault; a bad ``X-Sim-*`` header raises
-    ``DirectiveError`` (turned into HTTP 400 by the middleware).
+    Answers the matching ``*Rsp`` or a SOAP Fault (the HTTP status of the code's table
+    entry, or ``X-Sim-Http-Status``) in the chosen reply shape, or carries out a fault; a
+    bad ``X-Sim-*`` header raises ``DirectiveError`` (HTTP 400 by the middleware).
     """
     fault = header_fault(request.headers)  # read once; passed on to the chooser
     if fault in faults.IMMEDIATE:
         return await _apply_fault(fault, request, None)
+    shape = cast(Mm7Shape | None, header_shape(request.headers, "mm7"))
     fault_status = _fault_status(request)
     cap = request.app[SETTINGS_KEY].max_mm7_request_bytes
     body = await _read_capped(request, cap)
@@ -111,39 +120,26 @@ async def handle_mm7(request: web.Request) -> web.StreamResponse:
         req = mm7.parse_request(body, request.headers.get("Content-Type"))
     except mm7.Mm7RequestError as exc:
         # The relay cannot read the request: it answers so whatever X-Sim-Code says.
-        reply = _mm7_reply(
-            request,
-            "RSErrorRsp",
-            transaction_id=exc.transaction_id,
-            code=exc.code,
-            message_id=None,
-            fault_status=fault_status,
-            details=exc.details,
-        )
+        tid = exc.transaction_id
+        answer = _mm7_answer(request, "RSErrorRsp", tid, exc.code, details=exc.details)
+        reply = _mm7_render(request, answer, shape, fault_status)
         if fault is not None:
-            return await _apply_fault(fault, request, _mm7_material(reply, exc.transaction_id))
+            return await _apply_fault(fault, request, _mm7_material(reply, tid))
         return reply_response(reply)
-    choice = chooser.choose("mm7", request.headers, req.recipient, fault=fault)
+    choice = chooser.choose("mm7", request.headers, req.recipient, fault=fault, shape=shape)
     if choice.fault is not None:
-        ok = _mm7_reply(
-            request,
-            req.response_kind,
-            transaction_id=req.transaction_id,
-            code="1000",
-            message_id=message_id,
+        ok = _mm7_answer(
+            request, req.response_kind, req.transaction_id, "1000", message_id=message_id
         )
-        material = _mm7_material(ok, req.transaction_id, message_id)
+        material = _mm7_material(_mm7_render(request, ok), req.transaction_id, message_id)
         return await _apply_fault(choice.fault, request, material)
     code = choice.code or "1000"
-    reply = _mm7_reply(
-        request,
-        req.response_kind,
-        transaction_id=req.transaction_id,
-        code=code,
-        message_id=message_id,
-        fault_status=fault_status,
+    answer = _mm7_answer(
+        request, req.response_kind, req.transaction_id, code, message_id=message_id
     )
-    return reply_response(reply)
+    return reply_response(
+        _mm7_render(request, answer, cast(Mm7Shape | None, choice.shape), fault_status)
+    )
 
 
 def _mm7_material(
@@ -157,34 +153,36 @@ def _mm7_material(
     )
 
 
-def _fault_status(request: web.Request) -> int:
+def _fault_status(request: web.Request) -> int | None:
     value = request.headers.get(HTTP_STATUS_HEADER, "").strip()
     if not value:
-        return 500
+        return None
     if not value.isdigit() or not 200 <= int(value) <= 599:
         raise DirectiveError(f"{HTTP_STATUS_HEADER}: expected 200..599, got {value!r}")
     return int(value)
 
 
-def _mm7_reply(
+def _mm7_answer(
     request: web.Request,
     kind: str,
-    *,
     transaction_id: str | None,
     code: str,
-    message_id: str | None,
-    fault_status: int = 500,
+    *,
+    message_id: str | None = None,
     details: str | None = None,
+) -> mm7.Mm7Answer:
+    text = request.app[CODES_KEY].text("mm7", code)
+    return mm7.Mm7Answer(kind, transaction_id, code, text, message_id, details)
+
+
+def _mm7_render(
+    request: web.Request,
+    answer: mm7.Mm7Answer,
+    shape: Mm7Shape | None = None,
+    fault_status: int | None = None,
 ) -> Reply:
-    return mm7.render_reply(
-        response_kind=kind,
-        transaction_id=transaction_id,
-        code=code,
-        text=request.app[CODES_KEY].text("mm7", code),
-        message_id=message_id,
-        details=details,
-        fault_status=fault_status,
-    )
+    codes = request.app[CODES_KEY]
+    return mm7.render_answer(codes, answer, shape=shape, fault_status=fault_status)
 
 
 async def _moms_params(request: web.Request) -> tuple[dict[str, str], moms.Upload | None]:
@@ -216,36 +214,53 @@ async def _moms_params(request: web.Request) -> tuple[dict[str, str], moms.Uploa
 async def handle_moms(request: web.Request) -> web.StreamResponse:
     """The MoMS and CM APIs: ``GET|POST /moms/<object>.<method>`` and ``/cm/...``.
 
-    Always HTTP 200 with the outcome in the body (XML, or JSON with ``format=json``), or a
-    fault; a bad ``X-Sim-*`` header raises ``DirectiveError`` (HTTP 400 by the middleware).
+    Always HTTP 200 with the outcome in the body (XML, JSON with ``format=json``, JSONP
+    with the ``jsonp`` shape), or a fault; a bad ``X-Sim-*`` header raises
+    ``DirectiveError`` (HTTP 400 by the middleware).
     """
     fault = header_fault(request.headers)  # read once; passed on to the chooser
     if fault in faults.IMMEDIATE:
         return await _apply_fault(fault, request, None)
+    shape = header_shape(request.headers, "moms")
     api: moms.Api = "cm" if request.path.startswith("/cm/") else "moms"
     params, upload = await _moms_params(request)
     call = moms.MomsCall(api, request.match_info["call"], params, upload)
-    chooser = request.app[CHOOSER_KEY]
-    settings = request.app[SETTINGS_KEY]
-    answer = moms.precheck(call, settings.client_id, settings.token, settings.max_media_bytes)
-    if answer is None:
-        choice = chooser.choose("moms", request.headers, call.recipient, fault=fault)
-        fault = choice.fault
-        code = choice.code or "1"
-        if code == "1" or fault is not None:
-            answer = moms.success(call, chooser)
-        else:
-            answer = moms.Answer(code, request.app[CODES_KEY].text("moms", code), {})
+    answer, fault, shape = _moms_answer(request, call, fault, shape)
     message = request.headers.get(MESSAGE_HEADER)
     if message:
         answer = moms.Answer(answer.code, message, answer.payload)
-    reply = moms.render(api, call.format, answer)
+    moms_shape = cast(MomsShape | None, shape)
+    reply = moms.render(api, call.format, answer, shape=moms_shape, callback=params.get("callback"))
     if fault is not None:
         material = faults.FaultMaterial(
             reply=reply, oversize=moms.oversize_body, malformed=moms.malformed_body()
         )
         return await _apply_fault(fault, request, material)
     return reply_response(reply)
+
+
+def _moms_answer(
+    request: web.Request, call: moms.MomsCall, fault: FaultName | None, shape: ShapeName | None
+) -> tuple[moms.Answer, FaultName | None, ShapeName | None]:
+    """The answer to ``call``, the fault to apply to it, and its reply shape.
+
+    The live API's refusals (credentials, unknown method) come first; an explicit
+    ``X-Sim-Code`` then wins over the parameter checks (so a fault can be injected into a
+    real client's call whatever it sends); then the recipient, the mix, success.
+    """
+    codes = request.app[CODES_KEY]
+    settings = request.app[SETTINGS_KEY]
+    answer = moms.refusal(call, codes.moms, settings.client_id, settings.token)
+    if answer is None and header_code(request.headers) is None:
+        answer = moms.parameter_error(call, codes.moms, settings.max_media_bytes)
+    if answer is not None:
+        return answer, fault, None if fault is not None else shape  # a fault has no shape
+    chooser = request.app[CHOOSER_KEY]
+    choice = chooser.choose("moms", request.headers, call.recipient, fault=fault, shape=shape)
+    code = choice.code or "1"
+    if code == "1" or choice.fault is not None:
+        return moms.success(call, chooser), choice.fault, choice.shape
+    return moms.Answer(code, codes.text("moms", code), {}), None, choice.shape
 
 
 async def handle_index(request: web.Request) -> web.Response:
@@ -259,7 +274,7 @@ async def handle_healthz(request: web.Request) -> web.Response:
 
 
 def create_sim_app(settings: SimSettings) -> web.Application:
-    """Build the simulator app. Raises ``MixError`` / ``CatalogError`` for bad files."""
+    """Build the simulator app. Raises ``MixError`` / ``CodesError`` for bad files."""
     codes = load_sim_codes()
     mix = load_mix(settings.mix_path, codes) if settings.mix_path is not None else Mix()
     app = web.Application(middlewares=[_directives, _latency])
@@ -279,11 +294,11 @@ def create_sim_app(settings: SimSettings) -> web.Application:
 def run_simulator(settings: SimSettings) -> None:
     """Serve until SIGINT/SIGTERM (blocking). In-flight requests get 2 s to finish.
 
-    A bad mix file or catalog is reported on stderr and exits with status 2.
+    A bad mix file or code table is reported on stderr and exits with status 2.
     """
     try:
         app = create_sim_app(settings)
-    except (MixError, CatalogError) as exc:
+    except SimDataError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         raise SystemExit(2) from None
     print(  # the one start-up line of a command-line tool

@@ -61,9 +61,7 @@ class FaultMaterial:
 def reply_response(reply: Reply) -> web.Response:
     """The aiohttp response carrying ``reply`` unchanged."""
     # Set the raw header: aiohttp's content_type= would drop or re-add parameters.
-    return web.Response(
-        status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type}
-    )
+    return web.Response(status=reply.status, body=reply.body, headers=reply.all_headers())
 
 
 def _transport_gone(request: web.Request) -> bool:
@@ -100,7 +98,7 @@ async def drip(request: web.Request, reply: Reply) -> web.StreamResponse:
     override = request.headers.get(DRIP_HEADER, "").strip()
     if override.isdigit():
         interval_ms = int(override)
-    response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type})
+    response = web.StreamResponse(status=reply.status, headers=reply.all_headers())
     response.content_length = len(reply.body)
     await response.prepare(request)
     try:
@@ -115,7 +113,7 @@ async def drip(request: web.Request, reply: Reply) -> web.StreamResponse:
 
 async def reset(request: web.Request, reply: Reply) -> web.StreamResponse:
     """Promise the whole body (Content-Length), send half of it, then reset the connection."""
-    response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type})
+    response = web.StreamResponse(status=reply.status, headers=reply.all_headers())
     response.content_length = len(reply.body)
     await response.prepare(request)
     transport = request.transport

@@ -1,128 +1,54 @@
-"""The simulated MM7 relay: read a VASP request, render the relay's answer (sans-io).
+"""The simulated MM7 relay's answers (sans-io): SubmitRsp/CancelRsp/..., Faults, shapes.
 
-``parse_request(body, content_type)`` reads a SOAP envelope, or a ``multipart/related``
-body whose root part (``start=``, else the first part) is the envelope, and returns an
-``Mm7Request``. It raises ``Mm7RequestError`` carrying the MM7 code a relay would answer:
-4004 (validation error) for anything unparseable or incomplete, 4003 for an unknown
-``*Req``, 4002 for an unsupported MM7Version. The XML parser never resolves entities, never
-loads a DTD, never touches the network, and a body declaring a DOCTYPE is refused.
+``render_answer`` answers one request in the layout the simulator's table gives its code
+(``codes.Mm7Layout``, from ``vendor_codes.yaml``), in REL-6-MM7-1-4 (MM7Version 6.8.0)::
 
-``submit_request`` builds the minimal SubmitReq the demo guide, the benchmarks and the
-end-to-end tests send. ``render_reply`` answers in the shape of REL-6-MM7-1-4 (MM7Version 6.8.0)::
+    reply: rsp    Envelope/Header/TransactionID + Body/<Kind>Rsp
+                  {MM7Version, Status{StatusCode, StatusText, Details?}, MessageID}
+    reply: fault  Body/Fault{faultcode env:Client | env:Server, faultstring,
+                  detail/RSErrorRsp{MM7Version, Status{...}}}
 
-    1xxx       HTTP 200  Envelope/Header/TransactionID + Body/<Kind>Rsp
-                         {MM7Version, Status{StatusCode, StatusText, Details?}, MessageID}
-    any other  HTTP 500  Body/Fault{faultcode Client (2xxx) | Server, faultstring,
-                         detail/RSErrorRsp{MM7Version, Status{...}}}
+with the HTTP status of the table (a Fault's may be overridden: ``X-Sim-Http-Status``).
+A reply *shape* (``outcome.Mm7Shape``) lays the same answer out the way some relays do:
+
+    status-header        the status only in the ``X-MM7-Status-Code`` HTTP header, with a
+                         bare Fault (faultcode only; an Rsp code gets an empty body)
+    status-header-empty  the same header with an empty body
+    nested-details       the usual answer, plus ``Status/Details`` holding a vendor element
+                         with a nested ``Status/StatusCode`` of a *different* code (4004,
+                         or 1000 when the code is 4004): a proxy reading it is caught
+    dotted-fault-401     HTTP 401 with a Fault ``env:Client.Auth`` and no MM7 status
+    multipart-late-soap  ``multipart/related`` whose first part is text/plain and whose
+                         SOAP part comes second, named by ``start=``
+
+``parse_request`` (mm7_request.py, re-exported here) reads the requests. ``submit_request``
+builds the minimal SubmitReq the demo guide, the benchmarks and the end-to-end tests send.
 """
 
 from dataclasses import dataclass
+from typing import assert_never
 from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from proxy.sim.codes import Mm7Layout, SimCodes, load_sim_codes
+from proxy.sim.mm7_request import KNOWN_REQUESTS, Mm7Request, Mm7RequestError, parse_request
+from proxy.sim.outcome import Mm7Shape
 from proxy.sim.reply import Reply
-from proxy.vendors.multipart import select_part
-from proxy.vendors.safexml import child_local, content_type_params, local_name, parse_xml, text_of
 
 MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+#: The namespace of the vendor element a ``nested-details`` answer puts in Details.
+VENDOR_NS = "urn:gateway-proxy:sim:relay-diagnostics"
 MM7_VERSION = "6.8.0"
 CONTENT_TYPE = 'text/xml; charset="utf-8"'
+STATUS_HEADER = "X-MM7-Status-Code"
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
-#: What the relay accepts from VASPs: any other ``*Req`` is answered with 4003.
-KNOWN_REQUESTS = frozenset(
-    {
-        "SubmitReq", "CancelReq", "ReplaceReq", "ExtendedCancelReq", "ExtendedReplaceReq",
-        "DeliverReq", "DeliveryReportReq", "ReadReplyReq",
-    }
-)  # fmt: skip
 _WITH_MESSAGE_ID = frozenset({"SubmitRsp", "ExtendedReplaceRsp"})
-_ADDRESS_NAMES = ("Number", "RFC2822Address", "ShortCode")
 _NSMAP = {"env": SOAP_NS, "mm7": MM7_NS}
-
-
-class Mm7RequestError(Exception):
-    """The request cannot be served; ``code`` is the MM7 status the relay answers with."""
-
-    def __init__(self, code: str, details: str, transaction_id: str | None = None) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-        self.transaction_id = transaction_id
-
-
-@dataclass(frozen=True, slots=True)
-class Mm7Request:
-    """What the relay needs from a request: its kind, TransactionID and first recipient."""
-
-    kind: str  # "SubmitReq", "CancelReq", ...
-    transaction_id: str
-    mm7_version: str
-    recipient: str | None = None
-
-    @property
-    def response_kind(self) -> str:
-        """The answer's element name: ``SubmitReq`` → ``SubmitRsp``."""
-        return self.kind[: -len("Req")] + "Rsp"
-
-
-_REFUSED = {
-    "empty": "the request body is empty",
-    "html": "the request body is HTML, not SOAP",
-    "hostile": "DTDs and entity declarations are not allowed in SOAP",
-    "malformed": "the request is not well-formed XML",
-}
-
-
-def _soap_root(body: bytes, content_type: str | None) -> etree._Element:
-    """The SOAP Envelope element, read with the proxy's own hostile-XML-safe parser."""
-    if content_type_params(content_type)[0].startswith("multipart/"):
-        part = select_part(body, content_type)
-        if part is None or not part.body.strip():
-            raise Mm7RequestError("4004", "multipart/related body without a SOAP part")
-        body, content_type = part.body, part.content_type
-    result = parse_xml(body, content_type)
-    if result.root is None:
-        raise Mm7RequestError("4004", _REFUSED.get(result.kind, "unreadable request"))
-    return result.root
-
-
-def parse_request(body: bytes, content_type: str | None) -> Mm7Request:
-    """Read a VASP request. Raises ``Mm7RequestError`` (4004, 4003 or 4002)."""
-    root = _soap_root(body, content_type)
-    if local_name(root) != "Envelope":
-        raise Mm7RequestError("4004", "the root element is not a SOAP Envelope")
-    header = child_local(root, "Header")
-    transaction_id = text_of(child_local(header, "TransactionID")) if header is not None else None
-    body_el = child_local(root, "Body")
-    children = [c for c in body_el if isinstance(c.tag, str)] if body_el is not None else []
-    req = children[0] if children else None
-    if req is None:
-        raise Mm7RequestError("4004", "the SOAP Body is empty", transaction_id)
-    kind = local_name(req)
-    if not kind.endswith("Req"):
-        raise Mm7RequestError("4004", f"{kind} is not an MM7 request", transaction_id)
-    if kind not in KNOWN_REQUESTS:
-        raise Mm7RequestError("4003", f"{kind} is not supported by this relay", transaction_id)
-    if transaction_id is None:
-        raise Mm7RequestError("4004", "TransactionID is missing from the SOAP Header")
-    version = text_of(child_local(req, "MM7Version"))
-    if not version:
-        raise Mm7RequestError("4004", "MM7Version is missing", transaction_id)
-    if version.split(".", 1)[0] not in ("5", "6"):
-        raise Mm7RequestError("4002", f"MM7Version {version} is not supported", transaction_id)
-    return Mm7Request(kind, transaction_id, version, _first_recipient(req))
-
-
-def _first_recipient(req: etree._Element) -> str | None:
-    recipients = child_local(req, "Recipients")
-    if recipients is None:
-        return None
-    for el in recipients.iter():
-        if isinstance(el.tag, str) and local_name(el) in _ADDRESS_NAMES and text_of(el):
-            return text_of(el)
-    return None
+_SUCCESS_LAYOUT = Mm7Layout(200, "rsp")
+_BOUNDARY = "=_sim-late-soap_0"
+_SOAP_PART_ID = "soap-root@sim.invalid"
 
 
 def _mm7(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
@@ -141,13 +67,28 @@ def _envelope(transaction_id: str | None) -> tuple[etree._Element, etree._Elemen
     return env, etree.SubElement(env, f"{{{SOAP_NS}}}Body")
 
 
-def _status(parent: etree._Element, code: str, text: str, details: str | None) -> None:
+def _status(
+    parent: etree._Element,
+    code: str,
+    text: str,
+    details: str | None,
+    nested: tuple[str, str] | None = None,
+) -> None:
     _mm7(parent, "MM7Version", MM7_VERSION)
     status = _mm7(parent, "Status")
     _mm7(status, "StatusCode", code)
     _mm7(status, "StatusText", text)
-    if details:
-        _mm7(status, "Details", details)
+    if details or nested:
+        holder = _mm7(status, "Details", details)
+    if nested:
+        # A vendor's diagnostics in Details, with a Status of its own (in the MM7 namespace,
+        # so only its place in the tree tells it from the real one).
+        vendor = etree.SubElement(
+            holder, f"{{{VENDOR_NS}}}RelayDiagnostics", nsmap={"vnd": VENDOR_NS}
+        )
+        inner = _mm7(vendor, "Status")
+        _mm7(inner, "StatusCode", nested[0])
+        _mm7(inner, "StatusText", nested[1])
 
 
 def _serialize(env: etree._Element) -> bytes:
@@ -155,9 +96,117 @@ def _serialize(env: etree._Element) -> bytes:
     return _XML_DECLARATION + etree.tostring(env, encoding="UTF-8", pretty_print=True)
 
 
-def is_success(code: str) -> bool:
-    """1xxx codes are answered with the Rsp; everything else is a SOAP Fault."""
-    return len(code) == 4 and code.startswith("1")
+@dataclass(frozen=True, slots=True)
+class Mm7Answer:
+    """What the relay says to one request, before it is laid out."""
+
+    response_kind: str  # "SubmitRsp", ... (an Rsp layout's element; a Fault ignores it)
+    transaction_id: str | None
+    code: str
+    text: str
+    message_id: str | None = None
+    details: str | None = None
+
+
+def _standard(answer: Mm7Answer, layout: Mm7Layout, nested: tuple[str, str] | None = None) -> bytes:
+    env, body = _envelope(answer.transaction_id)
+    if layout.reply == "rsp":
+        rsp = _mm7(body, answer.response_kind)
+        _status(rsp, answer.code, answer.text, answer.details, nested)
+        if answer.message_id is not None and answer.response_kind in _WITH_MESSAGE_ID:
+            _mm7(rsp, "MessageID", answer.message_id)
+        return _serialize(env)
+    fault = etree.SubElement(body, f"{{{SOAP_NS}}}Fault")
+    etree.SubElement(fault, "faultcode").text = f"env:{layout.faultcode}"
+    etree.SubElement(fault, "faultstring").text = answer.text
+    detail = etree.SubElement(fault, "detail")
+    _status(_mm7(detail, "RSErrorRsp"), answer.code, answer.text, answer.details, nested)
+    return _serialize(env)
+
+
+def _bare_fault(faultcode: str, faultstring: str) -> bytes:
+    """A SOAP 1.1 Fault with no Header and no detail: no MM7 status anywhere."""
+    env = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap={"env": SOAP_NS})
+    fault = etree.SubElement(etree.SubElement(env, f"{{{SOAP_NS}}}Body"), f"{{{SOAP_NS}}}Fault")
+    etree.SubElement(fault, "faultcode").text = faultcode
+    etree.SubElement(fault, "faultstring").text = faultstring
+    return _serialize(env)
+
+
+def _late_soap(status: int, soap: bytes) -> Reply:
+    """``multipart/related`` with a text/plain part first and the SOAP part second."""
+    notice = b"Relay notice: the SOAP answer is the part named by start=.\r\n"
+    body = b"".join(
+        [
+            f"--{_BOUNDARY}\r\nContent-Type: text/plain; charset=utf-8\r\n".encode(),
+            b"Content-ID: <notice@sim.invalid>\r\n\r\n", notice,
+            f"\r\n--{_BOUNDARY}\r\nContent-Type: {CONTENT_TYPE}\r\n".encode(),
+            f"Content-ID: <{_SOAP_PART_ID}>\r\n\r\n".encode(), soap,
+            f"\r\n--{_BOUNDARY}--\r\n".encode(),
+        ]
+    )  # fmt: skip
+    ctype = f'multipart/related; boundary="{_BOUNDARY}"; type="text/xml"; start="<{_SOAP_PART_ID}>"'
+    return Reply(status, ctype, body)
+
+
+def render(
+    answer: Mm7Answer,
+    layout: Mm7Layout,
+    *,
+    shape: Mm7Shape | None = None,
+    fault_status: int | None = None,
+    decoy: tuple[str, str] = ("4004", "Validation error"),
+) -> Reply:
+    """The relay's answer in ``layout`` and ``shape`` (see the module docstring).
+
+    ``fault_status`` overrides the HTTP status of a Fault layout; ``decoy`` is the
+    (code, text) a ``nested-details`` answer nests in Details (it must differ from the code).
+    """
+    status = fault_status if layout.reply == "fault" and fault_status else layout.http
+    code_header = ((STATUS_HEADER, answer.code),)
+    match shape:
+        case None:
+            return Reply(status, CONTENT_TYPE, _standard(answer, layout))
+        case "nested-details":
+            return Reply(status, CONTENT_TYPE, _standard(answer, layout, decoy))
+        case "status-header":
+            bare = layout.reply == "fault"
+            body = _bare_fault(f"env:{layout.faultcode}", answer.text) if bare else b""
+            return Reply(status, CONTENT_TYPE, body, code_header)
+        case "status-header-empty":
+            return Reply(status, CONTENT_TYPE, b"", code_header)
+        case "dotted-fault-401":
+            auth = (("WWW-Authenticate", 'Basic realm="MM7 relay"'),)
+            return Reply(
+                401, CONTENT_TYPE, _bare_fault("env:Client.Auth", "Authentication failed"), auth
+            )
+        case "multipart-late-soap":
+            return _late_soap(status, _standard(answer, layout))
+        case _:
+            assert_never(shape)
+
+
+def decoy_code(code: str) -> str:
+    """The code a ``nested-details`` answer nests: 4004, or 1000 when ``code`` is 4004."""
+    return "1000" if code == "4004" else "4004"
+
+
+def render_answer(
+    codes: SimCodes,
+    answer: Mm7Answer,
+    *,
+    shape: Mm7Shape | None = None,
+    fault_status: int | None = None,
+) -> Reply:
+    """``render`` with the layout and the decoy's text taken from the simulator's table."""
+    decoy = decoy_code(answer.code)
+    return render(
+        answer,
+        codes.layout(answer.code),
+        shape=shape,
+        fault_status=fault_status,
+        decoy=(decoy, codes.text("mm7", decoy)),
+    )
 
 
 def render_reply(
@@ -168,23 +217,17 @@ def render_reply(
     text: str,
     message_id: str | None = None,
     details: str | None = None,
-    fault_status: int = 500,
+    fault_status: int | None = None,
+    layout: Mm7Layout | None = None,
 ) -> Reply:
-    """The relay's answer to one request (see the module docstring for the shapes)."""
-    env, body = _envelope(transaction_id)
-    if is_success(code):
-        rsp = _mm7(body, response_kind)
-        _status(rsp, code, text, details)
-        if message_id is not None and response_kind in _WITH_MESSAGE_ID:
-            _mm7(rsp, "MessageID", message_id)
-        return Reply(200, CONTENT_TYPE, _serialize(env))
-    fault = etree.SubElement(body, f"{{{SOAP_NS}}}Fault")
-    side = "Client" if len(code) == 4 and code.startswith("2") else "Server"
-    etree.SubElement(fault, "faultcode").text = f"env:{side}"
-    etree.SubElement(fault, "faultstring").text = text
-    detail = etree.SubElement(fault, "detail")
-    _status(_mm7(detail, "RSErrorRsp"), code, text, details)
-    return Reply(fault_status, CONTENT_TYPE, _serialize(env))
+    """One answer with an explicit ``text``, in the usual shape (for hand-made gateways).
+
+    ``layout`` None: the built-in table's layout for ``code`` (that reads the table each
+    call; a loop should pass ``layout`` or use ``render_answer``).
+    """
+    answer = Mm7Answer(response_kind, transaction_id, code, text, message_id, details)
+    chosen = layout if layout is not None else load_sim_codes().layout(code)
+    return render(answer, chosen, fault_status=fault_status)
 
 
 def submit_request(number: str, transaction_id: str = "demo-1") -> str:
@@ -205,15 +248,8 @@ def submit_request(number: str, transaction_id: str = "demo-1") -> str:
 
 def oversize_body(transaction_id: str, message_id: str, size: int) -> bytes:
     """A valid-looking SubmitRsp of at least ``size`` bytes (the bulk is in Details)."""
-    reply = render_reply(
-        response_kind="SubmitRsp",
-        transaction_id=transaction_id,
-        code="1000",
-        text="Success",
-        message_id=message_id,
-        details="x" * size,
-    )
-    return reply.body
+    answer = Mm7Answer("SubmitRsp", transaction_id, "1000", "Success", message_id, "x" * size)
+    return render(answer, _SUCCESS_LAYOUT).body
 
 
 def malformed_body(transaction_id: str) -> bytes:
@@ -233,12 +269,17 @@ __all__ = [
     "MM7_NS",
     "MM7_VERSION",
     "SOAP_NS",
+    "STATUS_HEADER",
+    "VENDOR_NS",
+    "Mm7Answer",
     "Mm7Request",
     "Mm7RequestError",
-    "is_success",
+    "decoy_code",
     "malformed_body",
     "oversize_body",
     "parse_request",
+    "render",
+    "render_answer",
     "render_reply",
     "submit_request",
 ]

@@ -6,14 +6,19 @@ outcome is in the body: ``<response status=".." code=".."><message>..</message>.
 ``format=json`` the same as ``{"response": {...}}``. The live ``/moms/*`` API labels its JSON
 ``text/xml``; ``/cm/*`` labels it ``application/json``.
 
-``precheck`` applies the live API's checks in its order: credentials (code 0,
-"Mogreet: 403 Forbidden"), unknown ``object.method`` (404), then missing parameters
-(transaction.send: 430 campaign_id, 433 from, 435 to, 439 message; other methods: the
-live API's code 0 "Required Parameter(s) Missing", or the CM codes 443/444/460).
-``success`` builds the payload of a successful call; ``render`` serialises any answer.
+``refusal`` and ``parameter_error`` apply the live API's checks in its order:
+credentials (code 0, "Mogreet: 403 Forbidden"), unknown ``object.method`` (404), then
+missing parameters (transaction.send: 430 campaign_id, 435 to, 439 message; ``from`` is
+optional, as real client libraries do not send it and the live API evidently accepts
+that; other methods: the live API's code 0 "Required Parameter(s) Missing", or the CM
+codes 443/444/460) and a bad media upload (461, 462). The messages are the simulator's
+own table (codes.py). ``success`` builds the payload of a successful call; ``render``
+serialises any answer, in XML, JSON, or JSON wrapped in a JSONP callback (shape
+``jsonp``).
 """
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +26,7 @@ from typing import Any, Literal, Protocol
 
 from lxml import etree
 
+from proxy.sim.outcome import MomsShape
 from proxy.sim.reply import Reply
 
 Api = Literal["moms", "cm"]
@@ -30,6 +36,9 @@ FORBIDDEN = "Mogreet: 403 Forbidden"
 REQUIRED_MISSING = "Mogreet: Required Parameter(s) Missing"
 MAX_MEDIA_BYTES = 150 * 1024 * 1024
 _MEDIA_TYPES = ("image/", "audio/", "video/")
+JSONP_CALLBACK = "callback"  # the callback of a ``jsonp`` answer without ``callback=``
+JSONP_CONTENT_TYPE = "text/javascript; charset=utf-8"
+_JS_NAME = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
 
 # Which object.method each API serves. system.ping answers on both.
 METHODS: Mapping[Api, frozenset[str]] = {
@@ -44,8 +53,7 @@ METHODS: Mapping[Api, frozenset[str]] = {
 }  # fmt: skip
 # Required parameters in the order the live API checks them; None = the generic answer.
 _REQUIRED: Mapping[str, tuple[tuple[tuple[str, ...], str | None], ...]] = {
-    "transaction.send": ((("campaign_id",), "430"), (("from",), "433"), (("to",), "435"),
-                         (("message",), "439")),
+    "transaction.send": ((("campaign_id",), "430"), (("to",), "435"), (("message",), "439")),
     "transaction.lookup": ((("message_id", "hash"), None),),
     "user.info": ((("number",), None),),
     "user.lookup": ((("number",), None),),
@@ -114,48 +122,44 @@ class Answer:
         return "success" if self.code == "1" else "error"
 
 
-def precheck(
-    call: MomsCall,
-    client_id: str | None,
-    token: str | None,
-    max_media_bytes: int = MAX_MEDIA_BYTES,
+def refusal(
+    call: MomsCall, texts: Mapping[str, str], client_id: str | None, token: str | None
 ) -> Answer | None:
-    """The live API's own refusals (403, 404, missing parameters, a bad media upload over
-    ``max_media_bytes`` or of the wrong type), or None to go on."""
+    """The live API's refusals before it looks at parameters: wrong credentials (when
+    ``client_id`` is set) and an unknown ``object.method``; or None to go on. ``texts``
+    is the simulator's MoMS table (code → message)."""
     if client_id is not None and (
         call.params.get("client_id") != client_id or call.params.get("token") != token
     ):
         return Answer("0", FORBIDDEN, {})
     if call.method not in METHODS[call.api]:
-        return Answer("404", "Unknown request. Verify object.method is correct.", {})
+        return Answer("404", texts["404"], {})
+    return None
+
+
+def parameter_error(
+    call: MomsCall, texts: Mapping[str, str], max_media_bytes: int = MAX_MEDIA_BYTES
+) -> Answer | None:
+    """A missing parameter, or a media upload over ``max_media_bytes`` or of the wrong
+    type; or None to go on. ``texts`` is the simulator's MoMS table."""
     for names, code in _REQUIRED.get(call.method, ()):
         if not any(call.params.get(n, "").strip() for n in names):
             if code is None:
                 return Answer("0", REQUIRED_MISSING, {})
-            return Answer(code, _MISSING_TEXT.get(code, "Request is missing a parameter."), {})
+            return Answer(code, texts[code], {})
     if call.method == "media.upload":
-        return _check_media(call, max_media_bytes)
+        return _check_media(call, texts, max_media_bytes)
     return None
 
 
-_MISSING_TEXT = {
-    "430": 'Missing "campaign_id" parameter.',
-    "433": 'Missing "from" parameter.',
-    "435": 'Missing "to" parameter.',
-    "439": 'Missing the "message" parameter.',
-    "443": "Request is missing a required parameter.",
-    "444": "Invalid list_id parameter.",
-}
-
-
-def _check_media(call: MomsCall, max_bytes: int) -> Answer | None:
+def _check_media(call: MomsCall, texts: Mapping[str, str], max_bytes: int) -> Answer | None:
     if call.upload is None and not call.params.get("url"):
-        return Answer("460", "Bad Media API request.", {})
+        return Answer("460", texts["460"], {})
     if call.upload is not None:
         if call.upload.size > max_bytes:
-            return Answer("461", "Invalid Media Size (over 150 MB on upload).", {})
+            return Answer("461", texts["461"], {})
         if not call.upload.content_type.startswith(_MEDIA_TYPES):
-            return Answer("462", "Invalid Media Type (unsupported file).", {})
+            return Answer("462", texts["462"], {})
     return None
 
 
@@ -241,15 +245,32 @@ def _xml_value(parent: etree._Element, key: str, value: Any) -> None:
         el.text = str(value)
 
 
-def render(call_api: Api, fmt: Format, answer: Answer) -> Reply:
-    """Serialise ``answer`` as the live API would (always HTTP 200)."""
+def _json_text(answer: Answer) -> str:
+    body = {"response": {"code": answer.code, "status": answer.status,
+                         "message": answer.message, **answer.payload}}  # fmt: skip
+    return json.dumps(body, indent="\t", ensure_ascii=False)
+
+
+def render(
+    call_api: Api,
+    fmt: Format,
+    answer: Answer,
+    *,
+    shape: MomsShape | None = None,
+    callback: str | None = None,
+) -> Reply:
+    """Serialise ``answer`` as the live API would (always HTTP 200).
+
+    Shape ``jsonp``: the JSON answer (whatever ``fmt``) as ``callback({...});``, with the
+    call's ``callback`` when it is a JavaScript name, else ``JSONP_CALLBACK``.
+    """
+    if shape == "jsonp":
+        name = callback if callback and _JS_NAME.match(callback) else JSONP_CALLBACK
+        return Reply(200, JSONP_CONTENT_TYPE, f"{name}({_json_text(answer)});\n".encode())
     if fmt == "json":
-        body = {"response": {"code": answer.code, "status": answer.status,
-                             "message": answer.message, **answer.payload}}  # fmt: skip
-        text = json.dumps(body, indent="\t", ensure_ascii=False) + "\n"
         # The live /moms/* API labels its JSON text/xml; /cm/* labels it correctly.
         ctype = "text/xml" if call_api == "moms" else "application/json; charset=utf-8"
-        return Reply(200, ctype, text.encode())
+        return Reply(200, ctype, (_json_text(answer) + "\n").encode())
     root = etree.Element("response", code=answer.code, status=answer.status)
     etree.SubElement(root, "message").text = etree.CDATA(answer.message)
     for key, value in answer.payload.items():
@@ -274,6 +295,8 @@ def malformed_body() -> bytes:
 
 __all__ = [
     "FORBIDDEN",
+    "JSONP_CALLBACK",
+    "JSONP_CONTENT_TYPE",
     "MAX_MEDIA_BYTES",
     "METHODS",
     "REQUIRED_MISSING",
@@ -285,7 +308,8 @@ __all__ = [
     "Upload",
     "malformed_body",
     "oversize_body",
-    "precheck",
+    "parameter_error",
+    "refusal",
     "render",
     "success",
 ]

@@ -1,17 +1,21 @@
-"""Choosing what the simulator answers: a vendor code or a transport fault.
+"""Choosing what the simulator answers: a vendor code (in some reply shape) or a fault.
 
 Precedence, highest first (``Chooser.choose``):
 
 1. header ``X-Sim-Fault: <fault>``  → that transport fault (read once by ``header_fault``);
-2. header ``X-Sim-Code: <number>``  → that code (any number: codes outside the catalog
+2. header ``X-Sim-Code: <number>``  → that code (any number: codes outside the table
    exercise the proxy's fallbacks);
-3. the recipient: its last four digits, read as a number, when that number is a catalog
-   code of the vendor (``+15550002002`` → MM7 2002, ``…0436`` → MoMS 436, ``…0000`` → 0);
-4. the weighted ``--mix`` (seeded by ``--seed``): a code or a fault;
+3. the recipient: its last four digits, read as a number, when that number is a code of
+   the vendor in the simulator's table (``+15550002002`` → MM7 2002, ``…0436`` → MoMS 436,
+   ``…0000`` → 0);
+4. the weighted ``--mix`` (seeded by ``--seed``): a code (maybe with a shape), a shape,
+   or a fault;
 5. success (MM7 1000, MoMS 1).
 
-``load_mix`` reads ``config/sim-mix.yaml`` and raises ``MixError`` with
-``file: key: reason`` lines; a bad header raises ``DirectiveError``.
+The reply shape (``SHAPES``: how the answer is laid out, e.g. the status in an HTTP header)
+comes from header ``X-Sim-Shape`` (read once by ``header_shape``), else from the mix entry
+drawn; a fault has none. ``load_mix`` reads ``config/sim-mix.yaml`` and raises
+``MixError`` with ``file: key: reason`` lines; a bad header raises ``DirectiveError``.
 """
 
 import itertools
@@ -20,32 +24,35 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, assert_never
+from typing import Any, Literal, assert_never, cast, get_args
 
-import yaml
-
-from proxy.sim.codes import SimCodes
-from proxy.vendors.base import VENDOR_NAMES, VendorName
+from proxy.sim.codes import SIM_VENDORS, SimCodes, SimVendor
+from proxy.sim.datafile import Checker, SimDataError, read_yaml
 
 FaultName = Literal["refuse", "hang", "drip", "reset", "oversize", "html502", "empty", "malformed"]
-FAULTS: tuple[FaultName, ...] = (
-    "refuse", "hang", "drip", "reset", "oversize", "html502", "empty", "malformed",
-)  # fmt: skip
+FAULTS: tuple[FaultName, ...] = get_args(FaultName)
+Mm7Shape = Literal[
+    "status-header", "status-header-empty", "nested-details", "dotted-fault-401",
+    "multipart-late-soap",
+]  # fmt: skip
+MomsShape = Literal["jsonp"]
+ShapeName = Mm7Shape | MomsShape
+SHAPES: Mapping[SimVendor, tuple[str, ...]] = {
+    "mm7": get_args(Mm7Shape),
+    "moms": get_args(MomsShape),
+}
 Source = Literal["header", "recipient", "mix", "default"]
 
 CODE_HEADER = "X-Sim-Code"
 FAULT_HEADER = "X-Sim-Fault"
-SUCCESS: Mapping[VendorName, str] = {"mm7": "1000", "moms": "1"}
+SHAPE_HEADER = "X-Sim-Shape"
+SUCCESS: Mapping[SimVendor, str] = {"mm7": "1000", "moms": "1"}
 _NUMBER = re.compile(r"^\s*(\d{1,9})\s*$")
 _NOT_DIGIT = re.compile(r"\D")
 
 
-class MixError(Exception):
+class MixError(SimDataError):
     """The mix file is invalid; ``errors`` holds one ``file: key: reason`` per problem."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 class DirectiveError(ValueError):
@@ -54,20 +61,23 @@ class DirectiveError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """What to answer: a vendor ``code`` or a transport ``fault`` (exactly one is set)."""
+    """What to answer: a vendor ``code`` or a transport ``fault`` (exactly one is set),
+    and the reply ``shape`` of a code (None: the vendor's usual layout)."""
 
     code: str | None
     fault: FaultName | None
     source: Source
+    shape: ShapeName | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MixEntry:
-    """One weighted outcome of a mix: a vendor ``code`` or a transport ``fault``."""
+    """One weighted outcome of a mix: a vendor ``code`` (maybe ``shape``d) or a ``fault``."""
 
     weight: float
     code: str | None = None
     fault: FaultName | None = None
+    shape: ShapeName | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +87,7 @@ class Mix:
     mm7: tuple[MixEntry, ...] = ()
     moms: tuple[MixEntry, ...] = ()
 
-    def entries(self, vendor: VendorName) -> tuple[MixEntry, ...]:
+    def entries(self, vendor: SimVendor) -> tuple[MixEntry, ...]:
         """The entries of ``vendor``. Any other name fails loudly (``AssertionError``)."""
         match vendor:
             case "mm7":
@@ -88,8 +98,8 @@ class Mix:
                 assert_never(vendor)
 
 
-def recipient_code(codes: SimCodes, vendor: VendorName, recipient: str | None) -> str | None:
-    """The catalog code a recipient asks for (its last four digits as a number), or None."""
+def recipient_code(codes: SimCodes, vendor: SimVendor, recipient: str | None) -> str | None:
+    """The table code a recipient asks for (its last four digits as a number), or None."""
     if not recipient:
         return None
     # An RFC 2822 address ("+15550002002/TYPE=PLMN", "user2002@host"): digits of the user part.
@@ -110,6 +120,19 @@ def header_fault(headers: Mapping[str, str]) -> FaultName | None:
     if name not in FAULTS:
         raise DirectiveError(f"{FAULT_HEADER}: unknown fault {value!r}; one of {', '.join(FAULTS)}")
     return name
+
+
+def header_shape(headers: Mapping[str, str], vendor: SimVendor) -> ShapeName | None:
+    """The shape named by ``X-Sim-Shape``, if any. Raises ``DirectiveError`` when it is
+    not one of ``vendor``'s shapes."""
+    value = headers.get(SHAPE_HEADER)
+    if value is None or not value.strip():
+        return None
+    name = value.strip().lower()
+    if name not in SHAPES[vendor]:
+        known = ", ".join(SHAPES[vendor])
+        raise DirectiveError(f"{SHAPE_HEADER}: {value!r} is no {vendor} shape; one of {known}")
+    return cast(ShapeName, name)
 
 
 def header_code(headers: Mapping[str, str]) -> str | None:
@@ -137,30 +160,34 @@ class Chooser:
 
     def choose(
         self,
-        vendor: VendorName,
+        vendor: SimVendor,
         headers: Mapping[str, str],
         recipient: str | None,
         *,
         fault: FaultName | None,
+        shape: ShapeName | None = None,
     ) -> Choice:
         """Apply the precedence of the module docstring. Raises ``DirectiveError``.
 
-        ``fault`` is the request's ``X-Sim-Fault``, already read by ``header_fault`` (the
-        handler needs it before it reads the request, and reads the header only once).
+        ``fault`` and ``shape`` are the request's ``X-Sim-Fault`` and ``X-Sim-Shape``,
+        already read by ``header_fault`` and ``header_shape`` (the handler needs them before
+        it reads the request, and reads each header only once).
         """
         if fault is not None:
             return Choice(None, fault, "header")
         code = header_code(headers)
         if code is not None:
-            return Choice(code, None, "header")
+            return Choice(code, None, "header", shape)
         code = recipient_code(self.codes, vendor, recipient)
         if code is not None:
-            return Choice(code, None, "recipient")
+            return Choice(code, None, "recipient", shape)
         entries = self.mix.entries(vendor)
         if entries:
             entry = self._rng.choices(entries, weights=[e.weight for e in entries])[0]
-            return Choice(entry.code, entry.fault, "mix")
-        return Choice(SUCCESS[vendor], None, "default")
+            if entry.fault is not None:
+                return Choice(None, entry.fault, "mix")
+            return Choice(entry.code, None, "mix", shape or entry.shape)
+        return Choice(SUCCESS[vendor], None, "default", shape)
 
     def token(self, length: int = 8) -> str:
         """A short random lowercase token (MoMS ``hash``, smart URLs), from the seeded stream."""
@@ -174,71 +201,71 @@ class Chooser:
 
 def load_mix(path: Path, codes: SimCodes) -> Mix:
     """Read and validate a mix file. Raises ``MixError``."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MixError([f"{path}: cannot load: {exc}"]) from None
-    return parse_mix(data, codes, source=str(path))
+    return parse_mix(read_yaml(path, MixError), codes, source=str(path))
 
 
 def parse_mix(data: Any, codes: SimCodes, *, source: str = "<mix>") -> Mix:
     """Build a ``Mix`` from loaded YAML (``{mm7: [...], moms: [...]}``). Raises ``MixError``."""
-    errors: list[str] = []
-    if not isinstance(data, dict):
+    check = Checker(source)
+    root = check.mapping("", data, allowed=SIM_VENDORS)
+    if root is None:
         raise MixError([f"{source}: (root): must be a mapping with mm7 and/or moms lists"])
-    for key in data:
-        if key not in VENDOR_NAMES:
-            errors.append(f"{source}: {key}: unknown key (expected mm7, moms)")
-    mm7 = _entries(data.get("mm7"), "mm7", codes, source, errors)
-    moms = _entries(data.get("moms"), "moms", codes, source, errors)
-    if errors:
-        raise MixError(errors)
+    mm7 = _entries(check, root.get("mm7"), "mm7", codes)
+    moms = _entries(check, root.get("moms"), "moms", codes)
+    check.raise_if_any(MixError)
     return Mix(mm7=mm7, moms=moms)
 
 
-def _entries(
-    raw: Any, vendor: VendorName, codes: SimCodes, source: str, errors: list[str]
-) -> tuple[MixEntry, ...]:
+def _entries(check: Checker, raw: Any, vendor: SimVendor, codes: SimCodes) -> tuple[MixEntry, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, Sequence) or isinstance(raw, str):
-        errors.append(f"{source}: {vendor}: must be a list of {{code|fault, weight}}")
+        check.add(vendor, "must be a list of {code|fault|shape, weight}")
         return ()
-    entries: list[MixEntry] = []
-    for i, item in enumerate(raw):
-        key = f"{vendor}[{i}]"
-        if not isinstance(item, dict):
-            errors.append(f"{source}: {key}: must be a mapping")
-            continue
-        unknown = set(item) - {"code", "fault", "weight"}
-        if unknown:
-            errors.append(f"{source}: {key}: unknown keys {sorted(unknown)}")
-        weight = item.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
-            errors.append(f"{source}: {key}.weight: must be a positive number")
-            continue
-        if ("code" in item) == ("fault" in item):
-            errors.append(f"{source}: {key}: needs exactly one of code, fault")
-            continue
-        if "code" in item:
-            code = str(item["code"]).strip()
-            if code not in codes.table(vendor):
-                errors.append(f"{source}: {key}.code: {code!r} is not a {vendor} catalog code")
-                continue
-            entries.append(MixEntry(float(weight), code=code))
-        else:
-            fault = str(item["fault"]).strip().lower()
-            if fault not in FAULTS:
-                errors.append(f"{source}: {key}.fault: {fault!r}: one of {', '.join(FAULTS)}")
-                continue
-            entries.append(MixEntry(float(weight), fault=fault))
-    return tuple(entries)
+    entries = [_entry(check, f"{vendor}[{i}]", item, vendor, codes) for i, item in enumerate(raw)]
+    return tuple(e for e in entries if e is not None)
+
+
+def _entry(
+    check: Checker, key: str, raw: Any, vendor: SimVendor, codes: SimCodes
+) -> MixEntry | None:
+    item = check.mapping(key, raw, allowed=("code", "fault", "shape", "weight"))
+    if item is None:
+        return None
+    weight = item.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        check.add(f"{key}.weight", "must be a positive number")
+        return None
+    if "fault" in item:
+        if "code" in item or "shape" in item:
+            check.add(key, "a fault goes alone: no code or shape with it")
+            return None
+        fault = check.choice(f"{key}.fault", str(item["fault"]).strip().lower(), FAULTS)
+        return None if fault is None else MixEntry(float(weight), fault=cast(FaultName, fault))
+    if "code" not in item and "shape" not in item:
+        check.add(key, "needs one of code, fault, shape")
+        return None
+    code = SUCCESS[vendor]
+    if "code" in item:
+        code = str(item["code"]).strip()
+        if code not in codes.table(vendor):
+            check.add(f"{key}.code", f"{code!r} is not a {vendor} code of the simulator")
+            return None
+    shape: ShapeName | None = None
+    if "shape" in item:
+        named = check.choice(f"{key}.shape", str(item["shape"]).strip().lower(), SHAPES[vendor])
+        if named is None:
+            return None
+        shape = cast(ShapeName, named)
+    return MixEntry(float(weight), code=code, shape=shape)
 
 
 __all__ = [
     "CODE_HEADER",
     "FAULTS",
     "FAULT_HEADER",
+    "SHAPES",
+    "SHAPE_HEADER",
     "SUCCESS",
     "Choice",
     "Chooser",
@@ -247,9 +274,13 @@ __all__ = [
     "Mix",
     "MixEntry",
     "MixError",
+    "Mm7Shape",
+    "MomsShape",
+    "ShapeName",
     "Source",
     "header_code",
     "header_fault",
+    "header_shape",
     "load_mix",
     "parse_mix",
     "recipient_code",
