@@ -11,6 +11,13 @@ the output has skipped it: not bound context, not exception tracebacks (they are
 into text first, then redacted), not records from the standard library's ``logging``
 (aiohttp, asyncio), which are routed through the same chain at warning and above.
 
+Logging never stalls the proxy. When the stream is a real file descriptor (stdout, by
+default), rendered, redacted lines go to a bounded in-memory buffer that one daemon thread
+writes out (``proxy.log_sink``); a log collector that cannot keep up costs dropped lines,
+counted by ``dropped_lines()``, never a blocked event loop. ``flush_logs``/``close_logs``
+write what is buffered at shutdown, bounded by a timeout, and run at exit anyway. In-memory
+streams (tests) are written directly, so what was logged can be read at once.
+
 What redaction does:
 
 - MSISDNs: any run of 7 to 15 digits bounded by non-digits, with an optional leading
@@ -33,18 +40,33 @@ import functools
 import logging
 import re
 import sys
+from collections.abc import Callable
 from typing import IO, Any, Literal, TextIO, cast
 
 import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from proxy.log_sink import (
+    FLUSH_SECONDS,
+    SinkHandler,
+    SinkLoggerFactory,
+    close_logs,
+    dropped_lines,
+    flush_logs,
+    sink_for,
+)
+
 __all__ = [
+    "FLUSH_SECONDS",
     "REDACTED",
     "SECRET_KEYS",
     "LogFormat",
     "LogLevel",
+    "close_logs",
     "configure_logging",
+    "dropped_lines",
+    "flush_logs",
     "get_logger",
     "mask_msisdn",
     "redact",
@@ -296,7 +318,7 @@ _STDLIB_HANDLER = "gateway_proxy.logs"
 
 
 def _route_stdlib(
-    level: int, pre_chain: list[Processor], tail: list[Processor], stream: IO[str]
+    level: int, pre_chain: list[Processor], tail: list[Processor], handler: logging.Handler
 ) -> None:
     """Send stdlib ``logging`` records (aiohttp, asyncio) through the same redacting chain.
 
@@ -304,10 +326,9 @@ def _route_stdlib(
     per-request line. Replaces the handler a previous call installed.
     """
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == _STDLIB_HANDLER:
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream)
+    for old in list(root.handlers):
+        if old.get_name() == _STDLIB_HANDLER:
+            root.removeHandler(old)
     handler.set_name(_STDLIB_HANDLER)
     handler.setLevel(max(level, logging.WARNING))
     handler.setFormatter(
@@ -320,7 +341,11 @@ def _route_stdlib(
 
 
 def configure_logging(
-    level: LogLevel = "info", fmt: LogFormat = "json", *, stream: IO[str] | None = None
+    level: LogLevel = "info",
+    fmt: LogFormat = "json",
+    *,
+    stream: IO[str] | None = None,
+    buffered: bool | None = None,
 ) -> None:
     """Configure structlog (and stdlib logging) to write redacted events to ``stream``.
 
@@ -328,7 +353,12 @@ def configure_logging(
     ``fmt`` is ``json`` (one JSON object per line) or ``console`` (for humans; colours
     only on a terminal). ``stream`` defaults to ``sys.stdout`` at call time. Calling again
     replaces the previous configuration, for loggers not yet used (structlog caches a
-    logger's configuration on its first use). Raises ``KeyError`` on an unknown level.
+    logger's configuration on its first use).
+
+    ``buffered`` (default: whether ``stream`` has a file descriptor) writes through a
+    bounded buffer and a writer thread, so a blocked stream drops lines instead of
+    blocking the caller; ``False`` writes directly. Raises ``KeyError`` on an unknown
+    level, ``ValueError`` if ``buffered`` is true and ``stream`` has no file descriptor.
     """
     out = sys.stdout if stream is None else stream
     level_no = _LEVELS[level]
@@ -342,13 +372,24 @@ def configure_logging(
         redact,
         _renderer(fmt, out),
     ]
+    sink = None if buffered is False else sink_for(out)
+    if buffered and sink is None:
+        raise ValueError(f"buffered logging needs a stream with a file descriptor: {out!r}")
+    factory: Callable[..., WrappedLogger]
+    handler: logging.Handler
+    if sink is None:
+        factory = structlog.WriteLoggerFactory(file=cast(TextIO, out))
+        handler = logging.StreamHandler(out)
+    else:
+        factory = SinkLoggerFactory(sink)
+        handler = SinkHandler(sink)
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *pre_chain, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, out)),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    _route_stdlib(level_no, pre_chain, tail, out)
+    _route_stdlib(level_no, pre_chain, tail, handler)
 
 
 def get_logger(name: str | None = None) -> FilteringBoundLogger:
