@@ -44,7 +44,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check proxy tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict proxy
+	$(BIN)/mypy --strict proxy tests bench
+
+# The fast gate: lint, types and every test that starts no external program
+# (prometheus, promtool, helm, hadolint, podman are `integration`).
+unit: lint typecheck
+	$(BIN)/pytest -m "not integration" -q
 
 test: lint typecheck tools
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest --cov --cov-report=term

@@ -1,37 +1,27 @@
 """The code catalog: canonical codes, vendor codes and fallbacks, loaded from YAML.
 
 The catalog is data (``config/codes.yaml``); this module only loads, validates and
-indexes it once at start-up so that classification is a few dict look-ups.
-``load_catalog`` raises ``CatalogError`` with ``file: key: reason`` lines.
+indexes it once at start-up so that classification is a few dict look-ups. It is checked
+as strictly as the config (proxy.loading): known keys only, real booleans and integers,
+every reference resolved, every failure kind mapped, and the codes the proxy falls back
+to declared. ``load_catalog`` raises ``CatalogError`` with one ``file: key: reason``
+line per problem.
 """
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any
 
-import yaml
-
-from proxy.vendors.base import VENDOR_NAMES
-
-Category = Literal["success", "client", "auth", "recipient", "content", "upstream", "network"]
-CATEGORIES: tuple[Category, ...] = get_args(Category)
-TransportKind = Literal[
-    "connect", "timeout", "connection_lost", "too_large", "unparseable",
-    "request_too_large", "route_not_found", "bad_request", "internal", "client_closed",
-]  # fmt: skip
-TRANSPORT_KINDS: tuple[TransportKind, ...] = get_args(TransportKind)
+from proxy.loading import Checker, LoadError, read_yaml
+from proxy.vocab import CATEGORIES, FAILURE_KINDS, VENDOR_NAMES, Category, FailureKind
 
 
-class CatalogError(Exception):
+class CatalogError(LoadError):
     """The catalog file is invalid; ``errors`` holds one ``file: key: reason`` per problem."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +70,7 @@ class VendorTable:
     codes: Mapping[str, VendorCode]
     class_fallbacks: Mapping[str, str]  # mm7: leading digit (or "default") -> code
     fault_codes: Mapping[str, CanonicalCode]  # mm7: lower-cased faultcode -> canonical
-    unknown: CanonicalCode | None  # moms: a code outside the table
+    unknown: CanonicalCode  # a code outside the table (and, for MM7, no integer at all)
     unknown_success: CanonicalCode | None  # moms: ... when status="success"
     generic_faults: frozenset[str] = frozenset()  # mm7: lower-cased Client, Server, ...
     specific_http: frozenset[int] = frozenset()  # statuses that beat a generic faultcode
@@ -95,7 +85,7 @@ class Catalog:
     canonical: Mapping[str, CanonicalCode]
     vendors: Mapping[str, VendorTable]
     http: Mapping[str, CanonicalCode]  # "404", "4xx", "default"
-    transport: Mapping[TransportKind, CanonicalCode]
+    transport: Mapping[FailureKind, CanonicalCode]
     source: str
     # What a reply whose signals disagree on success becomes (never ok, never retryable).
     conflict: CanonicalCode
@@ -130,148 +120,195 @@ def builtin_catalog_path() -> Path:
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
     """Load and validate a catalog file (default: the built-in one)."""
     source = Path(path) if path is not None else builtin_catalog_path()
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CatalogError([f"{source}: cannot load: {exc}"]) from None
-    return parse_catalog(data, source=str(source))
+    return parse_catalog(read_yaml(source, CatalogError), source=str(source))
 
 
 def parse_catalog(data: Any, *, source: str = "<catalog>") -> Catalog:
     """Build a ``Catalog`` from loaded YAML. Raises ``CatalogError`` listing every problem."""
-    errors: list[str] = []
+    catalog = _Parser(source).catalog(data)
+    if catalog is None:  # only when the parser recorded why
+        raise CatalogError([f"{source}: (root): not a catalog"])
+    return catalog
 
-    def err(key: str, reason: str) -> None:
-        errors.append(f"{source}: {key}: {reason}")
 
-    if not isinstance(data, dict):
-        raise CatalogError([f"{source}: (root): must be a mapping"])
-    type_base = str(data.get("type_base", "urn:gateway-proxy:problem:"))
-    canonical: dict[str, CanonicalCode] = {}
-    for name, spec in (data.get("canonical") or {}).items():
-        try:
-            category = spec["category"]
-            if category not in CATEGORIES:
-                err(f"canonical.{name}.category", f"must be one of {', '.join(CATEGORIES)}")
-            canonical[name] = CanonicalCode(
-                name=name,
-                status=int(spec["status"]),
-                retryable=bool(spec["retryable"]),
-                category=cast(Category, category),
-                title=str(spec["title"]),
-                type=str(spec.get("type") or f"{type_base}{name}"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            err(f"canonical.{name}", f"needs status, retryable, category and title ({exc})")
+_TOP = {
+    "version", "type_base", "canonical", "vendors", "http", "transport", "conflict",
+    "retry_after_statuses", "delivery_statuses", "inbound",
+}  # fmt: skip
+_VENDOR = {
+    "codes", "class_fallbacks", "fault_codes", "unknown", "unknown_success",
+    "generic_fault_codes", "specific_http_statuses", "code_headers", "status_headers",
+    "success_status",
+}  # fmt: skip
+_HTTP_KEY = re.compile(r"[1-5](?:[0-9]{2}|xx)|default|no_body")
+# Stands in for a reference that did not resolve, so that checking can go on.
+_MISSING = CanonicalCode("(missing)", 502, False, "upstream", "(missing)", "")
 
-    def ref(key: str, name: object) -> CanonicalCode:
-        if name not in canonical:
-            err(key, f"unknown canonical code {name!r}")
-            return CanonicalCode("UNKNOWN_CODE", 502, False, "upstream", "Unknown", "")
-        return canonical[name]
 
-    vendors: dict[str, VendorTable] = {}
-    for vendor in VENDOR_NAMES:
-        spec = (data.get("vendors") or {}).get(vendor)
-        if not isinstance(spec, dict):
-            err(f"vendors.{vendor}", "is required")
-            continue
-        codes: dict[str, VendorCode] = {}
-        for code, entry in (spec.get("codes") or {}).items():
-            key = f"vendors.{vendor}.codes.{code}"
-            rules = []
-            for i, rule in enumerate(entry.get("rules") or ()):
-                try:
-                    pattern = re.compile(str(rule["match"]), re.IGNORECASE)
-                except (KeyError, re.error) as exc:
-                    err(f"{key}.rules[{i}]", f"needs a valid regex in 'match' ({exc})")
-                    continue
-                rules.append(MessageRule(pattern, ref(f"{key}.rules[{i}]", rule.get("canonical"))))
-            codes[str(code)] = VendorCode(
-                code=str(code),
-                canonical=ref(f"{key}.canonical", entry.get("canonical")),
-                text=str(entry.get("text", "")),
-                rules=tuple(rules),
-            )
-        fallbacks = {str(k): str(v) for k, v in (spec.get("class_fallbacks") or {}).items()}
-        for digit, target in fallbacks.items():
-            if target not in codes:
-                err(f"vendors.{vendor}.class_fallbacks.{digit}", f"unknown code {target!r}")
-        faults = {
-            str(k).lower(): ref(f"vendors.{vendor}.fault_codes.{k}", v)
-            for k, v in (spec.get("fault_codes") or {}).items()
-        }
-        generic = _strings(err, spec, f"vendors.{vendor}", "generic_fault_codes")
-        for name in generic:
-            if name.lower() not in faults:
-                err(f"vendors.{vendor}.generic_fault_codes", f"{name!r} is not in fault_codes")
-        vendors[vendor] = VendorTable(
-            name=vendor,
-            codes=codes,
-            class_fallbacks=fallbacks,
-            fault_codes=faults,
-            generic_faults=frozenset(name.lower() for name in generic),
-            specific_http=_statuses(err, spec, f"vendors.{vendor}", "specific_http_statuses"),
-            code_headers=_strings(err, spec, f"vendors.{vendor}", "code_headers"),
-            status_headers=_strings(err, spec, f"vendors.{vendor}", "status_headers"),
-            success_status=frozenset(
-                w.lower() for w in _strings(err, spec, f"vendors.{vendor}", "success_status")
-            ),
-            unknown=ref(f"vendors.{vendor}.unknown", spec["unknown"])
-            if "unknown" in spec
-            else None,
-            unknown_success=ref(f"vendors.{vendor}.unknown_success", spec["unknown_success"])
-            if "unknown_success" in spec
-            else None,
+class _Parser(Checker):
+    """Walks the raw YAML, building the typed catalog and collecting every problem."""
+
+    def catalog(self, data: Any) -> Catalog | None:
+        top = self.mapping("", data, allowed=_TOP, required=("canonical", "vendors", "http"))
+        if top is None:
+            self.raise_if_any(CatalogError)
+            return None
+        type_base = self.text("type_base", top.get("type_base", "urn:gateway-proxy:problem:"))
+        self.canonical = self.canonical_codes(top.get("canonical"), type_base or "")
+        vendors = self.mapping("vendors", top.get("vendors"), allowed=VENDOR_NAMES) or {}
+        tables: dict[str, VendorTable] = {n: self.vendor(n, vendors.get(n)) for n in VENDOR_NAMES}
+        http = self.http(top.get("http"))
+        transport = self.transport(top.get("transport"))
+        conflict = self.ref("conflict", top.get("conflict"))
+        if conflict.ok or conflict.retryable:
+            self.add("conflict", f"{conflict.name} must be neither a success nor retryable")
+        retry_after = self.statuses("retry_after_statuses", top.get("retry_after_statuses", []))
+        self.raise_if_any(CatalogError)
+        return Catalog(
+            type_base=type_base or "",
+            canonical=self.canonical,
+            vendors=tables,
+            http=http,
+            transport=transport,
+            source=self.source,
+            conflict=conflict,
+            retry_after_statuses=retry_after,
         )
 
-    http = {str(k): ref(f"http.{k}", v) for k, v in (data.get("http") or {}).items()}
-    if "default" not in http:
-        err("http.default", "is required")
-    raw_transport = data.get("transport") or {}
-    transport: dict[TransportKind, CanonicalCode] = {}
-    for kind in TRANSPORT_KINDS:
-        if kind not in raw_transport:
-            err(f"transport.{kind}", "is required")
-        else:
-            transport[kind] = ref(f"transport.{kind}", raw_transport[kind])
-    conflict = ref("conflict", data.get("conflict"))
-    if conflict.ok or conflict.retryable:
-        err("conflict", f"{conflict.name} must be a code that is neither success nor retryable")
-    retry_after = _statuses(err, data, "", "retry_after_statuses")
-    if errors:
-        raise CatalogError(errors)
-    return Catalog(
-        type_base=type_base,
-        canonical=canonical,
-        vendors=vendors,
-        http=http,
-        transport=transport,
-        source=source,
-        conflict=conflict,
-        retry_after_statuses=retry_after,
-    )
+    def canonical_codes(self, value: Any, type_base: str) -> dict[str, CanonicalCode]:
+        codes: dict[str, CanonicalCode] = {}
+        required = ("status", "retryable", "category", "title")
+        allowed = {*required, "type"}
+        for name, spec in (self.mapping("canonical", value) or {}).items():
+            key = f"canonical.{name}"
+            raw = self.mapping(key, spec, allowed=allowed, required=required) or {}
+            status = self.integer(f"{key}.status", raw.get("status"), 100, 599)
+            retryable = self.boolean(f"{key}.retryable", raw.get("retryable"))
+            category = self.choice(f"{key}.category", raw.get("category"), CATEGORIES)
+            title = self.text(f"{key}.title", raw.get("title"))
+            kind = self.text(f"{key}.type", raw["type"]) if "type" in raw else None
+            # An invalid entry still resolves references (its own error is enough).
+            codes[name] = CanonicalCode(
+                name,
+                status or 502,
+                bool(retryable),
+                category or "upstream",
+                title or name,
+                kind or f"{type_base}{name}",
+            )
+        return codes
 
+    def ref(self, key: str, name: Any) -> CanonicalCode:
+        """The canonical code named ``name``; a problem (and a stand-in) if there is none."""
+        if not isinstance(name, str) or name not in self.canonical:
+            self.add(key, f"unknown canonical code {name!r}")
+            return _MISSING
+        return self.canonical[name]
 
-def _strings(
-    err: Callable[[str, str], None], spec: Mapping[str, Any], where: str, key: str
-) -> tuple[str, ...]:
-    """An optional list of non-empty strings at ``spec[key]``."""
-    value = spec.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        err(f"{where}.{key}".lstrip("."), "must be a list of non-empty strings")
-        return ()
-    return tuple(value)
+    def vendor(self, vendor: str, value: Any) -> VendorTable:
+        where = f"vendors.{vendor}"
+        spec = self.mapping(where, value, allowed=_VENDOR, required=("codes", "unknown")) or {}
+        codes = self.vendor_codes(where, spec.get("codes"))
+        fallbacks = self.mapping(f"{where}.class_fallbacks", spec.get("class_fallbacks", {}))
+        for digit, target in (fallbacks or {}).items():
+            if not isinstance(target, str) or target not in codes:
+                self.add(f"{where}.class_fallbacks.{digit}", f"unknown code {target!r}")
+        if fallbacks and "default" not in fallbacks:
+            self.add(f"{where}.class_fallbacks.default", "is required with class fallbacks")
+        faults = {
+            str(k).lower(): self.ref(f"{where}.fault_codes.{k}", v)
+            for k, v in (
+                self.mapping(f"{where}.fault_codes", spec.get("fault_codes", {})) or {}
+            ).items()
+        }
+        generic = self.strings(f"{where}.generic_fault_codes", spec.get("generic_fault_codes", []))
+        for name in generic or ():
+            if name.lower() not in faults:
+                self.add(f"{where}.generic_fault_codes", f"{name!r} is not in fault_codes")
+        words = self.strings(f"{where}.success_status", spec.get("success_status", [])) or ()
+        return VendorTable(
+            name=vendor,
+            codes=codes,
+            class_fallbacks={str(k): str(v) for k, v in (fallbacks or {}).items()},
+            fault_codes=faults,
+            unknown=self.ref(f"{where}.unknown", spec.get("unknown")),
+            unknown_success=self.ref(f"{where}.unknown_success", spec["unknown_success"])
+            if "unknown_success" in spec
+            else None,
+            generic_faults=frozenset(name.lower() for name in generic or ()),
+            specific_http=self.statuses(
+                f"{where}.specific_http_statuses", spec.get("specific_http_statuses", [])
+            ),
+            code_headers=self.strings(f"{where}.code_headers", spec.get("code_headers", [])) or (),
+            status_headers=self.strings(f"{where}.status_headers", spec.get("status_headers", []))
+            or (),
+            success_status=frozenset(word.lower() for word in words),
+        )
 
+    def vendor_codes(self, where: str, value: Any) -> dict[str, VendorCode]:
+        codes: dict[str, VendorCode] = {}
+        for code, entry in (self.mapping(f"{where}.codes", value) or {}).items():
+            key = f"{where}.codes.{code}"
+            raw = (
+                self.mapping(
+                    key,
+                    entry,
+                    allowed={"canonical", "text", "rules"},
+                    required=("canonical", "text"),
+                )
+                or {}
+            )
+            text = self.text(f"{key}.text", raw.get("text"))
+            rules = [
+                self.rule(f"{key}.rules[{i}]", r)
+                for i, r in enumerate(self.items(f"{key}.rules", raw.get("rules", [])))
+            ]
+            codes[code] = VendorCode(
+                code=code,
+                canonical=self.ref(f"{key}.canonical", raw.get("canonical")),
+                text=text or "",
+                rules=tuple(r for r in rules if r is not None),
+            )
+        return codes
 
-def _statuses(
-    err: Callable[[str, str], None], spec: Mapping[str, Any], where: str, key: str
-) -> frozenset[int]:
-    """An optional list of HTTP statuses (100-599) at ``spec[key]``."""
-    value = spec.get(key, [])
-    if not isinstance(value, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in value
-    ):
-        err(f"{where}.{key}".lstrip("."), "must be a list of HTTP statuses (100-599)")
-        return frozenset()
-    return frozenset(value)
+    def items(self, key: str, value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            self.add(key, "must be a list")
+            return []
+        return value
+
+    def rule(self, key: str, value: Any) -> MessageRule | None:
+        raw = self.mapping(
+            key, value, allowed={"match", "canonical"}, required=("match", "canonical")
+        )
+        match = self.text(f"{key}.match", (raw or {}).get("match"))
+        if raw is None or match is None:
+            return None
+        try:
+            pattern = re.compile(match, re.IGNORECASE)
+        except re.error as exc:
+            self.add(f"{key}.match", f"not a valid regular expression ({exc})")
+            return None
+        return MessageRule(pattern, self.ref(f"{key}.canonical", raw.get("canonical")))
+
+    def http(self, value: Any) -> dict[str, CanonicalCode]:
+        raw = self.mapping("http", value, required=("default",)) or {}
+        http: dict[str, CanonicalCode] = {}
+        for key, name in raw.items():
+            if not _HTTP_KEY.fullmatch(key):
+                self.add(f"http.{key}", "must be a status (404), a class (4xx), default or no_body")
+            http[key] = self.ref(f"http.{key}", name)
+        return http
+
+    def transport(self, value: Any) -> dict[FailureKind, CanonicalCode]:
+        raw = self.mapping("transport", value, allowed=FAILURE_KINDS, required=FAILURE_KINDS)
+        return {
+            kind: self.ref(f"transport.{kind}", (raw or {}).get(kind))
+            for kind in FAILURE_KINDS
+            if kind in (raw or {})
+        }
+
+    def statuses(self, key: str, value: Any) -> frozenset[int]:
+        items = self.items(key, value)
+        good = [self.integer(f"{key}[{i}]", v, 100, 599) for i, v in enumerate(items)]
+        return frozenset(v for v in good if v is not None)

@@ -29,8 +29,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.catalog import CanonicalCode, Catalog, TransportKind, VendorCode, VendorTable
+from proxy.catalog import CanonicalCode, Catalog, VendorCode, VendorTable
 from proxy.vendors.base import VendorReply
+from proxy.vocab import FailureKind
 
 # xs:integer's lexical form, surrounding whitespace already stripped; ASCII digits only
 # (str.isdigit() accepts "²", which int() refuses). Long enough for any real code.
@@ -65,7 +66,7 @@ class Outcome:
     http_status: int | None = None
     transaction_id: str | None = None
     detail: str | None = None
-    failure: TransportKind | None = None
+    failure: FailureKind | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     conflict: tuple[str, ...] = ()
     retry: bool | None = None
@@ -156,7 +157,7 @@ def classify_reply(
 
 def classify_failure(
     catalog: Catalog,
-    kind: TransportKind,
+    kind: FailureKind,
     detail: str,
     *,
     vendor: str = "proxy",
@@ -200,7 +201,7 @@ def _by_vendor_code(
         return _Verdict(fallback.canonical, fallback, "other")
     if _says_success(table, reply.status) and table.unknown_success is not None:
         return _Verdict(table.unknown_success, None, "other")
-    return _Verdict(table.unknown or catalog["UNKNOWN_CODE"], None, "other")
+    return _Verdict(table.unknown, None, "other")
 
 
 def _integer(code: str) -> int | None:

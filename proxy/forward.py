@@ -31,8 +31,8 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from proxy.catalog import TransportKind
 from proxy.config import Pool, Route
+from proxy.vocab import FailureKind
 
 _CHUNK = 64 * 1024
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
@@ -45,9 +45,9 @@ class ProxyFailure(Exception):
     one was attempted.
     """
 
-    def __init__(self, kind: TransportKind, detail: str) -> None:
+    def __init__(self, kind: FailureKind, detail: str) -> None:
         super().__init__(detail)
-        self.kind: TransportKind = kind
+        self.kind: FailureKind = kind
         self.detail = detail
         self.elapsed_s: float | None = None
         self.bytes_sent = 0
@@ -212,7 +212,7 @@ def decode_content(body: bytes, coding: str | None, limit: int) -> bytes:
     return content
 
 
-def map_exception(exc: BaseException) -> tuple[TransportKind, str]:
+def map_exception(exc: BaseException) -> tuple[FailureKind, str]:
     """Map an aiohttp/OS/timeout error to a failure kind and a short description.
 
     Connect-phase errors (refused, DNS, TLS, connect timeout) never reached the gateway;

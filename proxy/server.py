@@ -1,10 +1,11 @@
-"""The application factory and the request handler, read as a short list of stages.
+"""The application factory and the request handler, a pipeline of values.
 
 ``create_app`` builds the app-traffic application. Process-wide state lives in typed
 ``web.AppKey``s and is created/closed in ``cleanup_ctx``: the config, the catalog, the
-one ``ClientSession``, the metrics and the readiness flag. The handler is::
+one ``ClientSession``, the metrics and the readiness flag. ``handle`` reads as the flow
+the package docstring draws; each stage returns what the next needs::
 
-    _route → _forward → _classify → _respond → _observe
+    decide (routing.py) → _forward → _classify → decide_reply (respond.py) → _observe
 
 Every request leaves its traces (a metric and a log line), also when the app goes away
 mid-request (``CLIENT_CLOSED_REQUEST``) and when the proxy itself fails: the only
@@ -13,10 +14,9 @@ catch-all is ``_last_resort``, the outermost middleware, which answers ``INTERNA
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -24,10 +24,9 @@ from prometheus_client import CollectorRegistry
 
 from proxy import headers as hdrs
 from proxy.admin import Readiness
-from proxy.catalog import Catalog, TransportKind, load_catalog
+from proxy.catalog import Catalog, load_catalog
 from proxy.classify import Outcome, classify_failure, classify_reply
 from proxy.config import Config, Route
-from proxy.envelope import build_envelope, passthrough_headers, render
 from proxy.forward import (
     ProxyFailure,
     UpstreamAnswer,
@@ -39,32 +38,14 @@ from proxy.forward import (
 from proxy.logs import get_logger
 from proxy.metrics import PROXY_VENDOR, UNMATCHED_ROUTE, Metrics
 from proxy.observe import RequestRecord, log_request
+from proxy.respond import Reply, decide_reply
+from proxy.routing import Refusal, RouteMatch, decide
 from proxy.vendors import parse_reply
+from proxy.vocab import FailureKind
 
 # Answers that cannot carry a body (RFC 9110 §6.4.1).
 _BODILESS_STATUSES = frozenset({204, 304})
-# Path segments that could climb out of the upstream's path once a server decodes them.
-_ESCAPING = re.compile(r"(?:^|/)(?:\.|%2e){2}(?:/|$)|%2f|%5c", re.IGNORECASE)
 
-
-@dataclass(slots=True)
-class _Exchange:
-    """What the stages learn about one request, in order."""
-
-    request_id: str
-    trace_id: str | None
-    started: float
-    route: Route | None = None
-    rest_path: str = ""
-    answer: UpstreamAnswer | None = None
-    outcome: Outcome | None = None
-    bytes_in: int = 0
-    upstream_s: float | None = None
-    extra_headers: dict[str, str] = field(default_factory=dict)
-
-
-# The request's _Exchange, so that _last_resort can still observe it.
-_EXCHANGE_KEY = web.RequestKey("exchange", _Exchange)
 CONFIG_KEY = web.AppKey("config", Config)
 CATALOG_KEY = web.AppKey("catalog", Catalog)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
@@ -72,8 +53,24 @@ METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
 READINESS_KEY = web.AppKey("readiness", Readiness)
 SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
 TIMEOUTS_KEY = web.AppKey("timeouts", dict[str, aiohttp.ClientTimeout])
+# When the request arrived and its id: what _last_resort needs to answer and observe it.
+_ARRIVAL_KEY = web.RequestKey("arrival", tuple[float, str])
 
 _log = get_logger("gateway_proxy")
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one request produced: its outcome and, when one arrived, the gateway's answer.
+
+    ``bytes_in`` is the body bytes sent upstream; ``upstream_s`` how long the exchange with
+    the gateway took (None when there was none).
+    """
+
+    outcome: Outcome
+    answer: UpstreamAnswer | None = None
+    bytes_in: int = 0
+    upstream_s: float | None = None
 
 
 def create_app(
@@ -116,69 +113,50 @@ async def _mark_shutting_down(app: web.Application) -> None:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """Proxy one app request: route, forward, classify, respond, observe."""
-    ex = _Exchange(
-        request_id=hdrs.request_id_from(request.headers),
-        trace_id=hdrs.trace_id_from(request.headers),
-        started=time.perf_counter(),
-    )
-    request[_EXCHANGE_KEY] = ex
-    catalog = request.app[CATALOG_KEY]
-    metrics = request.app[METRICS_KEY]
+    started, request_id = time.perf_counter(), hdrs.request_id_from(request.headers)
+    request[_ARRIVAL_KEY] = (started, request_id)
+    decision = decide(request.app[CONFIG_KEY].routes, request.method, request.raw_path)
     try:
-        _route(request, ex)
-        assert ex.route is not None
-        in_flight = (
-            metrics.in_flight.labels(ex.route.name).track_inprogress()
-            if metrics is not None
-            else contextlib.nullcontext()
-        )
-        with in_flight:
-            await _forward(request, ex)
-        _classify(request, catalog, ex)
-    except ProxyFailure as failure:
-        ex.outcome = classify_failure(catalog, failure.kind, failure.detail)
-        ex.bytes_in, ex.upstream_s = failure.bytes_sent, failure.elapsed_s
+        if isinstance(decision, Refusal):
+            result = _refused(request.app[CATALOG_KEY], decision.kind, decision.detail)
+        else:
+            result = await _proxy(request, decision, request_id)
     except asyncio.CancelledError:
         # The app went away (aiohttp cancels the handler): nobody reads the answer, but
         # the request still gets its metric and log line before the cancellation goes on.
-        ex.outcome = classify_failure(catalog, "client_closed", "the app closed the connection")
-        _observe(request, ex, _respond(ex))
+        closed = _refused(
+            request.app[CATALOG_KEY], "client_closed", "the app closed the connection"
+        )
+        _finish(request, decision, closed)
         raise
-    response = _respond(ex)
-    _observe(request, ex, response)
-    return response
+    return _finish(request, decision, result)
 
 
-def _route(request: web.Request, ex: _Exchange) -> None:
-    """Pick the route; only configured upstreams are reachable."""
-    # Only origin-form targets ("/path?query"): absolute-form ("http://host/...") and
-    # CONNECT would make this an open forward proxy.
-    if request.method == "CONNECT" or not request.raw_path.startswith("/"):
-        raise ProxyFailure("bad_request", "absolute-URI and CONNECT requests are refused")
-    raw_path = request.rel_url.raw_path
-    for route in request.app[CONFIG_KEY].routes:
-        if route.matches(raw_path):
-            ex.route, ex.rest_path = route, raw_path[len(route.path_prefix) :]
-            if _ESCAPING.search(ex.rest_path):
-                raise ProxyFailure(
-                    "bad_request", "dot-segments and encoded slashes are not allowed in the path"
-                )
-            return
-    raise ProxyFailure("route_not_found", f"no route is configured for {request.path}")
+def _refused(catalog: Catalog, kind: FailureKind, detail: str) -> Result:
+    return Result(classify_failure(catalog, kind, detail))
 
 
-async def _forward(request: web.Request, ex: _Exchange) -> None:
-    route = ex.route
-    assert route is not None
-    peer = request.remote
-    outgoing = hdrs.upstream_request_headers(
-        request.headers,
-        request_id=ex.request_id,
-        client_ip=peer,
-        scheme=request.scheme,
-        host=request.host,
-        configured=route.headers,
+async def _proxy(request: web.Request, match: RouteMatch, request_id: str) -> Result:
+    """Forward to the route's gateway and classify its answer (or the failure to get one)."""
+    metrics = request.app[METRICS_KEY]
+    in_flight = (
+        metrics.in_flight.labels(match.route.name).track_inprogress()
+        if metrics is not None
+        else contextlib.nullcontext()
     )
+    try:
+        with in_flight:
+            answer = await _forward(request, match, request_id)
+    except ProxyFailure as failure:
+        outcome = classify_failure(request.app[CATALOG_KEY], failure.kind, failure.detail)
+        return Result(outcome, bytes_in=failure.bytes_sent, upstream_s=failure.elapsed_s)
+    outcome = _classify(request, match, answer)
+    return Result(outcome, answer, answer.bytes_out, answer.duration_s)
+
+
+async def _forward(request: web.Request, match: RouteMatch, request_id: str) -> UpstreamAnswer:
+    """Stream the app's request to the gateway; raises ``ProxyFailure``."""
+    route = match.route
     if (
         route.max_request_bytes is not None
         and (request.content_length or 0) > route.max_request_bytes
@@ -186,90 +164,79 @@ async def _forward(request: web.Request, ex: _Exchange) -> None:
         raise ProxyFailure(
             "request_too_large", f"request body is over {route.max_request_bytes} bytes"
         )
-    body = request.content if request.body_exists else None
-    ex.answer = await exchange(
+    outgoing = hdrs.upstream_request_headers(
+        request.headers,
+        request_id=request_id,
+        client_ip=request.remote,
+        scheme=request.scheme,
+        host=request.host,
+        configured=route.headers,
+    )
+    return await exchange(
         request.app[SESSION_KEY],
         route,
         method=request.method,
-        url=upstream_url(route, ex.rest_path, request.rel_url.raw_query_string),
+        url=upstream_url(route, match.rest_path, match.raw_query),
         headers=outgoing,
-        body=body,
+        body=request.content if request.body_exists else None,
         time_limits=request.app[TIMEOUTS_KEY][route.name],
     )
-    ex.bytes_in, ex.upstream_s = ex.answer.bytes_out, ex.answer.duration_s
 
 
-def _classify(request: web.Request, catalog: Catalog, ex: _Exchange) -> None:
-    answer, route = ex.answer, ex.route
-    assert answer is not None
-    assert route is not None
-    reply = parse_reply(route.vendor, answer.content, answer.headers.get("Content-Type"))
+def _classify(request: web.Request, match: RouteMatch, answer: UpstreamAnswer) -> Outcome:
+    vendor = match.route.vendor
+    reply = parse_reply(vendor, answer.content, answer.headers.get("Content-Type"))
     bodiless = request.method == "HEAD" or answer.status in _BODILESS_STATUSES
-    ex.outcome = classify_reply(
-        catalog, route.vendor, reply, answer.status, headers=answer.headers, bodiless=bodiless
+    return classify_reply(
+        request.app[CATALOG_KEY],
+        vendor,
+        reply,
+        answer.status,
+        headers=answer.headers,
+        bodiless=bodiless,
     )
-    retry_after = answer.headers.get("Retry-After")
-    if retry_after:
-        ex.extra_headers["Retry-After"] = retry_after
 
 
-def _respond(ex: _Exchange) -> web.Response:
-    outcome = ex.outcome
-    assert outcome is not None
-    route_name = ex.route.name if ex.route else None
-    if (
-        ex.route is not None
-        and ex.route.mode == "passthrough"
-        and ex.answer is not None
-        and 200 <= ex.answer.status <= 599  # anything else can't be relayed as it is
-    ):
-        answer, route = ex.answer, ex.route
-        relayed = hdrs.rewrite_locations(
-            hdrs.downstream_response_headers(answer.headers),
-            # Without the query: it only matters to same-document references ("#x"),
-            # and those are left for the client to resolve.
-            request_url=str(upstream_url(route, ex.rest_path, "")),
-            upstream=route.upstream,
-            path_prefix=route.path_prefix,
-        )
-        response = web.Response(status=answer.status, body=answer.body, headers=relayed)
-        response.headers.update(passthrough_headers(outcome, ex.request_id))
-        return response
-    status, content_type, body = render(
-        build_envelope(outcome, request_id=ex.request_id, route=route_name)
+def _finish(request: web.Request, decision: RouteMatch | Refusal, result: Result) -> web.Response:
+    """Build the reply, observe the request, and return the response to send."""
+    started, request_id = request[_ARRIVAL_KEY]
+    reply = decide_reply(
+        result.outcome,
+        request_id=request_id,
+        route=decision.route,
+        rest_path=decision.rest_path if isinstance(decision, RouteMatch) else "",
+        answer=result.answer,
     )
-    response = web.Response(status=status, body=body, content_type=content_type)
-    response.headers["X-Request-ID"] = ex.request_id
-    response.headers.update(ex.extra_headers)
-    return response
+    _observe(request, decision.route, result, reply, time.perf_counter() - started)
+    return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
 
-def _observe(request: web.Request, ex: _Exchange, response: web.Response) -> None:
-    outcome = ex.outcome
-    assert outcome is not None
-    route = ex.route.name if ex.route else UNMATCHED_ROUTE
-    vendor = ex.route.vendor if ex.route else PROXY_VENDOR
-    duration = time.perf_counter() - ex.started
+def _observe(
+    request: web.Request, route: Route | None, result: Result, reply: Reply, duration: float
+) -> None:
+    name = route.name if route else UNMATCHED_ROUTE
+    vendor = route.vendor if route else PROXY_VENDOR
+    trace_id = hdrs.trace_id_from(request.headers)
     metrics = request.app[METRICS_KEY]
     if metrics is not None:
         metrics.observe(
-            route, vendor, outcome, duration_s=duration, upstream_duration_s=ex.upstream_s,
-            trace_id=ex.trace_id,
+            name, vendor, result.outcome, duration_s=duration,
+            upstream_duration_s=result.upstream_s, trace_id=trace_id,
         )  # fmt: skip
     log_request(
         RequestRecord(
-            request_id=ex.request_id,
-            trace_id=ex.trace_id,
-            route=route,
+            request_id=request[_ARRIVAL_KEY][1],
+            trace_id=trace_id,
+            route=name,
             vendor=vendor,
             method=request.method,
             path=request.raw_path,
-            status=response.status,
-            outcome=outcome,
+            status=reply.status,
+            outcome=result.outcome,
             duration_s=duration,
-            upstream_duration_s=ex.upstream_s,
-            bytes_in=ex.bytes_in,
-            bytes_out=len(response.body) if isinstance(response.body, bytes) else 0,
+            upstream_duration_s=result.upstream_s,
+            bytes_in=result.bytes_in,
+            bytes_out=len(reply.body),
         )
     )
 
@@ -282,9 +249,10 @@ async def _last_resort(request: web.Request, handler: Handler) -> web.StreamResp
     """The one catch-all: log with the traceback, answer with an envelope, never hang.
 
     It also turns the router's own refusals (CONNECT, ``OPTIONS *``: targets no route
-    pattern can match) into envelopes, so every answer has the same shape.
+    pattern can match) into envelopes, so every answer has the same shape. A half-handled
+    gateway answer is never passed through: the reply is always the proxy's envelope.
     """
-    kind: TransportKind
+    kind: FailureKind
     try:
         return await handler(request)
     except asyncio.CancelledError:
@@ -296,11 +264,7 @@ async def _last_resort(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception:  # noqa: BLE001 - the one catch-all, at the outermost edge
         _log.exception("unhandled_error", path=request.raw_path)
         kind, detail = "internal", "internal proxy error"
-    ex = request.get(_EXCHANGE_KEY) or _Exchange(
-        hdrs.request_id_from(request.headers), None, time.perf_counter()
-    )
-    ex.outcome = classify_failure(request.app[CATALOG_KEY], kind, detail)
-    ex.answer = None  # never pass through half-handled gateway bytes
-    response = _respond(ex)
-    _observe(request, ex, response)
-    return response
+    if _ARRIVAL_KEY not in request:
+        request[_ARRIVAL_KEY] = (time.perf_counter(), hdrs.request_id_from(request.headers))
+    decision = decide(request.app[CONFIG_KEY].routes, request.method, request.raw_path)
+    return _finish(request, decision, _refused(request.app[CATALOG_KEY], kind, detail))

@@ -49,6 +49,7 @@ def running_demo(
         route["upstream"] = route["upstream"].replace(":8090/", f":{sim_port}/")
         if total_timeout is not None:
             route["timeout"]["total"] = total_timeout
+            route["timeout"]["connect"] = min(route["timeout"]["connect"], total_timeout)
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     argv = [sys.executable, "-m", "proxy", "demo", "--config", str(config)]

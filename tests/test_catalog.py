@@ -221,5 +221,5 @@ def test_catalog_errors_name_the_key() -> None:
 
 
 def test_unreadable_catalog(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="cannot load"):
+    with pytest.raises(CatalogError, match="cannot read"):
         load_catalog(tmp_path / "missing.yaml")

@@ -78,7 +78,11 @@ def test_env_var_is_expanded_and_kept_out_of_repr() -> None:
         ({"routes": [route()], "catalog": "nope.yaml"}, "catalog: file not found"),
         ({"routes": [{"name": "x"}]}, "routes[0].upstream: is required"),
         (None, "gw.yaml: (root): the file is empty"),
-        (["a"], "gw.yaml: : must be a mapping"),
+        (["a"], "gw.yaml: (root): must be a mapping, got a list"),
+        ({"routes": [route(timeout={"connect": 10, "total": 5})]}, "routes[0].timeout.connect: 10 s is longer than timeout.total (5 s)"),
+        ({"routes": [route()], "listen": "127.0.0.1:99999"}, "gw.yaml: listen: port 99999 is out of range (0..65535)"),
+        ({"routes": [route()], "admin_listen": ":8081"}, "gw.yaml: admin_listen: must be HOST:PORT (the host is missing)"),
+        ({"routes": [route()], "pool": {"limit": True}}, "gw.yaml: pool.limit: must be an integer >= 1, got True"),
     ],
 )  # fmt: skip
 def test_errors_name_key_and_reason(data: object, expected: str) -> None:
@@ -119,3 +123,52 @@ def test_config_path_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_PROXY_CONFIG", "/etc/gp.yaml")
     assert resolve_config_path(None) == Path("/etc/gp.yaml")
     assert resolve_config_path("x.yaml") == Path("x.yaml")
+
+
+@pytest.mark.parametrize(
+    ("env", "header", "expected"),
+    [
+        ({"TOKEN": ""}, "Bearer ${TOKEN}", "environment variable ${TOKEN} is empty (write ${TOKEN:-} to allow that)"),
+        ({}, "Bearer ${TOKEN}", "environment variable ${TOKEN} is not set"),
+    ],
+)  # fmt: skip
+def test_an_empty_or_unset_variable_is_refused(
+    env: dict[str, str], header: str, expected: str
+) -> None:
+    errors = errors_for({"routes": [route(headers={"Authorization": header})]}, env)
+    assert errors == [f"gw.yaml: routes[0].headers.Authorization: {expected}"]
+
+
+@pytest.mark.parametrize(
+    ("env", "header", "value"),
+    [
+        ({"TOKEN": ""}, "x${TOKEN:-}", "x"),
+        ({}, "x${TOKEN:-}", "x"),
+        ({}, "${TOKEN:-anonymous}", "anonymous"),
+        ({"TOKEN": "t1"}, "${TOKEN:-anonymous}", "t1"),
+    ],
+)
+def test_explicit_defaults_allow_empty_variables(
+    env: dict[str, str], header: str, value: str
+) -> None:
+    config = parse_config({"routes": [route(headers={"X-Key": header})]}, env=env)
+    assert config.routes[0].headers["X-Key"] == value
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"routes: []\nroutes: []\n", "not valid YAML: line 2, column 1: duplicate key 'routes'"),
+        (b"listen: \xff\xfe127.0.0.1:80\n", "not UTF-8 text (byte 8 is 0xff)"),
+        (b"routes: [\n  {name: a\n", "not valid YAML: line 3"),
+    ],
+)
+def test_file_problems_name_the_file(tmp_path: Path, text: bytes, expected: str) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    (error,) = info.value.errors
+    assert error.startswith(f"{path}: ")
+    assert expected in error
+    assert "<unicode string>" not in error

@@ -56,7 +56,7 @@ async def test_gateway_that_never_answers(one_route_proxy: Any) -> None:
         await asyncio.sleep(60)
         return web.Response()
 
-    client = await one_route_proxy(hang, timeout={"connect": 1, "total": 0.3})
+    client = await one_route_proxy(hang, timeout={"connect": 0.3, "total": 0.3})
     resp = await client.post("/gw", data=b"x")
     env = await envelope(resp)
     assert (resp.status, env["code"], env["retryable"]) == (504, "TIMEOUT", False)

@@ -46,7 +46,7 @@ class Recorder:
                 "body": await request.read(),
             }
         )
-        return self.reply()  # type: ignore[no-any-return]
+        return self.reply()
 
 
 async def test_mm7_success_envelope(one_route_proxy: Any) -> None:

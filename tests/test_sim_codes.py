@@ -99,7 +99,7 @@ def with_entry(vendor: str, code: Any, entry: Any) -> Any:
 @pytest.mark.parametrize(
     ("data", "line"),
     [
-        ({**builtin_data(), "colour": 1}, "t.yaml: colour: unknown key (expected mm7, moms, version)"),
+        ({**builtin_data(), "colour": 1}, "t.yaml: colour: unknown key (expected one of mm7, moms, version)"),
         ({**builtin_data(), "version": 2}, "t.yaml: version: 2: only version 1 is known"),
         ({"version": 1, "mm7": builtin_data()["mm7"]}, "t.yaml: moms: is required"),
         (with_entry("mm7", "1000", {"text": "ok", "http": 200, "reply": "rsp", "colour": 1}),
@@ -107,13 +107,13 @@ def with_entry(vendor: str, code: Any, entry: Any) -> Any:
         (with_entry("mm7", "1000", {"text": "ok", "http": 200, "reply": "rsp", "faultcode": "Client"}),
          't.yaml: mm7.codes."1000".faultcode: only a fault has a faultcode'),
         (with_entry("mm7", "2002", {"text": "x", "http": 500, "reply": "fault"}),
-         't.yaml: mm7.codes."2002".faultcode: None: one of Client, Server'),
+         't.yaml: mm7.codes."2002".faultcode: must be one of Client, Server, got None'),
         (with_entry("mm7", "2002", {"text": "x", "http": 500, "reply": "fault", "faultcode": "Sender"}),
-         't.yaml: mm7.codes."2002".faultcode: \'Sender\': one of Client, Server'),
+         't.yaml: mm7.codes."2002".faultcode: must be one of Client, Server, got \'Sender\''),
         (with_entry("mm7", "2002", {"text": "x", "http": 700, "reply": "fault", "faultcode": "Client"}),
          't.yaml: mm7.codes."2002".http: must be an integer 200..599'),
         (with_entry("mm7", "2002", {"text": "x", "http": 500, "reply": "soap", "faultcode": "Client"}),
-         't.yaml: mm7.codes."2002".reply: \'soap\': one of rsp, fault'),
+         't.yaml: mm7.codes."2002".reply: must be one of rsp, fault, got \'soap\''),
         (with_entry("mm7", "2002", {"http": 500, "reply": "fault", "faultcode": "Client"}),
          't.yaml: mm7.codes."2002".text: is required'),
         (with_entry("mm7", "02002", {"text": "x", "http": 500, "reply": "fault", "faultcode": "Client"}),
@@ -145,11 +145,11 @@ def test_every_problem_of_a_table_is_reported_at_once() -> None:
 
 
 def test_an_unreadable_table_says_so(tmp_path: Path) -> None:
-    with pytest.raises(CodesError, match=r"missing\.yaml: cannot load"):
+    with pytest.raises(CodesError, match=r"missing\.yaml: cannot read"):
         load_sim_codes(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("mm7: [unclosed", encoding="utf-8")
-    with pytest.raises(CodesError, match=r"broken\.yaml: cannot load"):
+    with pytest.raises(CodesError, match=r"broken\.yaml: not valid YAML"):
         load_sim_codes(broken)
 
 
@@ -278,7 +278,7 @@ def test_submit_request_is_a_submit_the_relay_reads() -> None:
 
 
 def test_parse_listen_names_the_option() -> None:
-    with pytest.raises(ValueError, match=r"^--sim-listen: expected HOST:PORT"):
+    with pytest.raises(ValueError, match=r"^--sim-listen: must be HOST:PORT"):
         parse_listen("nowhere", option="--sim-listen")
     assert parse_listen("[::1]:9000") == ("::1", 9000)
 
@@ -311,7 +311,7 @@ async def test_simulate_credentials_reach_the_app(
 def test_the_sans_io_modules_do_not_import_aiohttp(module: str) -> None:
     """Only faults.py and app.py (the aiohttp edge) may; the rest is tested with plain data."""
     tree = ast.parse((ROOT / "proxy" / "sim" / f"{module}.py").read_text(encoding="utf-8"))
-    imported = set()
+    imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)

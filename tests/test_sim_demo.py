@@ -137,7 +137,7 @@ def test_demo_runs_from_any_directory(tmp_path: Path) -> None:
     [
         (("--sim-listen", "127.0.0.1:9999"), "upstreams point at 127.0.0.1:8090"),
         (("--sim-listen", "localhost:8090"), "upstreams point at 127.0.0.1:8090"),
-        (("--sim-listen", "nowhere"), "--sim-listen: expected HOST:PORT, got 'nowhere'"),
+        (("--sim-listen", "nowhere"), "--sim-listen: must be HOST:PORT, got 'nowhere'"),
     ],
 )
 def test_sim_listen_must_agree_with_the_upstreams(

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.codes import load_sim_codes
+from proxy.sim.codes import SimVendor, load_sim_codes
 from proxy.sim.outcome import MixError, load_mix, parse_mix, recipient_code
 from tests.test_sim_moms import SEND, Client, call_json
 
@@ -89,15 +89,15 @@ def test_bad_mix_file_stops_the_app(tmp_path: Path) -> None:
         ("moms", None, None),
     ],
 )
-def test_recipient_code(vendor: str, recipient: str | None, code: str | None) -> None:
+def test_recipient_code(vendor: SimVendor, recipient: str | None, code: str | None) -> None:
     assert recipient_code(load_sim_codes(), vendor, recipient) == code
 
 
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        (None, "cannot load"),
-        ("mm7: [unclosed", "cannot load"),
+        (None, "cannot read"),
+        ("mm7: [unclosed", "not valid YAML: line 1"),
         ("- just a list\n", "must be a mapping"),
         ("moms: {code: '1'}\n", "must be a list"),
         ("moms:\n  - [1]\n", "must be a mapping"),

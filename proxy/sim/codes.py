@@ -18,9 +18,10 @@ from types import MappingProxyType
 from typing import Any, Literal, assert_never, cast, get_args
 
 from proxy.sim.datafile import Checker, SimDataError, join_key, read_yaml
+from proxy.vocab import VENDOR_NAMES, VendorName
 
-SimVendor = Literal["mm7", "moms"]
-SIM_VENDORS: tuple[SimVendor, ...] = get_args(SimVendor)
+SimVendor = VendorName  # the shared vocabulary (proxy.vocab), never retyped
+SIM_VENDORS: tuple[SimVendor, ...] = VENDOR_NAMES
 ReplyLayout = Literal["rsp", "fault"]
 FaultSide = Literal["Client", "Server"]
 

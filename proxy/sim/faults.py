@@ -28,14 +28,14 @@ from typing import assert_never
 
 from aiohttp import web
 
-from proxy.sim.outcome import FaultName
 from proxy.sim.reply import Reply
+from proxy.sim.settings import HANG_SECONDS
+from proxy.vocab import FaultName
 
 IMMEDIATE: frozenset[FaultName] = frozenset({"refuse", "hang"})
 DRIP_BYTES = 16
 DRIP_INTERVAL_MS = 250
 DRIP_HEADER = "X-Sim-Drip-Ms"
-HANG_SECONDS = 3600.0  # the default of SimSettings.hang_seconds
 OVERSIZE_BYTES = 2 * 1024 * 1024 + 512 * 1024
 _POLL_SECONDS = 0.05
 

@@ -28,9 +28,9 @@ from typing import Any, Literal, assert_never, cast, get_args
 
 from proxy.sim.codes import SIM_VENDORS, SimCodes, SimVendor
 from proxy.sim.datafile import Checker, SimDataError, read_yaml
+from proxy.vocab import FAULT_NAMES, FaultName
 
-FaultName = Literal["refuse", "hang", "drip", "reset", "oversize", "html502", "empty", "malformed"]
-FAULTS: tuple[FaultName, ...] = get_args(FaultName)
+FAULTS = FAULT_NAMES
 Mm7Shape = Literal[
     "status-header", "status-header-empty", "nested-details", "dotted-fault-401",
     "multipart-late-soap",
@@ -241,7 +241,7 @@ def _entry(
             check.add(key, "a fault goes alone: no code or shape with it")
             return None
         fault = check.choice(f"{key}.fault", str(item["fault"]).strip().lower(), FAULTS)
-        return None if fault is None else MixEntry(float(weight), fault=cast(FaultName, fault))
+        return None if fault is None else MixEntry(float(weight), fault=fault)
     if "code" not in item and "shape" not in item:
         check.add(key, "needs one of code, fault, shape")
         return None

@@ -12,12 +12,13 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxy.config import parse_address
 from proxy.sim.moms import MAX_MEDIA_BYTES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
+HANG_SECONDS = 3600.0  # how long a ``hang`` fault waits before closing, by default
 MAX_MM7_REQUEST_BYTES = 8 * 1024 * 1024
-HANG_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +50,14 @@ class SimSettings:
 def parse_listen(value: str, option: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` (or ``[v6]:PORT``, or ``:PORT`` for the default host) → (host, port).
 
-    Raises ``ValueError`` naming ``option`` (the flag the value came from).
+    The proxy's own address parser (``proxy.config.parse_address``), with the simulator's
+    default host. Raises ``ValueError`` naming ``option`` (the flag the value came from).
     """
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"{option}: expected HOST:PORT, got {value!r}")
-    host = host.strip("[]") or DEFAULT_HOST
-    return host, int(port_text)
+    try:
+        address = parse_address(value, default_host=DEFAULT_HOST)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
+    return address.host, address.port
 
 
 def _listen_arg(value: str) -> str:

@@ -2,10 +2,9 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-VendorName = Literal["mm7", "moms"]
-VENDOR_NAMES: tuple[VendorName, ...] = get_args(VendorName)
+from proxy.vocab import VENDOR_NAMES, VendorName
 
 BodyKind = Literal[
     "vendor",  # a vendor answer was recognised (it may still lack a code, e.g. a bare Fault)

@@ -1,0 +1,58 @@
+"""The shared vocabulary: every closed set of names the modules agree on, defined once.
+
+Each set is a ``Literal`` type, and its runtime tuple is derived with ``get_args``, never
+retyped. The config, the catalog, classification, forwarding, metrics, the simulator and
+the CLI's choices all import from here, so adding a name is a change in one place (and
+mypy then points at every ``match`` that must learn it).
+"""
+
+from typing import Literal, get_args
+
+VendorName = Literal["mm7", "moms"]
+VENDOR_NAMES: tuple[VendorName, ...] = get_args(VendorName)
+
+Category = Literal["success", "client", "auth", "recipient", "content", "upstream", "network"]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+
+Mode = Literal["envelope", "passthrough"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+
+#: Why the proxy answered on its own, without a (complete, valid) gateway answer.
+#: The first group is the gateway's failure; the second the app's or the proxy's.
+UpstreamFailure = Literal["connect", "timeout", "connection_lost", "too_large", "unparseable"]
+OwnFailure = Literal[
+    "request_too_large", "route_not_found", "bad_request", "internal", "client_closed",
+]  # fmt: skip
+FailureKind = UpstreamFailure | OwnFailure
+FAILURE_KINDS: tuple[FailureKind, ...] = (*get_args(UpstreamFailure), *get_args(OwnFailure))
+#: The ``reason`` label of ``gateway_proxy_upstream_failures_total``.
+UPSTREAM_FAILURES: tuple[UpstreamFailure, ...] = get_args(UpstreamFailure)
+
+#: Transport faults the gateway simulator can play (``X-Sim-Fault``, the mix).
+FaultName = Literal["refuse", "hang", "drip", "reset", "oversize", "html502", "empty", "malformed"]
+FAULT_NAMES: tuple[FaultName, ...] = get_args(FaultName)
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
+LogFormat = Literal["json", "console"]
+LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
+
+__all__ = [
+    "CATEGORIES",
+    "FAILURE_KINDS",
+    "FAULT_NAMES",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "MODES",
+    "UPSTREAM_FAILURES",
+    "VENDOR_NAMES",
+    "Category",
+    "FailureKind",
+    "FaultName",
+    "LogFormat",
+    "LogLevel",
+    "Mode",
+    "OwnFailure",
+    "UpstreamFailure",
+    "VendorName",
+]
