@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 
 @dataclass(slots=True)
@@ -23,28 +23,19 @@ class Readiness:
         return self.serving and not self.shutting_down
 
 
-ADMIN_REGISTRY_KEY = web.AppKey("admin_registry", CollectorRegistry)
 ADMIN_READINESS_KEY = web.AppKey("admin_readiness", Readiness)
 
 
 def create_admin_app(registry: CollectorRegistry, readiness: Readiness) -> web.Application:
     """The admin application, sharing the proxy's registry and readiness flag."""
     app = web.Application()
-    app[ADMIN_REGISTRY_KEY] = registry
     app[ADMIN_READINESS_KEY] = readiness
-    app.router.add_get("/metrics", metrics)
+    # prometheus_client's own handler: text or OpenMetrics (with exemplars) by Accept,
+    # ``name[]`` filters, and gzip when the scraper asks for it.
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format, or OpenMetrics (with exemplars) when the scraper asks."""
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(request.app[ADMIN_REGISTRY_KEY])
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = content_type
-    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

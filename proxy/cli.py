@@ -1,58 +1,97 @@
-"""The ``gateway-proxy`` command line (also ``python -m proxy``).
+"""The ``gateway-proxy`` command line (also ``python -m proxy``), built from one table.
 
-Subcommands: ``serve``, ``check-config``, ``codes``, ``translate``, ``simulate``, ``demo``.
-Exit status: 0 on success, 2 for a usage or configuration error, 1 otherwise.
+``COMMANDS`` lists each subcommand with a one-line summary, a description, its options
+and the function that runs it; ``build_parser`` and ``main`` only walk that table. What a
+command needs is imported when it runs, so ``serve`` loads no simulator or demo code.
+Exit status: ``Exit.OK`` (0), ``Exit.FAIL`` (1), ``Exit.USAGE`` (2: a usage or
+configuration error; argparse uses it too).
 """
 
 import argparse
+import enum
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import orjson
 from multidict import CIMultiDict
 
-from proxy import __version__, demo, sim
+from proxy import __version__
 from proxy.catalog import Catalog, CatalogError, load_catalog
-from proxy.classify import classify_reply
-from proxy.codes_table import render_codes
-from proxy.config import ConfigError, load_config, resolve_config_path
-from proxy.envelope import build_envelope
-from proxy.logs import LogFormat, LogLevel, configure_logging, get_logger
-from proxy.vendors import VendorName, parse_reply
+from proxy.config import (
+    DEFAULT_CONFIG_PATH,
+    ENV_CONFIG,
+    ConfigError,
+    load_config,
+    resolve_config_path,
+)
+from proxy.logs import configure_logging, get_logger
+from proxy.vocab import LOG_FORMATS, LOG_LEVELS, VENDOR_NAMES, LogFormat, LogLevel, VendorName
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+class Exit(enum.IntEnum):
+    """The process exit statuses."""
+
+    OK = 0
+    FAIL = 1
+    USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gateway-proxy",
-        description="Reverse proxy that turns MM7 and MoMS gateway answers into one envelope.",
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = Exit.OK, Exit.FAIL, Exit.USAGE
+_CONFIG_HELP = f"config file (default: ${ENV_CONFIG}, else {DEFAULT_CONFIG_PATH})"
+_CATALOG_HELP = "code catalog file (default: the built-in one)"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One subcommand: its name, one-line summary, description, options and runner."""
+
+    name: str
+    summary: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=_CONFIG_HELP)
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help="override the config's log.level")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="override the config's log.format"
     )
-    parser.add_argument("--version", action="version", version=f"gateway-proxy {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the proxy")
-    serve.add_argument("--config", help="config file (default: $GATEWAY_PROXY_CONFIG)")
-    serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    serve.add_argument("--log-format", choices=("json", "console"))
 
-    check = sub.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("path", nargs="?", help="config file (default: $GATEWAY_PROXY_CONFIG)")
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", help=_CONFIG_HELP)
 
-    codes = sub.add_parser("codes", help="print the code catalog")
-    codes.add_argument("--vendor", choices=("mm7", "moms"))
-    codes.add_argument("--format", choices=("table", "json", "markdown"), default="table")
-    codes.add_argument("--catalog", help="catalog file (default: the built-in one)")
 
-    translate = sub.add_parser(
-        "translate", help="print the envelope a captured gateway reply would produce"
+def _codes_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vendor", choices=VENDOR_NAMES, help="only this vendor's codes")
+    parser.add_argument(
+        "--format",
+        choices=("table", "json", "markdown"),
+        default="table",
+        help="output format (default: table; markdown is what the README holds)",
     )
-    translate.add_argument("--vendor", choices=("mm7", "moms"), required=True)
-    translate.add_argument("--http-status", type=int, default=200)
-    translate.add_argument("--content-type", default=None)
-    translate.add_argument(
+    parser.add_argument("--catalog", help=_CATALOG_HELP)
+
+
+def _translate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--vendor", choices=VENDOR_NAMES, required=True, help="the gateway that sent the reply"
+    )
+    parser.add_argument(
+        "--http-status",
+        type=int,
+        default=200,
+        metavar="N",
+        help="the HTTP status the reply came with (default: 200, assumed unless given)",
+    )
+    parser.add_argument(
+        "--content-type", default=None, metavar="TYPE", help="the reply's Content-Type header"
+    )
+    parser.add_argument(
         "--header",
         action="append",
         default=[],
@@ -60,41 +99,63 @@ def build_parser() -> argparse.ArgumentParser:
         help="a response header the reply came with (X-MM7-Status-Code, Retry-After, ...); "
         "repeatable",
     )
-    translate.add_argument("--catalog", help="catalog file (default: the built-in one)")
-    translate.add_argument("file", help="the captured body, or - for standard input")
+    parser.add_argument("--catalog", help=_CATALOG_HELP)
+    parser.add_argument("file", help="the captured body, or - for standard input")
 
-    sim.add_simulate_arguments(sub.add_parser("simulate", help="run the gateway simulator"))
-    demo.add_demo_arguments(
-        sub.add_parser("demo", help="run the simulator and the proxy with a guide")
+
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    from proxy.sim.settings import add_simulate_arguments  # noqa: PLC0415 - lazy
+
+    add_simulate_arguments(parser)
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from proxy.demo import add_demo_arguments  # noqa: PLC0415 - lazy
+
+    add_demo_arguments(parser)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from proxy import sim  # noqa: PLC0415 - the simulator only when simulating
+
+    try:
+        settings = sim.settings_from_args(args)
+    except ValueError as exc:
+        print(f"gateway-proxy simulate: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    configure_logging("info", "console")
+    sim.run_simulator(settings)
+    return Exit.OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from proxy.demo import run_demo  # noqa: PLC0415 - the demo only when asked for
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every subcommand in ``COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog="gateway-proxy",
+        description="Reverse proxy that turns MM7 and MoMS gateway answers into one envelope.",
     )
+    parser.add_argument("--version", action="version", version=f"gateway-proxy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_arguments(
+            sub.add_parser(command.name, help=command.summary, description=command.description)
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = cast(str, args.command)
-    if command == "serve":
-        return _serve(args)
-    if command == "check-config":
-        return _check_config(args.path)
-    if command == "codes":
-        return _codes(args)
-    if command == "translate":
-        return _translate(args)
-    if command == "simulate":
-        try:
-            settings = sim.settings_from_args(args)
-        except ValueError as exc:
-            print(f"gateway-proxy simulate: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        configure_logging("info", "console")
-        sim.run_simulator(settings)
-        return EXIT_OK
-    return demo.run_demo(args)
+    return next(c for c in COMMANDS if c.name == args.command).run(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from proxy.serve import run  # noqa: PLC0415 - aiohttp server only when serving
+    from proxy.serve import run  # noqa: PLC0415 - the server only when serving
 
     path = resolve_config_path(args.config)
     try:
@@ -106,15 +167,15 @@ def _serve(args: argparse.Namespace) -> int:
         for error in exc.errors:
             log.error("config_error", error=error)
         return EXIT_USAGE
-    level = cast(LogLevel, args.log_level or config.log.level)
-    fmt = cast(LogFormat, args.log_format or config.log.format)
+    level: LogLevel = args.log_level or config.log.level
+    fmt: LogFormat = args.log_format or config.log.format
     configure_logging(level, fmt)
     run(config)
     return EXIT_OK
 
 
-def _check_config(path_arg: str | None) -> int:
-    path = resolve_config_path(path_arg)
+def _check_config(args: argparse.Namespace) -> int:
+    path = resolve_config_path(args.path)
     try:
         config = load_config(path)
         catalog = load_catalog(config.catalog)
@@ -140,6 +201,8 @@ def _codes(args: argparse.Namespace) -> int:
     catalog = _load_catalog_or_report(args.catalog)
     if catalog is None:
         return EXIT_USAGE
+    from proxy.codes_table import render_codes  # noqa: PLC0415
+
     sys.stdout.write(render_codes(catalog, vendor=args.vendor, fmt=args.format))
     return EXIT_OK
 
@@ -160,9 +223,64 @@ def _translate(args: argparse.Namespace) -> int:
             print(f"--header {item!r}: expected NAME:VALUE", file=sys.stderr)
             return EXIT_USAGE
         headers.add(name.strip(), value.strip())
-    vendor = cast(VendorName, args.vendor)
+    vendor: VendorName = args.vendor
+    from proxy.classify import classify_reply  # noqa: PLC0415
+    from proxy.envelope import build_envelope  # noqa: PLC0415
+    from proxy.vendors import parse_reply  # noqa: PLC0415
+
     reply = parse_reply(vendor, body, headers.get("Content-Type", args.content_type))
     outcome = classify_reply(catalog, vendor, reply, args.http_status, headers=headers)
     envelope = build_envelope(outcome, request_id="translate", route=None)
     sys.stdout.write(orjson.dumps(envelope, option=orjson.OPT_INDENT_2).decode() + "\n")
     return EXIT_OK
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "serve",
+        "run the proxy",
+        "Serve app traffic on `listen` and /metrics, /healthz, /readyz on `admin_listen`, "
+        "until SIGTERM or SIGINT.",
+        _serve_arguments,
+        _serve,
+    ),
+    Command(
+        "check-config",
+        "validate a config file and its catalog, then exit",
+        "Check a config (and the catalog it names) the way serve would; print every "
+        "problem as file: key: reason. Exit 0 when valid, 2 otherwise.",
+        _check_arguments,
+        _check_config,
+    ),
+    Command(
+        "codes",
+        "print the code catalog",
+        "Print the canonical codes and each vendor's codes, as a table, JSON or Markdown.",
+        _codes_arguments,
+        _codes,
+    ),
+    Command(
+        "translate",
+        "print the envelope a captured gateway reply would produce",
+        "Classify a captured gateway body offline and print its envelope. The reply is "
+        "assumed to have come with HTTP 200 unless --http-status is given.",
+        _translate_arguments,
+        _translate,
+    ),
+    Command(
+        "simulate",
+        "run the gateway simulator",
+        "Play an MM7 relay and the MoMS/CM API on one port, with every vendor code and "
+        "transport fault on demand (docs/simulator.md).",
+        _simulate_arguments,
+        _simulate,
+    ),
+    Command(
+        "demo",
+        "run the simulator and the proxy with a guide",
+        "Start the simulator and the proxy in front of it, and print a guide of requests "
+        "to try. Ctrl-C stops both.",
+        _demo_arguments,
+        _demo,
+    ),
+)

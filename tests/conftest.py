@@ -1,14 +1,15 @@
-"""Suite-wide fixtures and checks.
+"""Suite-wide fixtures and checks, none of which patches production code.
 
 Two checks run around every test:
-- every envelope the proxy builds validates against docs/envelope.schema.json;
-- no test MSISDN or secret (tests/pii.py) reaches a log line or a metric label.
+- every envelope that a proxy built by these fixtures sends validates against
+  docs/envelope.schema.json (an ``on_response_prepare`` hook on the app under test);
+- no test MSISDN or secret (tests/pii.py) reaches a log line of the test, or a metric
+  label of a registry the test's fixtures created.
 """
 
 import io
 import json
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,8 @@ import jsonschema
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 
-import proxy.envelope
-import proxy.metrics
 from proxy.catalog import Catalog, load_catalog
 from proxy.config import Config, parse_config
 from proxy.logs import configure_logging
@@ -31,29 +30,16 @@ SCHEMA = json.loads((ROOT / "docs" / "envelope.schema.json").read_text())
 _VALIDATOR = jsonschema.Draft202012Validator(
     SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
 )
-
-
-# --- every envelope validates ---------------------------------------------------------
-_build_envelope = proxy.envelope.build_envelope
-
-
-def _checked_build_envelope(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    envelope = _build_envelope(*args, **kwargs)
-    _VALIDATOR.validate(envelope)
-    return envelope
-
-
-# Patched before any test module imports the server, so every caller gets the check.
-proxy.envelope.build_envelope = _checked_build_envelope  # type: ignore[assignment]
+_ENVELOPE_TYPES = frozenset({"application/json", "application/problem+json"})
 
 
 def validate_envelope(envelope: dict[str, Any]) -> None:
-    """For envelopes that come from another process (demo, CLI subprocesses)."""
+    """Raise if ``envelope`` does not follow docs/envelope.schema.json."""
     _VALIDATOR.validate(envelope)
 
 
 # --- no PII in logs or metric labels ----------------------------------------------------
-class _Sink(io.TextIOBase):
+class _Sink(io.StringIO):
     """Where every log line of the suite goes; never replaced, thread-safe."""
 
     def __init__(self) -> None:
@@ -67,16 +53,6 @@ class _Sink(io.TextIOBase):
 
 
 LOG_SINK = _Sink()
-_REGISTRIES: "weakref.WeakSet[CollectorRegistry]" = weakref.WeakSet()
-_metrics_init = proxy.metrics.Metrics.__init__
-
-
-def _tracking_init(self: proxy.metrics.Metrics, registry: CollectorRegistry, *a: Any) -> None:
-    _REGISTRIES.add(registry)
-    _metrics_init(self, registry, *a)
-
-
-proxy.metrics.Metrics.__init__ = _tracking_init  # type: ignore[method-assign]
 
 
 def configure_suite_logging() -> None:
@@ -93,19 +69,58 @@ def label_values(registry: CollectorRegistry) -> Iterator[str]:
             yield from sample.labels.values()
 
 
+class Checks:
+    """What one test's fixtures created and what they saw: checked at teardown."""
+
+    def __init__(self) -> None:
+        self.registries: list[CollectorRegistry] = []
+        self.bad_envelopes: list[str] = []
+
+    def registry(self) -> CollectorRegistry:
+        registry = CollectorRegistry()
+        self.registries.append(registry)
+        return registry
+
+    def watch(self, app: web.Application) -> web.Application:
+        """Validate every envelope ``app`` sends (gateway answers passed through are not)."""
+
+        async def check(request: web.Request, response: web.StreamResponse) -> None:
+            if (
+                isinstance(response, web.Response)
+                and isinstance(response.body, bytes)
+                and response.content_type in _ENVELOPE_TYPES
+                and "X-Gateway-Code" not in response.headers
+            ):
+                try:
+                    validate_envelope(json.loads(response.body))
+                except (ValueError, jsonschema.ValidationError) as exc:
+                    self.bad_envelopes.append(f"{request.method} {request.path_qs}: {exc}")
+
+        app.on_response_prepare.append(check)
+        return app
+
+
 @pytest.fixture(autouse=True)
-def _no_pii_leaks() -> Iterator[None]:
-    """No test MSISDN or secret in any log line or metric label of this test."""
+def checks() -> Iterator[Checks]:
+    """No PII in this test's log lines or registries; every envelope it got is valid."""
     start = len(LOG_SINK.lines)
-    yield
+    checks = Checks()
+    yield checks
+    assert not checks.bad_envelopes, f"invalid envelopes: {checks.bad_envelopes}"
     logged = "".join(LOG_SINK.lines[start:])
     assert not pii.leaks(logged), f"PII leaked into logs: {pii.leaks(logged)}"
     for line in logged.splitlines():
         event = json.loads(line)
         assert not pii.phone_shaped(event), f"unmasked number in a log line: {line}"
-    labels = [v for r in [REGISTRY, *list(_REGISTRIES)] for v in label_values(r)]
+    labels = [v for r in checks.registries for v in label_values(r)]
     assert not pii.leaks(" ".join(labels)), f"PII in metric labels: {pii.leaks(' '.join(labels))}"
     assert not pii.phone_shaped(labels), f"number-shaped metric label: {pii.phone_shaped(labels)}"
+
+
+@pytest.fixture
+def registry(checks: Checks) -> CollectorRegistry:
+    """A fresh registry whose labels the leak check inspects."""
+    return checks.registry()
 
 
 @pytest.fixture
@@ -153,13 +168,17 @@ async def gateway(
 
 
 @pytest.fixture
-def proxy_client(aiohttp_client: Any) -> ProxyFactory:
-    """Build the proxy for ``config`` with a fresh registry and return a test client."""
+def proxy_client(aiohttp_client: Any, checks: Checks) -> ProxyFactory:
+    """Build the proxy for ``config`` with a fresh, checked registry; return a test client."""
     from proxy.server import create_app
 
     async def make(config: Config, **kwargs: Any) -> TestClient[web.Request, web.Application]:
-        kwargs.setdefault("registry", CollectorRegistry())
-        return await aiohttp_client(create_app(config, **kwargs))  # type: ignore[no-any-return]
+        if "registry" not in kwargs:
+            kwargs["registry"] = checks.registry()
+        else:
+            checks.registries.append(kwargs["registry"])
+        app = checks.watch(create_app(config, **kwargs))
+        return await aiohttp_client(app)  # type: ignore[no-any-return]
 
     return make
 

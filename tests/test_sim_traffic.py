@@ -4,29 +4,28 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp.test_utils import TestServer
-from prometheus_client import CollectorRegistry
 
 from bench import traffic
 from proxy.catalog import Catalog
 from proxy.server import create_app
 from proxy.sim import SimSettings, create_sim_app
-from tests.conftest import make_config
+from tests.conftest import Checks, make_config
 
 Server = Callable[..., Awaitable[TestServer]]
 
 
 async def test_traffic_stops_by_itself_and_gets_envelopes(
-    aiohttp_server: Server, catalog: Catalog
+    aiohttp_server: Server, catalog: Catalog, checks: Checks
 ) -> None:
     sim = await aiohttp_server(create_sim_app(SimSettings()))
-    timeout = {"connect": 2, "total": 1}
+    timeout = {"connect": 1, "total": 1}
     config = make_config(
         {"name": "mms", "path_prefix": "/mm7", "vendor": "mm7",
          "upstream": str(sim.make_url("/mm7")), "timeout": timeout},
         {"name": "moms", "path_prefix": "/moms", "vendor": "moms",
          "upstream": str(sim.make_url("/moms")), "timeout": timeout},
     )  # fmt: skip
-    proxy = await aiohttp_server(create_app(config, registry=CollectorRegistry()))
+    proxy = await aiohttp_server(checks.watch(create_app(config, registry=checks.registry())))
     ns = traffic.parse_args(
         ["--proxy", str(proxy.make_url("")), "--duration", "30", "--rate", "200",
          "--max-requests", "60", "--seed", "3"]
