@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from proxy.serve import run  # noqa: PLC0415 - the server only when serving
+    from proxy.serve import ListenError, run  # noqa: PLC0415 - the server only when serving
 
     path = resolve_config_path(args.config)
     try:
@@ -170,7 +170,11 @@ def _serve(args: argparse.Namespace) -> int:
     level: LogLevel = args.log_level or config.log.level
     fmt: LogFormat = args.log_format or config.log.format
     configure_logging(level, fmt)
-    run(config)
+    try:
+        run(config)
+    except ListenError as exc:
+        get_logger("gateway_proxy").error("listen_error", error=str(exc))
+        return Exit.FAIL
     return EXIT_OK
 
 

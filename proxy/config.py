@@ -87,6 +87,14 @@ class Timeout:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTimeout:
+    """Seconds the app gets: to send its request head, and the longest pause in its body."""
+
+    head: float = 10.0
+    body_idle: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """One gateway: requests under ``path_prefix`` go to ``upstream``."""
 
@@ -98,6 +106,10 @@ class Route:
     timeout: Timeout = field(default_factory=Timeout)
     max_response_bytes: int = 1_048_576
     max_request_bytes: int | None = None
+    # Requests of this route inside the proxy at once (None: only the global limit).
+    max_in_flight: int | None = None
+    # The route's own body_idle (head is global: no route is known before the head).
+    client_timeout: ClientTimeout = field(default_factory=ClientTimeout)
     # Header values may hold credentials: keep them out of repr (logs, tracebacks).
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -115,8 +127,11 @@ class LogSettings:
 
 @dataclass(frozen=True, slots=True)
 class Shutdown:
-    """After SIGTERM: /readyz turns false, then in-flight requests get ``drain_seconds``."""
+    """After SIGTERM: /readyz turns false and requests are still served for
+    ``delay_seconds``; then the listener closes and in-flight requests get
+    ``drain_seconds`` to finish."""
 
+    delay_seconds: float = 0.0
     drain_seconds: float = 20.0
 
 
@@ -138,6 +153,9 @@ class Config:
     log: LogSettings = field(default_factory=LogSettings)
     shutdown: Shutdown = field(default_factory=Shutdown)
     pool: Pool = field(default_factory=Pool)
+    listen_backlog: int = 1024
+    max_in_flight: int = 1000
+    client_timeout: ClientTimeout = field(default_factory=ClientTimeout)
     source: str = "<config>"
 
 
@@ -165,10 +183,13 @@ def parse_config(data: object, *, source: str = "<config>", env: Mapping[str, st
     return config
 
 
-_TOP_KEYS = {"listen", "admin_listen", "catalog", "log", "shutdown", "pool", "routes"}
+_TOP_KEYS = {
+    "listen", "admin_listen", "catalog", "log", "shutdown", "pool", "routes",
+    "listen_backlog", "max_in_flight", "client_timeout",
+}  # fmt: skip
 _ROUTE_KEYS = {
     "name", "path_prefix", "vendor", "upstream", "mode", "timeout",
-    "max_response_bytes", "max_request_bytes", "headers",
+    "max_response_bytes", "max_request_bytes", "headers", "max_in_flight", "client_timeout",
 }  # fmt: skip
 
 
@@ -187,6 +208,7 @@ class _Validator(Checker):
         raw = self.mapping("", data, allowed=_TOP_KEYS)
         if raw is None:
             return None
+        self.client_defaults = self.client_timeout("client_timeout", raw.get("client_timeout", {}))
         listen = self.address("listen", raw.get("listen", "127.0.0.1:8080"))
         admin = self.address("admin_listen", raw.get("admin_listen", "127.0.0.1:8081"))
         if listen and admin and listen.port == admin.port and listen.port != 0:
@@ -199,14 +221,33 @@ class _Validator(Checker):
             log=self.log(raw.get("log", {})),
             shutdown=self.shutdown(raw.get("shutdown", {})),
             pool=self.pool(raw.get("pool", {})),
+            listen_backlog=self.integer("listen_backlog", raw.get("listen_backlog", 1024), 1)
+            or 1024,
+            max_in_flight=self.integer("max_in_flight", raw.get("max_in_flight", 1000), 1) or 1000,
+            client_timeout=self.client_defaults,
             source=self.source,
         )
         return None if self.errors else config
 
     def shutdown(self, value: object) -> Shutdown:
-        raw = self.mapping("shutdown", value, allowed={"drain_seconds"}) or {}
+        raw = self.mapping("shutdown", value, allowed={"delay_seconds", "drain_seconds"}) or {}
+        delay = self.number("shutdown.delay_seconds", raw.get("delay_seconds", 0.0), 0)
         drain = self.number("shutdown.drain_seconds", raw.get("drain_seconds", 20.0), 0)
-        return Shutdown(drain_seconds=20.0 if drain is None else drain)
+        return Shutdown(
+            delay_seconds=0.0 if delay is None else delay,
+            drain_seconds=20.0 if drain is None else drain,
+        )
+
+    def client_timeout(
+        self, key: str, value: object, base: ClientTimeout | None = None, *, head: bool = True
+    ) -> ClientTimeout:
+        """``{head, body_idle}`` seconds; a route's may only set ``body_idle``."""
+        base = base or ClientTimeout()
+        allowed = {"head", "body_idle"} if head else {"body_idle"}
+        raw = self.mapping(key, value, allowed=allowed) or {}
+        head_s = self.number(f"{key}.head", raw.get("head", base.head), 0.001)
+        idle = self.number(f"{key}.body_idle", raw.get("body_idle", base.body_idle), 0.001)
+        return ClientTimeout(head=head_s or base.head, body_idle=idle or base.body_idle)
 
     def address(self, key: str, value: object) -> Address | None:
         try:
@@ -299,6 +340,15 @@ class _Validator(Checker):
             if max_request is None
             else self.integer(f"{key}.max_request_bytes", max_request, 1),
             headers=self.headers(f"{key}.headers", raw.get("headers", {})),
+            max_in_flight=None
+            if raw.get("max_in_flight") is None
+            else self.integer(f"{key}.max_in_flight", raw["max_in_flight"], 1),
+            client_timeout=self.client_timeout(
+                f"{key}.client_timeout",
+                raw.get("client_timeout", {}),
+                self.client_defaults,
+                head=False,
+            ),
         )
 
     def timeout(self, key: str, value: object) -> Timeout:

@@ -12,7 +12,8 @@ shallow on purpose::
       too_large                the answer is over max_response_bytes
       unparseable              the answer is not valid HTTP
       request_too_large        the app's body is over max_request_bytes
-      bad_request              the app's body ended early (the app went away)
+      client_timeout           the app's body paused longer than client_timeout.body_idle
+      bad_request              the app's body ended early or broke its framing
 
 The server raises the same exception for requests it refuses before forwarding
 (``route_not_found``, ``bad_request``, ``request_too_large``): every answer the proxy
@@ -59,6 +60,22 @@ class _AppBodyTooLarge(Exception):
 
 class _AppBodyBroken(Exception):
     """Reading the app's body failed; mapped to ``bad_request``."""
+
+
+class _AppBodyStalled(Exception):
+    """The app's body paused longer than its ``body_idle``; mapped to ``client_timeout``."""
+
+
+class Progress:
+    """How many body bytes went upstream so far: read by the caller even when the
+    exchange is cancelled (the app went away) or fails."""
+
+    __slots__ = ("awaiting_app", "bytes_sent")
+
+    def __init__(self) -> None:
+        self.bytes_sent = 0
+        # True while the upload waits for the app's next chunk: a timeout then is the app's.
+        self.awaiting_app = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +134,18 @@ async def exchange(
     headers: CIMultiDict[str],
     body: aiohttp.StreamReader | None,
     time_limits: aiohttp.ClientTimeout,
+    progress: Progress | None = None,
 ) -> UpstreamAnswer:
-    """Send one request upstream and read the answer. Raises only ``ProxyFailure``."""
-    counter = _Counter()
-    data = _stream(body, counter, route.max_request_bytes) if body is not None else None
+    """Send one request upstream and read the answer. Raises only ``ProxyFailure``.
+
+    ``progress`` (optional) counts the body bytes sent, as they go.
+    """
+    counter = progress or Progress()
+    data = (
+        _stream(body, counter, route.max_request_bytes, route.client_timeout.body_idle)
+        if body is not None
+        else None
+    )
     started = time.perf_counter()
     try:
         async with session.request(
@@ -140,37 +165,43 @@ async def exchange(
                     payload, response.headers.get("Content-Encoding"), route.max_response_bytes
                 ),
                 duration_s=time.perf_counter() - started,
-                bytes_out=counter.total,
+                bytes_out=counter.bytes_sent,
             )
     except ProxyFailure as failure:
-        failure.elapsed_s, failure.bytes_sent = time.perf_counter() - started, counter.total
+        failure.elapsed_s, failure.bytes_sent = time.perf_counter() - started, counter.bytes_sent
         raise
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        mapped = ProxyFailure(*map_exception(exc))
-        mapped.elapsed_s, mapped.bytes_sent = time.perf_counter() - started, counter.total
+        kind, detail = map_exception(exc)
+        if kind == "timeout" and counter.awaiting_app:  # the app stalled, not the gateway
+            kind, detail = "client_timeout", "the app's body stalled past the route's timeout"
+        mapped = ProxyFailure(kind, detail)
+        mapped.elapsed_s, mapped.bytes_sent = time.perf_counter() - started, counter.bytes_sent
         raise mapped from exc
 
 
-class _Counter:
-    __slots__ = ("total",)
-
-    def __init__(self) -> None:
-        self.total = 0
-
-
 async def _stream(
-    body: aiohttp.StreamReader, counter: _Counter, limit: int | None
+    body: aiohttp.StreamReader, counter: Progress, limit: int | None, idle: float
 ) -> AsyncIterator[bytes]:
-    """Yield the app's body chunk by chunk, never holding it whole in memory."""
+    """Yield the app's body chunk by chunk, never holding it whole in memory.
+
+    A pause longer than ``idle`` seconds between chunks is the app's stall, not the
+    gateway's slowness: it ends the exchange as ``client_timeout``.
+    """
     while True:
+        counter.awaiting_app = True
         try:
-            chunk = await body.readany()
+            async with asyncio.timeout(idle):
+                chunk = await body.readany()
+        except TimeoutError as exc:
+            raise _AppBodyStalled(f"the app's body paused for more than {idle:g} s") from exc
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
             raise _AppBodyBroken(str(exc) or type(exc).__name__) from exc
+        finally:
+            counter.awaiting_app = False
         if not chunk:
             return
-        counter.total += len(chunk)
-        if limit is not None and counter.total > limit:
+        counter.bytes_sent += len(chunk)
+        if limit is not None and counter.bytes_sent > limit:
             raise _AppBodyTooLarge(f"request body is over {limit} bytes")
         yield chunk
 
@@ -223,6 +254,8 @@ def map_exception(exc: BaseException) -> tuple[FailureKind, str]:
         return "request_too_large", str(cause)
     if isinstance(cause, _AppBodyBroken):
         return "bad_request", f"the app's request body ended early: {cause}"
+    if isinstance(cause, _AppBodyStalled):
+        return "client_timeout", str(cause)
     name = type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "connect", "timed out connecting to the gateway"

@@ -8,7 +8,8 @@ It knows no request object, so every rule is testable from plain values:
   status can be relayed): the gateway's status, headers (hop-by-hop and framing dropped,
   ``Location`` mapped under the route's prefix) and body bytes, plus ``X-Gateway-*``;
 * **envelope** otherwise: the uniform JSON (RFC 9457 problem details on errors) with
-  ``X-Request-ID`` and the gateway's ``Retry-After``. The proxy's own answers (no gateway
+  ``X-Request-ID`` and the gateway's ``Retry-After`` (the proxy's own when it shed the
+  request or shut down under it). The proxy's own answers (no gateway
   answer, or a half-handled one after an internal error) are always envelopes.
 
 Whether the app receives the body at all is HTTP's business: aiohttp sends none to a
@@ -24,6 +25,9 @@ from proxy.classify import Outcome
 from proxy.config import Route
 from proxy.envelope import build_envelope, passthrough_headers, render
 from proxy.forward import UpstreamAnswer, upstream_url
+
+# The proxy's own retryable refusals: when to come back, in seconds.
+_RETRY = {"shed": "1", "shutdown": "1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,11 @@ def decide_reply(
         build_envelope(outcome, request_id=request_id, route=route.name if route else None)
     )
     headers = CIMultiDict({"Content-Type": content_type, "X-Request-ID": request_id})
-    retry_after = answer.headers.get("Retry-After") if answer is not None else None
+    retry_after = (
+        answer.headers.get("Retry-After")
+        if answer is not None
+        else _RETRY.get(outcome.failure or "")
+    )
     if retry_after:
         headers["Retry-After"] = retry_after
     return Reply(status, headers, body)

@@ -1,11 +1,23 @@
-"""Run the proxy: both servers in one event loop, with a graceful shutdown.
+"""Run the proxy: both servers in one event loop, with a shutdown that keeps its budget.
 
-On SIGTERM or SIGINT: /readyz turns false at once, the app port stops accepting,
-in-flight requests get ``shutdown.drain_seconds`` to finish, then the shared
-``ClientSession`` is closed and the admin server stops.
+On the first SIGTERM or SIGINT:
+
+1. ``/readyz`` turns 503 at once;
+2. requests are still served for ``shutdown.delay_seconds`` (Kubernetes keeps routing
+   to a pod for a moment after it starts terminating);
+3. the app listener closes, and idle kept-alive connections with it;
+4. in-flight requests get up to ``shutdown.drain_seconds`` to finish;
+5. those still running then answer a 503 envelope themselves (``OVERLOADED``, reason
+   ``shutdown``), or, when their answer was already under way, their connection is closed;
+   each is logged;
+6. the session and the admin server close, and the process exits 0.
+
+Signal to exit takes at most ``delay_seconds + drain_seconds`` plus about one second. A
+second SIGTERM or SIGINT exits at once, with 143 or 130 (128 + the signal number).
 """
 
 import asyncio
+import os
 import platform
 import signal
 import time
@@ -17,11 +29,17 @@ from prometheus_client import CollectorRegistry
 from proxy import __version__
 from proxy.admin import create_admin_app
 from proxy.catalog import Catalog
-from proxy.config import Config
-from proxy.logs import get_logger
-from proxy.server import READINESS_KEY, REGISTRY_KEY, create_app
+from proxy.config import Address, Config
+from proxy.logs import flush_logs, get_logger
+from proxy.server import READINESS_KEY, REGISTRY_KEY, TRAFFIC_KEY, ProxyRunner, create_app
 
 _log = get_logger("gateway_proxy")
+# What is left for the runner once the drain is over: answers being written, idle sockets.
+_CLOSE_SECONDS = 0.25
+
+
+class ListenError(Exception):
+    """An address could not be listened on; the message is the one line to print."""
 
 
 async def serve(
@@ -33,31 +51,26 @@ async def serve(
     on_ready: Callable[[], None] | None = None,
     metrics_enabled: bool = True,
 ) -> None:
-    """Serve until ``stop`` is set or SIGTERM/SIGINT arrives.
+    """Serve until ``stop`` is set or SIGTERM/SIGINT arrives. Raises ``ListenError``.
 
     ``metrics_enabled=False`` exists for the overhead benchmark (bench/overhead.py).
     """
     app = create_app(config, catalog=catalog, registry=registry, metrics_enabled=metrics_enabled)
     admin = create_admin_app(app[REGISTRY_KEY], app[READINESS_KEY])
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown.drain_seconds
+    runner = ProxyRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=_CLOSE_SECONDS
     )
     admin_runner = web.AppRunner(admin, access_log=None, handle_signals=False)
     stop = stop or asyncio.Event()
-    received: list[str] = []
-    loop = asyncio.get_running_loop()
-
-    def on_signal(sig: signal.Signals) -> None:
-        received.append(sig.name)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
+    received = _install_signals(stop)
     await runner.setup()
     await admin_runner.setup()
     try:
-        await web.TCPSite(admin_runner, config.admin_listen.host, config.admin_listen.port).start()
-        await web.TCPSite(runner, config.listen.host, config.listen.port).start()
+        await _listen(
+            web.TCPSite(admin_runner, *_host_port(config.admin_listen)), config.admin_listen
+        )
+        site = web.TCPSite(runner, *_host_port(config.listen), backlog=config.listen_backlog)
+        await _listen(site, config.listen)
         _log.info(
             "startup",
             version=__version__,
@@ -70,28 +83,95 @@ async def serve(
         if on_ready is not None:
             on_ready()
         await stop.wait()
+        await _drain(app, runner, site, config, received)
     finally:
-        began = time.perf_counter()
-        app[READINESS_KEY].shutting_down = True
         await runner.cleanup()
         await admin_runner.cleanup()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        _log.info(
-            "shutdown",
-            signal=received[0] if received else None,
-            drain_seconds=config.shutdown.drain_seconds,
-            took_s=round(time.perf_counter() - began, 3),
-        )
+        _remove_signals()
+
+
+async def _drain(
+    app: web.Application,
+    runner: ProxyRunner,
+    site: web.TCPSite,
+    config: Config,
+    received: list[str],
+) -> None:
+    """Steps 1 to 5 of the module docstring."""
+    began = time.perf_counter()
+    app[READINESS_KEY].shutting_down = True
+    _log.info(
+        "shutdown_begins",
+        signal=received[0] if received else None,
+        delay_seconds=config.shutdown.delay_seconds,
+        drain_seconds=config.shutdown.drain_seconds,
+    )
+    await asyncio.sleep(config.shutdown.delay_seconds)
+    await site.stop()  # no new connections
+    if runner.server is not None:
+        runner.server.pre_shutdown()  # idle kept-alive connections close now
+    traffic = app[TRAFFIC_KEY]
+    in_flight = len(traffic.tasks)
+    cut = await traffic.drain(config.shutdown.drain_seconds)
+    _log.info(
+        "shutdown",
+        signal=received[0] if received else None,
+        in_flight=in_flight,
+        cut_short=cut,
+        drain_seconds=config.shutdown.drain_seconds,
+        took_s=round(time.perf_counter() - began, 3),
+    )
+
+
+def _install_signals(stop: asyncio.Event) -> list[str]:
+    """First signal: set ``stop``. Second: exit at once with 128 + the signal number."""
+    loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if received:
+            _log.warning("shutdown_forced", signal=sig.name)
+            flush_logs(0.2)
+            os._exit(128 + sig.value)
+        received.append(sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    return received
+
+
+def _remove_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+
+
+def _host_port(address: Address) -> tuple[str, int]:
+    return address.host, address.port
+
+
+async def _listen(site: web.TCPSite, address: Address) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise ListenError(f"cannot listen on {address}: {reason}") from None
 
 
 def run(config: Config, *, metrics_enabled: bool = True) -> None:
-    """Blocking entry point for ``gateway-proxy serve``; uses uvloop when installed."""
+    """Blocking entry point for ``gateway-proxy serve``; uses uvloop when installed.
+
+    Raises ``ListenError``. Buffered log lines are flushed before it returns.
+    """
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up
 
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(config, metrics_enabled=metrics_enabled))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(config, metrics_enabled=metrics_enabled))
+    finally:
+        flush_logs()

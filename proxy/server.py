@@ -15,11 +15,13 @@ catch-all is ``_last_resort``, the outermost middleware, which answers ``INTERNA
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from aiohttp.web_request import BaseRequest
 from prometheus_client import CollectorRegistry
 
 from proxy import headers as hdrs
@@ -28,6 +30,7 @@ from proxy.catalog import Catalog, load_catalog
 from proxy.classify import Outcome, classify_failure, classify_reply
 from proxy.config import Config, Route
 from proxy.forward import (
+    Progress,
     ProxyFailure,
     UpstreamAnswer,
     client_timeout,
@@ -38,8 +41,10 @@ from proxy.forward import (
 from proxy.logs import get_logger
 from proxy.metrics import PROXY_VENDOR, UNMATCHED_ROUTE, Metrics
 from proxy.observe import RequestRecord, log_request
+from proxy.protocol import GuardedServer
 from proxy.respond import Reply, decide_reply
 from proxy.routing import Refusal, RouteMatch, decide
+from proxy.traffic import Traffic
 from proxy.vendors import parse_reply
 from proxy.vocab import FailureKind
 
@@ -53,6 +58,7 @@ METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
 READINESS_KEY = web.AppKey("readiness", Readiness)
 SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
 TIMEOUTS_KEY = web.AppKey("timeouts", dict[str, aiohttp.ClientTimeout])
+TRAFFIC_KEY = web.AppKey("traffic", Traffic)
 # When the request arrived and its id: what _last_resort needs to answer and observe it.
 _ARRIVAL_KEY = web.RequestKey("arrival", tuple[float, str])
 
@@ -81,7 +87,12 @@ def create_app(
     metrics_enabled: bool = True,
 ) -> web.Application:
     """Build the app-traffic application. ``registry`` defaults to a fresh one."""
-    app = web.Application(middlewares=[_last_resort])
+    app = web.Application(
+        middlewares=[_last_resort],
+        # The handler is cancelled when the app goes away, and with it the upstream call;
+        # the app's body is forwarded as it came (its Content-Encoding is passed on).
+        handler_args={"handler_cancellation": True, "auto_decompress": False},
+    )
     app[CONFIG_KEY] = config
     app[CATALOG_KEY] = catalog or load_catalog(config.catalog)
     app[REGISTRY_KEY] = registry if registry is not None else CollectorRegistry()
@@ -90,6 +101,7 @@ def create_app(
     )
     app[READINESS_KEY] = Readiness()
     app[TIMEOUTS_KEY] = {route.name: client_timeout(route) for route in config.routes}
+    app[TRAFFIC_KEY] = Traffic(config.max_in_flight, config.routes)
     app.cleanup_ctx.append(_session_ctx)
     app.on_startup.append(_mark_serving)
     app.on_shutdown.append(_mark_shutting_down)
@@ -112,31 +124,48 @@ async def _mark_shutting_down(app: web.Application) -> None:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    """Proxy one app request: route, forward, classify, respond, observe."""
+    """Proxy one app request: route, admit, forward, classify, respond, observe."""
     started, request_id = time.perf_counter(), hdrs.request_id_from(request.headers)
     request[_ARRIVAL_KEY] = (started, request_id)
+    catalog, traffic = request.app[CATALOG_KEY], request.app[TRAFFIC_KEY]
     decision = decide(request.app[CONFIG_KEY].routes, request.method, request.raw_path)
+    if isinstance(decision, Refusal):
+        return _finish(request, decision, _refused(catalog, decision.kind, decision.detail))
+    route = decision.route.name
+    if not traffic.admit(route):
+        detail = "the proxy is at max_in_flight; the gateway was not contacted"
+        return _finish(request, decision, _refused(catalog, "shed", detail))
+    progress = Progress()
     try:
-        if isinstance(decision, Refusal):
-            result = _refused(request.app[CATALOG_KEY], decision.kind, decision.detail)
-        else:
-            result = await _proxy(request, decision, request_id)
+        with traffic.tracking():
+            result = await _proxy(request, decision, request_id, progress)
     except asyncio.CancelledError:
-        # The app went away (aiohttp cancels the handler): nobody reads the answer, but
-        # the request still gets its metric and log line before the cancellation goes on.
-        closed = _refused(
-            request.app[CATALOG_KEY], "client_closed", "the app closed the connection"
-        )
+        if traffic.drain_expired and (task := asyncio.current_task()) is not None:
+            # The shutdown drain ran out: answer 503 ourselves, then let the runner close.
+            task.uncancel()
+            detail = "the proxy shut down before the gateway answered"
+            return _finish(request, decision, _refused(catalog, "shutdown", detail, progress))
+        # The app went away (aiohttp cancels the handler, and with it the upstream call):
+        # nobody reads the answer, but the request still gets its metric and log line.
+        closed = _refused(catalog, "client_closed", "the app closed the connection", progress)
         _finish(request, decision, closed)
         raise
+    finally:
+        traffic.leave(route)
     return _finish(request, decision, result)
 
 
-def _refused(catalog: Catalog, kind: FailureKind, detail: str) -> Result:
-    return Result(classify_failure(catalog, kind, detail))
+def _refused(
+    catalog: Catalog, kind: FailureKind, detail: str, progress: Progress | None = None
+) -> Result:
+    return Result(
+        classify_failure(catalog, kind, detail), bytes_in=progress.bytes_sent if progress else 0
+    )
 
 
-async def _proxy(request: web.Request, match: RouteMatch, request_id: str) -> Result:
+async def _proxy(
+    request: web.Request, match: RouteMatch, request_id: str, progress: Progress
+) -> Result:
     """Forward to the route's gateway and classify its answer (or the failure to get one)."""
     metrics = request.app[METRICS_KEY]
     in_flight = (
@@ -146,15 +175,25 @@ async def _proxy(request: web.Request, match: RouteMatch, request_id: str) -> Re
     )
     try:
         with in_flight:
-            answer = await _forward(request, match, request_id)
+            answer = await _forward(request, match, request_id, progress)
     except ProxyFailure as failure:
-        outcome = classify_failure(request.app[CATALOG_KEY], failure.kind, failure.detail)
+        kind, detail = failure.kind, failure.detail
+        if kind == "bad_request" and _app_gone(request):  # a reset mid-upload
+            kind, detail = "client_closed", f"the app closed the connection ({detail})"
+        outcome = classify_failure(request.app[CATALOG_KEY], kind, detail)
         return Result(outcome, bytes_in=failure.bytes_sent, upstream_s=failure.elapsed_s)
     outcome = _classify(request, match, answer)
     return Result(outcome, answer, answer.bytes_out, answer.duration_s)
 
 
-async def _forward(request: web.Request, match: RouteMatch, request_id: str) -> UpstreamAnswer:
+def _app_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _forward(
+    request: web.Request, match: RouteMatch, request_id: str, progress: Progress
+) -> UpstreamAnswer:
     """Stream the app's request to the gateway; raises ``ProxyFailure``."""
     route = match.route
     if (
@@ -180,6 +219,7 @@ async def _forward(request: web.Request, match: RouteMatch, request_id: str) -> 
         headers=outgoing,
         body=request.content if request.body_exists else None,
         time_limits=request.app[TIMEOUTS_KEY][route.name],
+        progress=progress,
     )
 
 
@@ -207,30 +247,47 @@ def _finish(request: web.Request, decision: RouteMatch | Refusal, result: Result
         rest_path=decision.rest_path if isinstance(decision, RouteMatch) else "",
         answer=result.answer,
     )
-    _observe(request, decision.route, result, reply, time.perf_counter() - started)
+    seen = _Seen(request.method, request.raw_path, request_id, hdrs.trace_id_from(request.headers))
+    duration = time.perf_counter() - started
+    _observe(request.app, seen, decision.route, result, reply, duration=duration)
     return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the log line tells of the request itself."""
+
+    method: str
+    path: str
+    request_id: str
+    trace_id: str | None
+
+
 def _observe(
-    request: web.Request, route: Route | None, result: Result, reply: Reply, duration: float
+    app: web.Application,
+    seen: _Seen,
+    route: Route | None,
+    result: Result,
+    reply: Reply,
+    *,
+    duration: float,
 ) -> None:
     name = route.name if route else UNMATCHED_ROUTE
     vendor = route.vendor if route else PROXY_VENDOR
-    trace_id = hdrs.trace_id_from(request.headers)
-    metrics = request.app[METRICS_KEY]
+    metrics = app[METRICS_KEY]
     if metrics is not None:
         metrics.observe(
             name, vendor, result.outcome, duration_s=duration,
-            upstream_duration_s=result.upstream_s, trace_id=trace_id,
+            upstream_duration_s=result.upstream_s, trace_id=seen.trace_id,
         )  # fmt: skip
     log_request(
         RequestRecord(
-            request_id=request[_ARRIVAL_KEY][1],
-            trace_id=trace_id,
+            request_id=seen.request_id,
+            trace_id=seen.trace_id,
             route=name,
             vendor=vendor,
-            method=request.method,
-            path=request.raw_path,
+            method=seen.method,
+            path=seen.path,
             status=reply.status,
             outcome=result.outcome,
             duration_s=duration,
@@ -239,6 +296,43 @@ def _observe(
             bytes_out=len(reply.body),
         )
     )
+
+
+class _Edge:
+    """The connection handler's reports (proxy.protocol): answered and observed here."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def protocol_error(self, request: BaseRequest, kind: FailureKind, detail: str) -> web.Response:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        result = _refused(self._app[CATALOG_KEY], kind, detail)
+        reply = decide_reply(result.outcome, request_id=request_id, route=None)
+        # The request line could not be read: nothing of it is logged.
+        seen = _Seen("-", "-", request_id, None)
+        _observe(self._app, seen, None, result, reply, duration=time.perf_counter() - started)
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+    def head_timeout(self, peer: str | None) -> None:
+        seconds = self._app[CONFIG_KEY].client_timeout.head
+        _log.warning("client_head_timeout", timeout_s=seconds, peer=peer)
+
+
+class ProxyRunner(web.AppRunner):
+    """``web.AppRunner`` whose server is the guarded one (proxy.protocol)."""
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()  # startup, freeze, and aiohttp's own Server
+        return GuardedServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            edge=_Edge(self.app),
+            head_seconds=self.app[CONFIG_KEY].client_timeout.head,
+            **plain._kwargs,
+        )
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

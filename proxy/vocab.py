@@ -22,6 +22,7 @@ MODES: tuple[Mode, ...] = get_args(Mode)
 UpstreamFailure = Literal["connect", "timeout", "connection_lost", "too_large", "unparseable"]
 OwnFailure = Literal[
     "request_too_large", "route_not_found", "bad_request", "internal", "client_closed",
+    "client_timeout", "header_too_large", "uri_too_long", "shed", "shutdown",
 ]  # fmt: skip
 FailureKind = UpstreamFailure | OwnFailure
 FAILURE_KINDS: tuple[FailureKind, ...] = (*get_args(UpstreamFailure), *get_args(OwnFailure))

@@ -155,6 +155,15 @@ def make_config(*routes: dict[str, Any], **top: Any) -> Config:
 ProxyFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
+class ProxyTestServer(TestServer):
+    """aiohttp's TestServer on the proxy's own runner (the guarded connection handler)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        from proxy.server import ProxyRunner
+
+        return ProxyRunner(self.app, **kwargs)
+
+
 @pytest.fixture
 async def gateway(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
@@ -178,7 +187,7 @@ def proxy_client(aiohttp_client: Any, checks: Checks) -> ProxyFactory:
         else:
             checks.registries.append(kwargs["registry"])
         app = checks.watch(create_app(config, **kwargs))
-        return await aiohttp_client(app)  # type: ignore[no-any-return]
+        return await aiohttp_client(ProxyTestServer(app))  # type: ignore[no-any-return]
 
     return make
 
@@ -195,6 +204,7 @@ async def one_route_proxy(
         vendor: str = "mm7",
         prefix: str = "/gw",
         upstream_path: str = "/api",
+        top: dict[str, Any] | None = None,
         **route: Any,
     ) -> TestClient[web.Request, web.Application]:
         async def call(request: web.Request) -> web.StreamResponse:
@@ -210,7 +220,8 @@ async def one_route_proxy(
                 "path_prefix": prefix,
                 "upstream": str(server.make_url(upstream_path)),
                 **route,
-            }
+            },
+            **(top or {}),
         )
         return await proxy_client(config)
 
