@@ -1,0 +1,66 @@
+"""Inbound MM7 callbacks: what the relay sends the app, read and answered (sans-io).
+
+After a SubmitReq the MMS relay calls the application back: a ``DeliveryReportReq`` (did
+the message reach the handset), a ``ReadReplyReq`` (was it read) or a ``DeliverReq`` (a
+message a subscriber sent in). The inbound route reads it, posts one JSON event to the
+app's webhook, and answers the relay only once the app has answered. These modules are
+the pure half; the HTTP side wires them::
+
+    relay ──► parse     mm7.py     bytes + Content-Type → Callback | CallbackError
+              │         mime.py    (hostile-XML-safe, as replies; multipart content)
+              ├─ event  event.py   Callback → the webhook event (docs/event.schema.json),
+              │         tables.py  statuses from config/codes.yaml (delivery_statuses,
+              │                    inbound), read from the already-parsed catalog
+              └─ answer answer.py  outcome + MM7 status → (HTTP status, type, SOAP body);
+                                   answer_code(webhook status) picks the MM7 status
+
+    types.py  the frozen values passed between them
+
+Events and callbacks are personal data (addresses, subjects, content): nothing in this
+package logs, and callers must not log them either.
+"""
+
+from proxy.inbound.answer import RETRY_CODES, Answer, answer_code, build_answer
+from proxy.inbound.event import build_event
+from proxy.inbound.mm7 import parse_callback
+from proxy.inbound.tables import (
+    DeliveryStatus,
+    InboundTables,
+    InboundTablesError,
+    parse_inbound_tables,
+    read_inbound_tables,
+)
+from proxy.inbound.types import (
+    Address,
+    Callback,
+    CallbackError,
+    ContentPart,
+    Deliver,
+    DeliveryReport,
+    Echo,
+    ReadReply,
+    Recipients,
+)
+
+__all__ = [
+    "RETRY_CODES",
+    "Address",
+    "Answer",
+    "Callback",
+    "CallbackError",
+    "ContentPart",
+    "Deliver",
+    "DeliveryReport",
+    "DeliveryStatus",
+    "Echo",
+    "InboundTables",
+    "InboundTablesError",
+    "ReadReply",
+    "Recipients",
+    "answer_code",
+    "build_answer",
+    "build_event",
+    "parse_callback",
+    "parse_inbound_tables",
+    "read_inbound_tables",
+]
