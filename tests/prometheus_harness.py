@@ -2,7 +2,8 @@
 
 ``PrometheusServer`` writes a temporary config that scrapes the given targets every second,
 starts ``prometheus`` on a free loopback port with its own TSDB directory, waits for
-``/-/ready`` and offers ``query(expr)`` over the HTTP API. ``stop()`` terminates it (kill
+``/-/ready`` and offers ``query(expr)`` and ``query_range(expr, start, end, step)`` over
+the HTTP API. ``stop()`` terminates it (kill
 after a grace period). Use it as an async context manager::
 
     async with PrometheusServer([ScrapeTarget("127.0.0.1:9100")], tmp_path) as prom:
@@ -208,6 +209,17 @@ class PrometheusServer:
         if body["data"]["resultType"] == "scalar":
             return [{"metric": {}, "value": result}]
         return list(result)
+
+    async def query_range(self, expr: str, start: float, end: float, step: float) -> Result:
+        """Range query (unix seconds); the API's ``data.result``: series with ``values``."""
+        if self._session is None:
+            raise PrometheusError("prometheus is not running")
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        async with self._session.get(f"{self.url}/api/v1/query_range", params=params) as r:
+            body = await r.json()
+        if body.get("status") != "success":
+            raise PrometheusError(f"query_range {expr!r}: {body.get('error', body)}")
+        return list(body["data"]["result"])
 
     async def wait_for(
         self,

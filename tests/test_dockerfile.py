@@ -1,9 +1,11 @@
 """The Dockerfile and .dockerignore: hadolint is clean, and what the image relies on exists.
 
-Docker cannot run here, so these tests check the build's inputs instead: every COPY source
-exists and is inside the build context, the entrypoint is the project's console script, the
-CMD's subcommand and flags exist in the real CLI, and the image's default config (the repo's
-config rewritten by the Dockerfile's own sed expression) passes ``gateway-proxy check-config``.
+These tests check the build's inputs (tests/test_image.py builds and runs the image for
+real with podman): every COPY source exists and is inside the build context, every file
+the wheel force-includes is copied, both stages use the one pinned ``BASE_IMAGE`` and call
+``python3``, the entrypoint is the project's console script, the CMD's subcommand and flags
+exist in the real CLI, and the image's default config (the repo's config rewritten by the
+Dockerfile's own sed expression) passes ``gateway-proxy check-config``.
 """
 
 import json
@@ -126,14 +128,26 @@ def test_hadolint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_multi_stage_on_a_pinned_slim_python_base() -> None:
+def test_multi_stage_on_one_pinned_base_image_argument() -> None:
+    """Both stages are FROM ${BASE_IMAGE}; its default pins python:X.Y.Z-slim-<release>."""
     bases = [i.args.split()[0] for i in INSTRUCTIONS if i.keyword == "FROM"]
     assert len(bases) >= 2, "builder and runtime stages"
-    for base in bases:
-        match = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim-(\w+)", base)
-        assert match, f"{base}: pin python:X.Y.Z-slim-<debian release>"
-        assert (int(match[1]), int(match[2])) >= (3, 11), "pyproject requires Python >= 3.11"
-    assert len(set(bases)) == 1, "builder and runtime must use the same Python"
+    assert set(bases) == {"${BASE_IMAGE}"}, "builder and runtime must use the same Python"
+    (default,) = [i.args for i in INSTRUCTIONS if i.stage == -1 and i.keyword == "ARG"]
+    match = re.fullmatch(
+        r"BASE_IMAGE=docker\.io/library/python:(\d+)\.(\d+)\.(\d+)-slim-(\w+)", default
+    )
+    assert match, f"{default}: pin docker.io/library/python:X.Y.Z-slim-<debian release>"
+    assert (int(match[1]), int(match[2])) >= (3, 11), "pyproject requires Python >= 3.11"
+    labels = " ".join(i.args for i in _runtime("LABEL"))
+    assert 'org.opencontainers.image.base.name="${BASE_IMAGE}"' in labels
+
+
+def test_the_build_calls_python3_never_python() -> None:
+    """A Debian base has python3 only (no `python`): RUN, CMD and HEALTHCHECK say python3."""
+    for instruction in INSTRUCTIONS:
+        if instruction.keyword in ("RUN", "CMD", "HEALTHCHECK", "ENTRYPOINT"):
+            assert not re.search(r"(?<![\w/.-])python(?![\w.-])", instruction.args), instruction
 
 
 def test_runtime_stage_holds_only_the_venv_and_the_config() -> None:
@@ -143,7 +157,9 @@ def test_runtime_stage_holds_only_the_venv_and_the_config() -> None:
     destinations = {c.args.split()[-1] for c in copies}
     assert destinations == {"/opt/venv", "/etc/gateway-proxy/gateway-proxy.yaml"}
     builder_runs = " ".join(i.args for i in INSTRUCTIONS if i.keyword == "RUN" and i.stage == 0)
-    assert re.search(r"pip install --no-cache-dir \.(\s|$)", builder_runs), "non-editable install"
+    assert re.search(r"pip install --no-cache-dir (--\S+ )*\.(\s|$)", builder_runs), (
+        "non-editable install"
+    )
     assert " -e " not in builder_runs
 
 
@@ -155,13 +171,44 @@ def test_every_copy_source_exists_and_is_in_the_build_context() -> None:
         for src in _copy_sources(i)
     ]
     assert "pyproject.toml" in sources
-    assert "config/codes.yaml" in sources, "the wheel embeds the built-in catalog"
     for src in sources:
         assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
         assert not _dockerignore_excludes(src), f"COPY {src}: excluded by .dockerignore"
     # The wheel's metadata needs the readme that pyproject names.
     readme = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["readme"]
     assert readme in sources
+
+
+def test_every_file_the_wheel_force_includes_is_copied() -> None:
+    """pyproject.toml's force-include sources exist in the build: copied, not ignored.
+
+    A missing one fails `pip install .` at once (hatchling cannot find it).
+    """
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    force = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert force, "the wheel force-includes the catalog and the demo config"
+    copied = [
+        src.rstrip("/")
+        for i in INSTRUCTIONS
+        if i.keyword == "COPY" and i.stage == 0 and "--from=" not in i.args
+        for src in _copy_sources(i)
+    ]
+    install = next(
+        n for n, i in enumerate(INSTRUCTIONS) if i.keyword == "RUN" and "pip install" in i.args
+        and re.search(r"\s\.(\s|$)", i.args)
+    )  # fmt: skip
+    before_install = {
+        src.rstrip("/")
+        for i in INSTRUCTIONS[:install]
+        if i.keyword == "COPY" and i.stage == 0
+        for src in _copy_sources(i)
+    }
+    for source in force:
+        covered = [c for c in copied if source == c or source.startswith(c + "/")]
+        assert covered, f"{source}: force-included by the wheel but never copied"
+        assert set(covered) <= before_install, f"{source}: copied after `pip install .`"
+        assert not _dockerignore_excludes(source), f"{source}: excluded by .dockerignore"
+        assert (ROOT / source).is_file(), source
 
 
 @pytest.mark.parametrize(

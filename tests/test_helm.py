@@ -420,6 +420,10 @@ def test_credentials_come_from_an_existing_secret(helm: Helm, scenario: str) -> 
         ),
         (["mode=sidecar", "serviceMonitor.enabled=true"], "in sidecar mode use podMonitor"),
         (
+            ["config.routeOverrides.mmx.mode=passthrough"],
+            'config.routeOverrides.mmx: no route in config.routes is named "mmx"',
+        ),
+        (
             ["autoscaling.enabled=true", "autoscaling.targetCPUUtilizationPercentage=null"],
             "autoscaling: set targetCPUUtilizationPercentage",
         ),
@@ -431,6 +435,7 @@ def test_credentials_come_from_an_existing_secret(helm: Helm, scenario: str) -> 
         "same-ports",
         "pdb",
         "sidecar-servicemonitor",
+        "override-of-no-route",
         "hpa",
     ],
 )
@@ -439,6 +444,208 @@ def test_inconsistent_values_fail_rendering(helm: Helm, args: list[str], message
     result = helm.run("template", "gp", str(CHART), *sets)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+_DEFAULT_ROUTES: list[Doc] = yaml.safe_load((CHART / "values.yaml").read_text())["config"]["routes"]
+
+
+def _route(name: str, prefix: str, **extra: Any) -> Doc:
+    return {"name": name, "path_prefix": prefix, "vendor": "mm7",
+            "upstream": "https://mms.example.net/mm7", **extra}  # fmt: skip
+
+
+def _routes(*routes: Doc) -> tuple[list[str], Doc]:
+    """The same routes as helm --set-json and as the proxy config's `routes:`."""
+    return ["--set-json", f"config.routes={json.dumps(list(routes))}"], {"routes": list(routes)}
+
+
+# (id, helm args, the same change to the rendered proxy config, helm's message, the key
+# check-config names in its `file: key: reason` line)
+BAD_CONFIGS: list[tuple[str, list[str], Doc, str, str]] = [
+    ("duplicate-name", *_routes(_route("a", "/a"), _route("a", "/b")),
+     'config.routes[1].name: duplicate route name "a" (also config.routes[0])',
+     "routes[1].name"),
+    ("duplicate-prefix", *_routes(_route("a", "/a"), _route("b", "/a/")),
+     'config.routes[1].path_prefix: duplicate path_prefix "/a/" (also config.routes[0])',
+     "routes[1].path_prefix"),
+    ("nested-prefix", *_routes(_route("a", "/mm7"), _route("b", "/mm7/v2")),
+     'config.routes[1].path_prefix: prefix "/mm7/v2" overlaps config.routes[0] ("/mm7")',
+     "routes[1].path_prefix"),
+    ("nested-prefix-first", *_routes(_route("a", "/mm7/v2"), _route("b", "/mm7")),
+     'config.routes[1].path_prefix: prefix "/mm7" overlaps config.routes[0] ("/mm7/v2")',
+     "routes[1].path_prefix"),
+    ("root-prefix", *_routes(_route("a", "/")),
+     "at '/config/routes/0/path_prefix': '/' does not match pattern",
+     "routes[0].path_prefix"),
+    ("relative-prefix", *_routes(_route("a", "mm7")),
+     "at '/config/routes/0/path_prefix': 'mm7' does not match pattern",
+     "routes[0].path_prefix"),
+    ("prefix-with-space", *_routes(_route("a", "/m m")),
+     "at '/config/routes/0/path_prefix': '/m m' does not match pattern",
+     "routes[0].path_prefix"),
+    ("bad-name", *_routes(_route("Shop_MMS", "/a")),
+     "at '/config/routes/0/name': 'Shop_MMS' does not match pattern",
+     "routes[0].name"),
+    ("no-routes", *_routes(),
+     "at '/config/routes': minItems: got 0, want 1",
+     "routes"),
+    ("missing-upstream", ["--set-json", 'config.routes=[{"name":"a","path_prefix":"/a","vendor":"mm7"}]'],
+     {"routes": [{"name": "a", "path_prefix": "/a", "vendor": "mm7"}]},
+     "at '/config/routes/0': missing property 'upstream'",
+     "routes[0].upstream"),
+    ("unknown-route-key", *_routes(_route("a", "/a", retries=3)),
+     "additional properties 'retries' not allowed",
+     "routes[0].retries"),
+    ("unknown-vendor", *_routes(_route("a", "/a", vendor="smpp")),
+     "at '/config/routes/0/vendor': value must be one of 'mm7', 'moms'",
+     "routes[0].vendor"),
+    ("unknown-mode", *_routes(_route("a", "/a", mode="proxy")),
+     "at '/config/routes/0/mode': value must be one of 'envelope', 'passthrough'",
+     "routes[0].mode"),
+    ("ftp-upstream", *_routes(_route("a", "/a", upstream="ftp://mms.example.net/x")),
+     "at '/config/routes/0/upstream': 'ftp://mms.example.net/x' does not match pattern",
+     "routes[0].upstream"),
+    ("upstream-without-host", *_routes(_route("a", "/a", upstream="https:///mm7")),
+     'config.routes[0].upstream: must be an absolute http:// or https:// URL, got "https:///mm7"',
+     "routes[0].upstream"),
+    ("upstream-credentials", *_routes(_route("a", "/a", upstream="https://u:pw@mms.example.net/")),
+     "config.routes[0].upstream: must not embed credentials",
+     "routes[0].upstream"),
+    ("upstream-query", *_routes(_route("a", "/a", upstream="https://mms.example.net/x?k=1")),
+     "config.routes[0].upstream: must not have a query or fragment",
+     "routes[0].upstream"),
+    ("upstream-fragment", *_routes(_route("a", "/a", upstream="https://mms.example.net/x#top")),
+     "config.routes[0].upstream: must not have a query or fragment",
+     "routes[0].upstream"),
+    ("upstream-port", *_routes(_route("a", "/a", upstream="https://mms.example.net:65536/")),
+     "config.routes[0].upstream: port 65536 is out of range",
+     "routes[0].upstream"),
+    ("connect-over-total", *_routes(_route("a", "/a", timeout={"connect": 10, "total": 5})),
+     "config.routes[0].timeout.connect: 10 s is longer than timeout.total (5 s)",
+     "routes[0].timeout.connect"),
+    ("connect-over-default-total", *_routes(_route("a", "/a", timeout={"connect": 45})),
+     "config.routes[0].timeout.connect: 45 s is longer than timeout.total (30 s)",
+     "routes[0].timeout.connect"),
+    ("zero-timeout", *_routes(_route("a", "/a", timeout={"connect": 0, "total": 30})),
+     "at '/config/routes/0/timeout/connect': minimum: got 0, want 0.001",
+     "routes[0].timeout.connect"),
+    ("unknown-timeout-key", *_routes(_route("a", "/a", timeout={"read": 5})),
+     "additional properties 'read' not allowed",
+     "routes[0].timeout.read"),
+    ("zero-response-limit", *_routes(_route("a", "/a", max_response_bytes=0)),
+     "at '/config/routes/0/max_response_bytes': minimum: got 0, want 1",
+     "routes[0].max_response_bytes"),
+    ("reserved-header", *_routes(_route("a", "/a", headers={"host": "mms.example.net"})),
+     "config.routes[0].headers.host: is set by the proxy and cannot be configured",
+     "routes[0].headers.host"),
+    ("bad-header-name", *_routes(_route("a", "/a", headers={"X Bad": "1"})),
+     "config.routes[0].headers.X Bad: is not a valid header name",
+     "routes[0].headers.X Bad"),
+    ("header-line-break", *_routes(_route("a", "/a", headers={"X-Tag": "a\r\nX-Evil: 1"})),
+     "at '/config/routes/0/headers/X-Tag':",
+     "routes[0].headers.X-Tag"),
+    ("unset-variable", [*_routes(_route("a", "/a", headers={"Authorization": "Basic ${NOPE}"}))[0],
+                        "--set", "credentials.envFrom=false"],
+     _routes(_route("a", "/a", headers={"Authorization": "Basic ${NOPE}"}))[1],
+     "config.routes use ${NOPE}, but neither credentials.env nor extraEnv provides it",
+     "routes[0].headers.Authorization"),
+    ("port-range", ["--set", "ports.http=70000"], {"listen": "0.0.0.0:70000"},
+     "at '/ports/http': maximum: got 70,000, want 65,535",
+     "listen"),
+    ("same-ports", ["--set", "ports.admin=8080"], {"admin_listen": "0.0.0.0:8080"},
+     "ports.http and ports.admin must differ",
+     "admin_listen"),
+    ("negative-drain", ["--set", "config.shutdown.drain_seconds=-1"], {"shutdown": {"drain_seconds": -1}},
+     "at '/config/shutdown/drain_seconds': minimum: got -1, want 0",
+     "shutdown.drain_seconds"),
+    ("log-level", ["--set", "config.log.level=verbose"], {"log": {"level": "verbose", "format": "json"}},
+     "at '/config/log/level': value must be one of",
+     "log.level"),
+    ("pool-limit", ["--set", "config.pool.limit=0"], {"pool": {"limit": 0}},
+     "at '/config/pool/limit': minimum: got 0, want 1",
+     "pool.limit"),
+    ("override-makes-an-overlap", ["--set", "config.routeOverrides.moms.path_prefix=/mm7/moms"],
+     {"routes": [_DEFAULT_ROUTES[0], {**_DEFAULT_ROUTES[1], "path_prefix": "/mm7/moms"}]},
+     'config.routes[1].path_prefix: prefix "/mm7/moms" overlaps config.routes[0] ("/mm7")',
+     "routes[1].path_prefix"),
+    ("unknown-config-key", ["--set", "config.listen=0.0.0.0:9000"], {"listen_x": "0.0.0.0:9000"},
+     "additional properties 'listen' not allowed",
+     "listen_x"),
+]  # fmt: skip
+
+
+def _check_config(tmp_path: Path, helm: Helm, patch: Doc) -> subprocess.CompletedProcess[str]:
+    """check-config on the chart's default rendered config with ``patch`` applied."""
+    text, config = _proxy_config(helm.render("default"))
+    path = tmp_path / "gateway-proxy.yaml"
+    path.write_text(yaml.safe_dump({**config, **patch}))
+    # The Secret's values for the chart's own ${VAR}s, as the container would get them.
+    env = {**os.environ, **dict.fromkeys(_VAR.findall(text), "dummy-credential")}
+    return subprocess.run(
+        [str(BIN / "gateway-proxy"), "check-config", str(path)],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_configs_the_proxy_refuses_fail_rendering(
+    helm: Helm, tmp_path: Path, case: tuple[str, list[str], Doc, str, str]
+) -> None:
+    """helm template refuses, with a clear message, what `gateway-proxy check-config` refuses.
+
+    Each case is checked both ways: the values fail rendering, and the same change to the
+    chart's rendered config fails check-config, so the chart's checks cannot drift from the
+    proxy's.
+    """
+    _, args, patch, helm_says, proxy_key = case
+    result = helm.run("template", "gp", str(CHART), *args)
+    assert result.returncode != 0, f"helm accepted it:\n{result.stdout[:2000]}"
+    assert helm_says in result.stderr, result.stderr
+    checked = _check_config(tmp_path, helm, patch)
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert f": {proxy_key}: " in checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("name", ["duplicate-name", "root-prefix"])
+def test_install_dry_run_refuses_them_too(helm: Helm, name: str) -> None:
+    """Both kinds of check (a template's fail, the schema) stop `helm install` as well."""
+    (case,) = [c for c in BAD_CONFIGS if c[0] == name]
+    result = helm.run("install", "gp", str(CHART), "--dry-run=client", *case[1])
+    assert result.returncode != 0
+    assert case[3] in result.stderr, result.stderr
+
+
+def test_one_route_changes_through_route_overrides(helm: Helm, tmp_path: Path) -> None:
+    """--set on a list index replaces the list; a routeOverrides key merges into one route."""
+    replaced = helm.run("template", "gp", str(CHART), "--set", "config.routes[1].timeout.total=60")
+    assert replaced.returncode != 0, "the list was replaced by [null, {timeout: ...}]"
+    assert "at '/config/routes/0': got null, want object" in replaced.stderr
+    docs = helm.template(
+        "--set", "config.routeOverrides.moms.timeout.total=60",
+        "--set", "config.routeOverrides.mms.headers.X-Tenant=shop",
+    )  # fmt: skip
+    mms, moms = _proxy_config(docs)[1]["routes"]
+    default_mms, default_moms = _DEFAULT_ROUTES
+    assert moms == {**default_moms, "timeout": {**default_moms["timeout"], "total": 60}}
+    assert mms == {**default_mms, "headers": {**default_mms["headers"], "X-Tenant": "shop"}}
+    assert _checksum(docs) != _checksum(helm.render("default")), "the pods roll"
+    checked = _check_config(tmp_path, helm, {"routes": [mms, moms]})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_routes_the_proxy_accepts_still_render(helm: Helm) -> None:
+    """Siblings, a shared stem and ${VAR} upstreams are fine: only real overlaps fail."""
+    args, _ = _routes(
+        _route("a", "/mm7"),
+        _route("b", "/mm7x"),  # not under /mm7: the boundary is a path segment
+        _route("c", "/v1/mm7"),
+        _route("d", "/v1/moms", upstream="https://${MOMS_HOST}/moms", headers={"X-Tag": "${TAG}"}),
+        _route("e", "/v6", upstream="http://[::1]:8090/mm7"),
+        _route("f", "/short", timeout={"total": 2}),  # connect then defaults to the total
+    )
+    docs = helm.template(*args)
+    routes = _proxy_config(docs)[1]["routes"]
+    assert [r["name"] for r in routes] == ["a", "b", "c", "d", "e", "f"]
 
 
 def test_monitoring_objects(helm: Helm) -> None:
@@ -456,11 +663,52 @@ def test_monitoring_objects(helm: Helm) -> None:
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     shipped = yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
-    assert rule["spec"] == {"groups": shipped["groups"]}
+    # The shipped groups, but for the two annotations that depend on the install.
+    assert _without_install_annotations(rule["spec"]["groups"]) == _without_install_annotations(
+        shipped["groups"]
+    )
+    assert all("logs" in a for a in _alert_annotations(docs))
     for group in rule["spec"]["groups"]:
         assert group["name"]
         assert group["rules"]
         assert all(r.get("expr") and (r.get("alert") or r.get("record")) for r in group["rules"])
+
+
+def _without_install_annotations(groups: list[Doc]) -> list[Doc]:
+    """The groups with runbook_url reduced to its anchor and no `logs` annotation."""
+    groups = json.loads(json.dumps(groups))
+    for rule in (r for g in groups for r in g["rules"]):
+        annotations = rule.get("annotations", {})
+        annotations.pop("logs", None)
+        if "runbook_url" in annotations:
+            annotations["runbook_url"] = annotations["runbook_url"].rpartition("#")[2]
+    return groups
+
+
+def _alert_annotations(docs: list[Doc]) -> list[Doc]:
+    rule = _one(docs, "PrometheusRule")
+    return [r["annotations"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+
+
+def test_runbook_url_is_a_chart_value(helm: Helm) -> None:
+    """The on-call's copy of the runbook: <runbookBaseUrl>#<alert name in lower case>."""
+    base = "https://wiki.example.com/ops/gateway-proxy-runbook"
+    docs = helm.template(
+        "-f", str(EXAMPLES / "values-monitoring.yaml"),
+        "--set", f"prometheusRule.runbookBaseUrl={base}/",
+    )  # fmt: skip
+    rule = _one(docs, "PrometheusRule")
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert alerts
+    for alert in alerts:
+        assert alert["annotations"]["runbook_url"] == f"{base}#{alert['alert'].lower()}"
+    default = _alert_annotations(helm.render("monitoring"))
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert all(
+        a["runbook_url"].startswith(values["prometheusRule"]["runbookBaseUrl"] + "#")
+        for a in default
+    )
+    assert "github.com" not in (CHART / "templates" / "prometheusrule.yaml").read_text()
 
 
 def test_pod_monitor_selects_the_app_pods(helm: Helm) -> None:
@@ -793,3 +1041,123 @@ def test_documented_secrets_match_the_example_values(
     # Both modes are documented with their example values.
     examples = {str(EXAMPLES / f) for f in ("values-sidecar.yaml", "values-standalone.yaml")}
     assert examples <= installed, f"{doc}: {sorted(installed)}"
+
+
+# --- The runbook's commands, in both modes ---------------------------------------------------
+
+RUNBOOK = ROOT / "docs" / "runbook.md"
+_KUBECTL_USAGE_ERRORS = (
+    "unknown flag",
+    "unknown shorthand",
+    "unknown command",
+    "Usage:",
+    "error: ",
+)
+
+
+def _runbook_blocks() -> list[str]:
+    return re.findall(r"^ *```(?:sh|bash)\n(.*?)^ *```", RUNBOOK.read_text(), re.M | re.S)
+
+
+def _mode_variables() -> dict[str, dict[str, str]]:
+    """The variable blocks of "Where the proxy runs": standalone first, then sidecar."""
+    found = {}
+    for block in _runbook_blocks():
+        assignments = dict(re.findall(r"^(NS|PODS|WORKLOAD)=(\S+)$", block, re.M))
+        if assignments:
+            mode = "standalone" if block.lstrip().startswith("# Standalone") else "sidecar"
+            found[mode] = assignments
+    assert set(found) == {"standalone", "sidecar"}, found
+    return found
+
+
+def _runbook_kubectl_commands() -> list[list[str]]:
+    commands = []
+    for block in _runbook_blocks():
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["kubectl"]:
+                commands.append(words[: words.index("|")] if "|" in words else words)
+    assert len(commands) >= 8, commands
+    return commands
+
+
+def _mode_render(helm: Helm, mode: str) -> list[Doc]:
+    """What the runbook's example names: docs/deployment.md's standalone release, the app chart."""
+    if mode == "standalone":
+        return helm.template(
+            "-f", str(EXAMPLES / "values-standalone.yaml"), "-n", "shop", release="gateway-proxy"
+        )
+    return helm.render("app")
+
+
+def _selector_matches_proxy_pods(docs: list[Doc], selector: str) -> Doc:
+    """The Deployment whose pods the ``-l`` selector picks; they run the proxy container."""
+    wanted = dict(pair.split("=", 1) for pair in selector.split(","))
+    (deployment,) = [
+        d for d in _of_kind(docs, "Deployment")
+        if wanted.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    ]  # fmt: skip
+    spec = deployment["spec"]["template"]["spec"]
+    names = [c["name"] for c in spec["containers"] + spec.get("initContainers", [])]
+    assert "gateway-proxy" in names, names
+    return deployment
+
+
+def kubectl_parses(helm: Helm, words: list[str]) -> None:
+    """The real kubectl accepts the command: with a dead API server, only connecting fails."""
+    result = subprocess.run(
+        [str(BIN / "kubectl"), "--server", "http://127.0.0.1:9", "--request-timeout", "2s",
+         *words[1:]],
+        capture_output=True, text=True, env=helm.env, check=False, timeout=60,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert "connection refused" in output, f"{shlex.join(words)}:\n{output}"
+    for usage in _KUBECTL_USAGE_ERRORS:
+        assert usage not in output.replace("Unhandled Error", ""), f"{shlex.join(words)}:\n{output}"
+
+
+@pytest.mark.parametrize("mode", ["standalone", "sidecar"])
+def test_runbook_commands_work_in_both_modes(helm: Helm, mode: str) -> None:
+    """Every kubectl command of docs/runbook.md, with the mode's variables, hits the proxy.
+
+    The variables name the real objects (the selector picks the pods that run the proxy,
+    the workload is their Deployment), logs and exec name the proxy's container (in sidecar
+    mode the pod's default container is the app), and the real kubectl parses each command.
+    """
+    variables = _mode_variables()[mode]
+    docs = _mode_render(helm, mode)
+    deployment = _selector_matches_proxy_pods(docs, variables["PODS"])
+    assert variables["WORKLOAD"] == f"deploy/{deployment['metadata']['name']}"
+    if mode == "sidecar":
+        monitor = _one(docs, "PodMonitor")["spec"]["selector"]["matchLabels"]
+        assert variables["PODS"] == ",".join(f"{k}={v}" for k, v in monitor.items())
+    for command in _runbook_kubectl_commands():
+        words = [
+            re.sub(r"\$\{?(NS|PODS|WORKLOAD)\}?", lambda m: variables[m[1]], w) for w in command
+        ]
+        assert "$" not in " ".join(words[: words.index("--")] if "--" in words else words)
+        if words[3] in ("logs", "exec"):
+            assert words[words.index("-c") + 1] == "gateway-proxy", shlex.join(words)
+        kubectl_parses(helm, words)
+
+
+@pytest.mark.parametrize("mode", ["standalone", "sidecar"])
+def test_alert_logs_annotation_reads_the_proxys_pods(helm: Helm, mode: str) -> None:
+    """The alerts' `logs` command selects this install's proxy pods, in either mode."""
+    if mode == "standalone":
+        docs = helm.template("-f", str(EXAMPLES / "values-monitoring.yaml"), "-n", "shop")
+        pods = docs
+    else:
+        docs = helm.render("app")
+        pods = docs
+        docs = helm.template(
+            "--set", "gateway-proxy.prometheusRule.enabled=true", chart=helm.app, release="shop"
+        )
+    annotations = _alert_annotations(docs)
+    (command,) = {a["logs"] for a in annotations}
+    words = shlex.split(command.replace("{{ $labels.namespace }}", "shop"))
+    assert words[:4] == ["kubectl", "-n", "shop", "logs"]
+    assert words[words.index("-c") + 1] == "gateway-proxy"
+    _selector_matches_proxy_pods(pods, words[words.index("-l") + 1])
+    kubectl_parses(helm, words)

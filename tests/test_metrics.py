@@ -1,14 +1,18 @@
 """Metrics per code: names, labels, pre-created children and bounded cardinality."""
 
+import os
 from typing import Any
 
+import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.registry import DuplicateTimeseries
 
+from proxy.admin import Readiness, create_admin_app
 from proxy.catalog import Catalog
 from proxy.classify import Outcome
-from proxy.metrics import Metrics
+from proxy.metrics import BUCKETS, Metrics, expose_without_created, upstream_buckets
 from tests.conftest import make_config
 
 ROUTES = make_config(
@@ -108,3 +112,110 @@ async def test_proxy_traffic_is_counted_per_code(one_route_proxy: Any) -> None:
     unmatched = {"route": "unmatched", "vendor": "proxy", "code": "ROUTE_NOT_FOUND"}
     assert value(registry, total, category="client", vendor_code="none", **unmatched) == 1
     assert value(registry, "gateway_proxy_requests_in_flight", route="gw") == 0
+
+
+async def test_metrics_endpoint_has_no_created_series(
+    aiohttp_client: Any, catalog: Catalog
+) -> None:
+    """_created series were a quarter of all series; neither format carries them."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ROUTES, catalog)
+    ok = Outcome(code=catalog["OK"], vendor="mm7", vendor_code="1000", vendor_code_label="1000")
+    metrics.observe("mms", "mm7", ok, duration_s=0.1, upstream_duration_s=0.09, trace_id=None)
+    client = await aiohttp_client(create_admin_app(registry, Readiness()))
+    for accept in ("text/plain", "application/openmetrics-text"):
+        resp = await client.get("/metrics", headers={"Accept": accept})
+        text = await resp.text()
+        assert "gateway_proxy_responses_total{" in text
+        assert "gateway_proxy_overhead_seconds_bucket{" in text
+        assert "_created" not in text, accept
+
+
+def test_other_registries_keep_their_created_series(catalog: Catalog) -> None:
+    """The proxy's choice is per registry: it never flips prometheus_client's global switch."""
+    Metrics(CollectorRegistry(), ROUTES, catalog)
+    other = CollectorRegistry()
+    Counter("unrelated", "d", registry=other).inc()
+    globally_off = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "").lower() in (
+        "true", "1", "t",
+    )  # fmt: skip
+    assert ("unrelated_created" in generate_latest(other).decode()) is not globally_off
+
+
+def test_any_collectors_can_be_exposed_without_created_series() -> None:
+    """The bridge other metric sets of the proxy (inbound callbacks, ...) can reuse."""
+    source, target = CollectorRegistry(), CollectorRegistry()
+    Counter("events", "d", ["kind"], registry=source).labels("a").inc(2)
+    expose_without_created(target, source)
+    text = generate_latest(target).decode()
+    assert 'events_total{kind="a"} 2.0' in text
+    assert "_created" not in text
+    assert "events_created" in generate_latest(source).decode() or os.environ.get(
+        "PROMETHEUS_DISABLE_CREATED_SERIES"
+    )
+
+
+def test_the_same_registry_refuses_a_second_set(catalog: Catalog) -> None:
+    registry = CollectorRegistry()
+    Metrics(registry, ROUTES, catalog)
+    with pytest.raises(DuplicateTimeseries):
+        Metrics(registry, ROUTES, catalog)
+
+
+def test_overhead_is_total_minus_upstream(catalog: Catalog) -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ROUTES, catalog)
+    ok = Outcome(code=catalog["OK"], vendor="mm7", vendor_code="1000", vendor_code_label="1000")
+    metrics.observe("mms", "mm7", ok, duration_s=0.2, upstream_duration_s=0.197, trace_id=None)
+    overhead = "gateway_proxy_overhead_seconds"
+    labels = {"route": "mms", "vendor": "mm7"}
+    assert value(registry, f"{overhead}_count", **labels) == 1
+    assert value(registry, f"{overhead}_sum", **labels) == pytest.approx(0.003)
+    assert value(registry, f"{overhead}_bucket", le="0.005", **labels) == 1
+    assert value(registry, f"{overhead}_bucket", le="0.0025", **labels) == 0
+    # No gateway exchange at all: the whole request was the proxy's own time.
+    missing = Outcome(code=catalog["ROUTE_NOT_FOUND"], vendor="proxy", failure="route_not_found")
+    metrics.observe(
+        "unmatched", "proxy", missing, duration_s=0.001, upstream_duration_s=None, trace_id=None
+    )
+    assert value(registry, f"{overhead}_sum", route="unmatched", vendor="proxy") == 0.001
+    # Clock skew never makes it negative.
+    metrics.observe("mms", "mm7", ok, duration_s=0.1, upstream_duration_s=0.1001, trace_id=None)
+    assert value(registry, f"{overhead}_bucket", le="0.0005", **labels) == 1
+
+
+def test_upstream_histogram_counts_only_exchanges_that_reached_the_gateway(
+    catalog: Catalog,
+) -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ROUTES, catalog)
+    count = "gateway_proxy_upstream_duration_seconds_count"
+    refused = Outcome(code=catalog["CONNECTION_ERROR"], vendor="proxy", failure="connect")
+    metrics.observe("mms", "mm7", refused, duration_s=2, upstream_duration_s=2, trace_id=None)
+    gone = Outcome(code=catalog["CLIENT_CLOSED_REQUEST"], vendor="proxy", failure="client_closed")
+    metrics.observe("mms", "mm7", gone, duration_s=1, upstream_duration_s=1, trace_id=None)
+    assert value(registry, count, route="mms", vendor="mm7") == 0
+    lost = Outcome(code=catalog["CONNECTION_LOST"], vendor="proxy", failure="connection_lost")
+    metrics.observe("mms", "mm7", lost, duration_s=1, upstream_duration_s=0.9, trace_id=None)
+    assert value(registry, count, route="mms", vendor="mm7") == 1
+
+
+def test_upstream_buckets_include_each_routes_timeouts(catalog: Catalog) -> None:
+    routes = make_config(
+        {"name": "a", "path_prefix": "/a", "upstream": "http://x/",
+         "timeout": {"connect": 2, "total": 7.5}},
+        {"name": "b", "path_prefix": "/b", "upstream": "http://x/", "vendor": "moms",
+         "timeout": {"connect": 0.3, "total": 30}},
+    ).routes  # fmt: skip
+    assert set(upstream_buckets(routes)) == {*BUCKETS, 2.0, 7.5, 0.3}
+    assert list(upstream_buckets(routes)) == sorted(upstream_buckets(routes))
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, routes, catalog)
+    # A timeout counts as exactly timeout.total: the le="7.5" bucket, never above it.
+    timeout = Outcome(code=catalog["TIMEOUT"], vendor="proxy", failure="timeout")
+    metrics.observe("a", "mm7", timeout, duration_s=7.52, upstream_duration_s=7.51, trace_id=None)
+    bucket = "gateway_proxy_upstream_duration_seconds_bucket"
+    assert value(registry, bucket, route="a", vendor="mm7", le="7.5") == 1
+    assert value(registry, bucket, route="a", vendor="mm7", le="5.0") == 0
+    assert value(registry, "gateway_proxy_upstream_duration_seconds_sum", route="a",
+                 vendor="mm7") == 7.5  # fmt: skip

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from proxy.metrics import UNMATCHED_ROUTE
+
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "helm/gateway-proxy/files/grafana-dashboard.json"
 RULES = ROOT / "helm/gateway-proxy/files/prometheus-rules.yaml"
@@ -27,8 +29,8 @@ PRODUCT_METRICS = {
     "gateway_proxy_requests_in_flight",
     "gateway_proxy_build_info",
     *(
-        f"gateway_proxy_{name}_duration_seconds{suffix}"
-        for name in ("request", "upstream")
+        f"gateway_proxy_{name}_seconds{suffix}"
+        for name in ("request_duration", "upstream_duration", "overhead")
         for suffix in ("_bucket", "_sum", "_count")
     ),
 }
@@ -222,6 +224,72 @@ def test_auth_panel_covers_the_auth_category() -> None:
     assert "route" in expr
 
 
+def _panel(title: str) -> dict[str, Any]:
+    return next(p for p in _panels() if p["title"].lower().startswith(title))
+
+
+def test_auth_panel_is_a_rate_per_second() -> None:
+    """increase() over $__rate_interval is a count whose size changes with the zoom."""
+    panel = _panel("auth failures")
+    (target,) = panel["targets"]
+    assert re.match(r"sum by \(code, route\) \(rate\(", target["expr"]), target["expr"]
+    assert "increase(" not in target["expr"]
+    assert panel["fieldConfig"]["defaults"]["unit"] == "reqps"
+
+
+def test_rate_by_code_hides_all_zero_series() -> None:
+    """Every code's series exists from start-up at 0; the legend lists only the live ones."""
+    (target,) = _panel("request rate by canonical code")["targets"]
+    assert target["expr"].rstrip().endswith("> 0"), target["expr"]
+
+
+def test_top_vendor_codes_table_drops_zero_rows_and_sorts_by_the_renamed_column() -> None:
+    panel = _panel("top vendor codes")
+    (target,) = panel["targets"]
+    assert re.fullmatch(r"topk\(\d+, .*\) > 0\)", target["expr"], re.S), target["expr"]
+    renamed = {
+        new
+        for t in panel["transformations"]
+        if t["id"] == "organize"
+        for new in t["options"]["renameByName"].values()
+    }
+    (sort,) = panel["options"]["sortBy"]
+    assert sort["displayName"] in renamed, "sortBy must name a column the table still has"
+    assert sort["desc"] is True
+
+
+def test_error_ratio_leaves_out_unmatched_requests_and_never_divides_by_zero() -> None:
+    """vendor="proxy" is only ROUTE_NOT_FOUND: a ratio of 100% or 0/0, never information."""
+    (target,) = _panel("error ratio by vendor")["targets"]
+    numerator, denominator = target["expr"].split("\n/\n")
+    for part in (numerator, denominator):
+        assert 'vendor!="proxy"' in part
+    assert denominator.strip().startswith("(")
+    assert denominator.strip().endswith("> 0)")
+
+
+def test_route_picker_hides_the_unmatched_route() -> None:
+    (route,) = [v for v in _dashboard()["templating"]["list"] if v["name"] == "route"]
+    assert f'route!="{UNMATCHED_ROUTE}"' in route["query"]["query"]
+    assert route["definition"] == route["query"]["query"]
+
+
+@pytest.mark.parametrize("title", ["upstream latency", "proxy-added latency"])
+def test_latency_panels_plot_quantiles_of_one_histogram_and_drop_nan(title: str) -> None:
+    """Proxy-added latency is its own histogram: a difference of quantiles is no quantile."""
+    metric = {
+        "upstream latency": "gateway_proxy_upstream_duration_seconds_bucket",
+        "proxy-added latency": "gateway_proxy_overhead_seconds_bucket",
+    }[title]
+    targets = _panel(title)["targets"]
+    assert [t["legendFormat"] for t in targets] == ["p50", "p95", "p99"]
+    for target, quantile in zip(targets, ("0.5", "0.95", "0.99"), strict=True):
+        expr = target["expr"]
+        assert expr.startswith(f"histogram_quantile({quantile}, sum by (le) (rate("), expr
+        assert metric_names(expr) == {metric}
+        assert expr.endswith(">= 0"), "no NaN line while there were no observations"
+
+
 # --- alert rules ------------------------------------------------------------------------
 
 
@@ -234,6 +302,7 @@ def test_rule_file_holds_groups_only() -> None:
 def test_the_issue_alerts_are_all_there() -> None:
     assert {a["alert"] for a in _alerts()} == {
         "GatewayProxyHighErrorRatio",
+        "GatewayProxyAppErrorRatio",
         "GatewayProxyAuthFailures",
         "GatewayProxyConnectionErrors",
         "GatewayProxyGatewayUnavailable",
@@ -268,3 +337,42 @@ def test_gateway_unavailable_alert_codes_are_retryable_upstream_codes() -> None:
     codes = set(regex.split("|"))
     assert codes == {"RATE_LIMITED", "UPSTREAM_UNAVAILABLE"}
     assert codes <= retryable_codes() & codes_in_category("upstream")
+
+
+def _category_regex(alert_name: str) -> set[str]:
+    alert = next(a for a in _alerts() if a["alert"] == alert_name)
+    (regex,) = re.findall(r'category=~"([^"]*)"', alert["expr"])
+    return set(regex.split("|"))
+
+
+def test_error_ratio_alerts_split_the_error_categories() -> None:
+    """The operator's categories page someone; the apps' own get a lower-severity alert."""
+    categories = {c["category"] for c in _catalog()["canonical"].values()} - {"success"}
+    operator = _category_regex("GatewayProxyHighErrorRatio")
+    apps = _category_regex("GatewayProxyAppErrorRatio")
+    assert operator == {"upstream", "network", "auth"}
+    assert apps == categories - operator
+    severity = {a["alert"]: a["labels"]["severity"] for a in _alerts()}
+    assert severity["GatewayProxyAppErrorRatio"] == "info"
+    assert severity["GatewayProxyHighErrorRatio"] == "warning"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GatewayProxyHighErrorRatio",
+        "GatewayProxyAppErrorRatio",
+        "GatewayProxyConnectionErrors",
+        "GatewayProxyGatewayUnavailable",
+    ],
+)
+def test_rate_alerts_are_shares_of_the_routes_traffic(name: str) -> None:
+    """A share of the route's answers scales with traffic; 0.01/s is noise at real rates."""
+    alert = next(a for a in _alerts() if a["alert"] == name)
+    ratio, _, minimum = alert["expr"].partition("\nand\n")
+    assert re.search(
+        r"\)\s*/\s*sum by \(namespace, job, route\) \(rate\(gateway_proxy_responses_total\[5m\]\)\)",
+        ratio.replace("\n", " "),
+    ), ratio
+    assert re.search(r"> 0\.\d+\s*$", ratio), ratio
+    assert minimum.strip().endswith("> 0.1"), "and a minimum traffic on the route"

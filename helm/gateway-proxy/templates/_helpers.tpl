@@ -81,8 +81,34 @@ app's gateway credentials through it.
 {{- if .Values.catalog.configMap }}
 {{- $_ := set $cfg "catalog" (printf "%s/codes.yaml" (include "gateway-proxy.configDir" .)) }}
 {{- end }}
-{{- $_ := set $cfg "routes" .Values.config.routes }}
+{{- $_ := set $cfg "routes" (include "gateway-proxy.routes" . | fromYamlArray) }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+config.routes with config.routeOverrides merged in, as YAML. helm --set replaces a whole
+list but merges maps, so routeOverrides (keys: route names) is how one route changes from
+the command line: --set config.routeOverrides.mms.timeout.total=60. A key that names no
+route fails rendering.
+*/}}
+{{- define "gateway-proxy.routes" -}}
+{{- $overrides := .Values.config.routeOverrides | default dict }}
+{{- $names := list }}
+{{- $routes := list }}
+{{- range .Values.config.routes }}
+{{- $route := deepCopy . }}
+{{- $names = append $names (toString .name) }}
+{{- with get $overrides (toString .name) }}
+{{- $route = mergeOverwrite $route (deepCopy .) }}
+{{- end }}
+{{- $routes = append $routes $route }}
+{{- end }}
+{{- range $name, $_ := $overrides }}
+{{- if not (has $name $names) }}
+{{- fail (printf "config.routeOverrides.%s: no route in config.routes is named %q (routes: %s)" $name $name (join ", " $names)) }}
+{{- end }}
+{{- end }}
+{{- toYaml $routes }}
 {{- end }}
 
 {{/* Render-time checks shared by both modes; renders nothing, fails with a reason. */}}
@@ -114,7 +140,7 @@ app's gateway credentials through it.
 {{- $provided = append $provided .name }}
 {{- end }}
 {{- $missing := list }}
-{{- range regexFindAll "\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}" (toYaml .Values.config.routes) -1 }}
+{{- range regexFindAll "\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}" (include "gateway-proxy.routes" .) -1 }}
 {{- $var := trimSuffix "}" (trimPrefix "${" .) }}
 {{- if not (has $var $provided) }}
 {{- $missing = append $missing $var }}
@@ -125,6 +151,75 @@ app's gateway credentials through it.
 {{- end }}
 {{- if and .Values.credentials.env (not .Values.credentials.existingSecret) }}
 {{- fail "credentials.env maps keys of credentials.existingSecret: set existingSecret" }}
+{{- end }}
+{{- end }}
+{{- include "gateway-proxy.validateRoutes" . }}
+{{- end }}
+
+{{/*
+What `gateway-proxy check-config` refuses in config.routes and JSON Schema cannot say, or
+cannot say clearly: unique names, prefixes that neither repeat nor nest, timeout.connect within
+timeout.total, header names (a
+schema propertyNames error names no key) and the headers the proxy owns, and the parts of
+an upstream URL (one readable reason each, rather than one unreadable regex). Messages
+name the values key the way check-config names its key. values.schema.json covers the
+rest (key names, enums, number ranges, the prefix's characters, header names and values).
+tests/test_helm.py runs every case through both, so the two stay aligned.
+*/}}
+{{- define "gateway-proxy.validateRoutes" -}}
+{{- $names := dict }}
+{{- $seen := list }}
+{{- $reserved := list "host" "content-length" "transfer-encoding" "connection" "x-request-id" }}
+{{- range $i, $route := include "gateway-proxy.routes" . | fromYamlArray }}
+{{- $key := printf "config.routes[%d]" $i }}
+{{- $name := toString $route.name }}
+{{- if hasKey $names $name }}
+{{- fail (printf "%s.name: duplicate route name %q (also config.routes[%v]): every route needs its own name" $key $name (get $names $name)) }}
+{{- end }}
+{{- $_ := set $names $name $i }}
+{{- /* The proxy compares prefixes without their trailing slashes, at segment boundaries. */}}
+{{- $prefix := regexReplaceAll "/+$" (toString $route.path_prefix) "" | default "/" }}
+{{- range $seen }}
+{{- $under := ternary .prefix (printf "%s/" .prefix) (hasSuffix "/" .prefix) }}
+{{- $mine := ternary $prefix (printf "%s/" $prefix) (hasSuffix "/" $prefix) }}
+{{- if eq $prefix .prefix }}
+{{- fail (printf "%s.path_prefix: duplicate path_prefix %q (also config.routes[%d]): a request could take either route" $key $route.path_prefix .index) }}
+{{- else if or (hasPrefix $under $prefix) (hasPrefix $mine .prefix) }}
+{{- fail (printf "%s.path_prefix: prefix %q overlaps config.routes[%d] (%q): one lies under the other at a path segment, so a request could match both" $key $route.path_prefix .index .prefix) }}
+{{- end }}
+{{- end }}
+{{- $seen = append $seen (dict "prefix" $prefix "index" $i) }}
+{{- range $header, $_ := $route.headers }}
+{{- if not (regexMatch "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" $header) }}
+{{- fail (printf "%s.headers.%s: is not a valid header name (an HTTP token: letters, digits and !#$%%&'*+.^_`|~-)" $key $header) }}
+{{- end }}
+{{- if has (lower $header) $reserved }}
+{{- fail (printf "%s.headers.%s: is set by the proxy and cannot be configured" $key $header) }}
+{{- end }}
+{{- end }}
+{{- /* timeout.total (default 30) bounds timeout.connect. */}}
+{{- $timeout := $route.timeout | default dict }}
+{{- $total := float64 (get $timeout "total" | default 30) }}
+{{- if and (hasKey $timeout "connect") (gt (float64 $timeout.connect) $total) }}
+{{- fail (printf "%s.timeout.connect: %v s is longer than timeout.total (%v s), which bounds it" $key $timeout.connect $total) }}
+{{- end }}
+{{- /* ${VAR} is filled in at start-up: check-config checks such an upstream then. */}}
+{{- $upstream := toString $route.upstream }}
+{{- if not (contains "${" $upstream) }}
+{{- $url := urlParse $upstream }}
+{{- if not (and (has (lower $url.scheme) (list "http" "https")) $url.hostname) }}
+{{- fail (printf "%s.upstream: must be an absolute http:// or https:// URL, got %q" $key $upstream) }}
+{{- end }}
+{{- if $url.userinfo }}
+{{- fail (printf "%s.upstream: must not embed credentials; use headers with ${VAR} instead" $key) }}
+{{- end }}
+{{- if or $url.query $url.fragment }}
+{{- fail (printf "%s.upstream: must not have a query or fragment (the app's query is appended)" $key) }}
+{{- end }}
+{{- $port := trimPrefix ":" (regexFind ":[0-9]+$" $url.host) }}
+{{- if and $port (gt (atoi $port) 65535) }}
+{{- fail (printf "%s.upstream: port %s is out of range (0-65535)" $key $port) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -312,4 +407,24 @@ that sum). A sidecar's pod adds the app's own shutdown time.
 {{- else }}
 {{- include "gateway-proxy.selectorLabels" . }}
 {{- end }}
+{{- end }}
+
+{{/*
+The kubectl command that reads the proxy's logs, for the alerts' `logs` annotation
+({{ $labels.namespace }} is the alert's, filled in by Prometheus). The proxy's container is
+"gateway-proxy" in both modes: standalone, in this release's pods; sidecar, in your app's
+pods, selected by podMonitor.selector (or a placeholder to replace when that is unset).
+*/}}
+{{- define "gateway-proxy.logsCommand" -}}
+{{- $selector := "" }}
+{{- if eq .Values.mode "sidecar" }}
+{{- $pairs := list }}
+{{- range $key, $value := .Values.podMonitor.selector }}
+{{- $pairs = append $pairs (printf "%s=%s" $key $value) }}
+{{- end }}
+{{- $selector = join "," $pairs | default "YOUR_APP_POD_LABELS" }}
+{{- else }}
+{{- $selector = printf "app.kubernetes.io/name=%s,app.kubernetes.io/instance=%s" (include "gateway-proxy.name" .) .Release.Name }}
+{{- end }}
+{{- printf "kubectl -n {{ $labels.namespace }} logs -l %s -c gateway-proxy --since=15m --max-log-requests=20" $selector }}
 {{- end }}
