@@ -1,11 +1,9 @@
-"""``make bench``: run every benchmark and print its figures (ratios from one run)."""
+"""``make bench``: the side-by-side benchmark (``bench.sidebyside``); ``--help`` for options.
 
-from bench import overhead
+The observability-overhead benchmark runs on its own: ``python -m bench.overhead``.
+"""
 
-
-def main() -> int:
-    return overhead.main([])
-
+from bench import sidebyside
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(sidebyside.main())
