@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from proxy.inbound.tables import InboundTables, read_inbound_tables
 from proxy.loading import Checker, LoadError, read_yaml
 from proxy.vocab import CATEGORIES, FAILURE_KINDS, VENDOR_NAMES, Category, FailureKind
 
@@ -91,6 +92,8 @@ class Catalog:
     conflict: CanonicalCode
     # HTTP statuses with which a Retry-After makes an error retryable.
     retry_after_statuses: frozenset[int]
+    # Delivery statuses and what relays' MMStatus words mean (inbound callbacks).
+    inbound: InboundTables
 
     def __getitem__(self, name: str) -> CanonicalCode:
         return self.canonical[name]
@@ -163,7 +166,10 @@ class _Parser(Checker):
         if conflict.ok or conflict.retryable:
             self.add("conflict", f"{conflict.name} must be neither a success nor retryable")
         retry_after = self.statuses("retry_after_statuses", top.get("retry_after_statuses", []))
+        inbound = read_inbound_tables(self, top)
         self.raise_if_any(CatalogError)
+        if inbound is None:  # pragma: no cover - None comes only with a recorded problem
+            raise CatalogError([f"{self.source}: inbound: cannot be read"])
         return Catalog(
             type_base=type_base or "",
             canonical=self.canonical,
@@ -173,6 +179,7 @@ class _Parser(Checker):
             source=self.source,
             conflict=conflict,
             retry_after_statuses=retry_after,
+            inbound=inbound,
         )
 
     def canonical_codes(self, value: Any, type_base: str) -> dict[str, CanonicalCode]:

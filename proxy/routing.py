@@ -6,7 +6,8 @@ a ``RouteMatch`` (the route, the still-encoded rest of the path, the raw query) 
 
 * only origin-form targets (``/path?query``): absolute-form (``http://host/...``),
   authority-form and ``*`` would make this an open forward proxy, and ``CONNECT`` a tunnel;
-* the route whose ``path_prefix`` holds the path (prefixes never overlap: config.py
+* an inbound route (a relay's callbacks) whose ``path_prefix`` holds the path, for a
+  POST, else the route whose ``path_prefix`` holds the path (prefixes never overlap: config.py
   refuses that), else ``route_not_found``;
 * a rest of the path whose segments could climb out of the upstream's path once some
   server decodes them is refused: ``..`` and ``.`` (also percent-encoded, and with ``;``
@@ -18,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from proxy.config import Route
+from proxy.config import InboundRoute, Route
 from proxy.vocab import FailureKind
 
 # A segment that is "." or ".." once decoded, with or without ";params".
@@ -37,6 +38,13 @@ class RouteMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundMatch:
+    """A relay's callback for ``route`` (proxy/callbacks.py takes it from here)."""
+
+    route: InboundRoute
+
+
+@dataclass(frozen=True, slots=True)
 class Refusal:
     """The proxy answers the request itself, without contacting any gateway.
 
@@ -48,11 +56,21 @@ class Refusal:
     route: Route | None = None
 
 
-def decide(routes: Sequence[Route], method: str, raw_target: str) -> RouteMatch | Refusal:
+def decide(
+    routes: Sequence[Route],
+    method: str,
+    raw_target: str,
+    inbound: Sequence[InboundRoute] = (),
+) -> RouteMatch | InboundMatch | Refusal:
     """Route one request line; see the module docstring for the rules."""
     if method == "CONNECT" or not raw_target.startswith("/"):
         return Refusal("bad_request", "absolute-URI and CONNECT requests are refused")
     path, _, query = raw_target.partition("?")
+    for callback in inbound:
+        if callback.matches(path):
+            if method != "POST":
+                return Refusal("bad_request", f"{callback.path_prefix} takes a relay's POST")
+            return InboundMatch(callback)
     for route in routes:
         if route.matches(path):
             rest = path[len(route.path_prefix) :]
@@ -69,4 +87,4 @@ def is_safe_path(path: str) -> bool:
     return not any(_DOT_SEGMENT.fullmatch(segment) for segment in path.split("/"))
 
 
-__all__ = ["Refusal", "RouteMatch", "decide", "is_safe_path"]
+__all__ = ["InboundMatch", "Refusal", "RouteMatch", "decide", "is_safe_path"]

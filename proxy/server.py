@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from proxy import headers as hdrs
 from proxy.admin import Readiness
+from proxy.callbacks import InboundMetrics, handle_callback, unavailable
 from proxy.catalog import Catalog, load_catalog
 from proxy.classify import Outcome, classify_failure, classify_reply
 from proxy.config import Config, Route
@@ -43,7 +44,7 @@ from proxy.metrics import PROXY_VENDOR, UNMATCHED_ROUTE, Metrics
 from proxy.observe import RequestRecord, log_request
 from proxy.protocol import GuardedServer
 from proxy.respond import Reply, decide_reply
-from proxy.routing import Refusal, RouteMatch, decide
+from proxy.routing import InboundMatch, Refusal, RouteMatch, decide
 from proxy.traffic import Traffic
 from proxy.vendors import parse_reply
 from proxy.vocab import FailureKind
@@ -59,6 +60,7 @@ READINESS_KEY = web.AppKey("readiness", Readiness)
 SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
 TIMEOUTS_KEY = web.AppKey("timeouts", dict[str, aiohttp.ClientTimeout])
 TRAFFIC_KEY = web.AppKey("traffic", Traffic)
+INBOUND_METRICS_KEY: web.AppKey[InboundMetrics | None] = web.AppKey("inbound_metrics")
 # When the request arrived and its id: what _last_resort needs to answer and observe it.
 _ARRIVAL_KEY = web.RequestKey("arrival", tuple[float, str])
 
@@ -101,7 +103,15 @@ def create_app(
     )
     app[READINESS_KEY] = Readiness()
     app[TIMEOUTS_KEY] = {route.name: client_timeout(route) for route in config.routes}
-    app[TRAFFIC_KEY] = Traffic(config.max_in_flight, config.routes)
+    limits = {r.name: r.max_in_flight for r in config.routes} | {
+        r.name: None for r in config.inbound
+    }
+    app[TRAFFIC_KEY] = Traffic(config.max_in_flight, limits)
+    app[INBOUND_METRICS_KEY] = (
+        InboundMetrics(app[REGISTRY_KEY], config.inbound, app[CATALOG_KEY])
+        if metrics_enabled and config.inbound
+        else None
+    )
     app.cleanup_ctx.append(_session_ctx)
     app.on_startup.append(_mark_serving)
     app.on_shutdown.append(_mark_shutting_down)
@@ -128,9 +138,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
     started, request_id = time.perf_counter(), hdrs.request_id_from(request.headers)
     request[_ARRIVAL_KEY] = (started, request_id)
     catalog, traffic = request.app[CATALOG_KEY], request.app[TRAFFIC_KEY]
-    decision = decide(request.app[CONFIG_KEY].routes, request.method, request.raw_path)
+    config = request.app[CONFIG_KEY]
+    decision = decide(config.routes, request.method, request.raw_path, config.inbound)
     if isinstance(decision, Refusal):
         return _finish(request, decision, _refused(catalog, decision.kind, decision.detail))
+    if isinstance(decision, InboundMatch):
+        return await _callback(request, decision)
     route = decision.route.name
     if not traffic.admit(route):
         detail = "the proxy is at max_in_flight; the gateway was not contacted"
@@ -153,6 +166,34 @@ async def handle(request: web.Request) -> web.StreamResponse:
     finally:
         traffic.leave(route)
     return _finish(request, decision, result)
+
+
+async def _callback(request: web.Request, match: InboundMatch) -> web.Response:
+    """A relay's callback: admitted, drained and cancelled like any request."""
+    app, route = request.app, match.route
+    traffic = app[TRAFFIC_KEY]
+    if not traffic.admit(route.name):
+        return unavailable(route, "the proxy is at max_in_flight")
+    try:
+        with traffic.tracking():
+            return await handle_callback(
+                request,
+                route,
+                session=app[SESSION_KEY],
+                catalog=app[CATALOG_KEY],
+                metrics=app[INBOUND_METRICS_KEY],
+                body_idle=app[CONFIG_KEY].client_timeout.body_idle,
+            )
+    except asyncio.CancelledError:
+        if traffic.drain_expired and (task := asyncio.current_task()) is not None:
+            task.uncancel()
+            return unavailable(route, "the proxy shut down before the app's webhook answered")
+        _log.warning(
+            "callback", route=route.name, kind="client_closed", reason="the relay went away"
+        )
+        raise
+    finally:
+        traffic.leave(route.name)
 
 
 def _refused(
@@ -247,55 +288,49 @@ def _finish(request: web.Request, decision: RouteMatch | Refusal, result: Result
         rest_path=decision.rest_path if isinstance(decision, RouteMatch) else "",
         answer=result.answer,
     )
-    seen = _Seen(request.method, request.raw_path, request_id, hdrs.trace_id_from(request.headers))
-    duration = time.perf_counter() - started
-    _observe(request.app, seen, decision.route, result, reply, duration=duration)
+    record = _record(
+        request.method, request.raw_path, request_id, hdrs.trace_id_from(request.headers),
+        decision.route, result, reply, time.perf_counter() - started,
+    )  # fmt: skip
+    _observe(request.app, record)
     return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
 
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    """What the log line tells of the request itself."""
-
-    method: str
-    path: str
-    request_id: str
-    trace_id: str | None
-
-
-def _observe(
-    app: web.Application,
-    seen: _Seen,
+def _record(  # noqa: PLR0917 - one positional per field of the record
+    method: str,
+    path: str,
+    request_id: str,
+    trace_id: str | None,
     route: Route | None,
     result: Result,
     reply: Reply,
-    *,
     duration: float,
-) -> None:
-    name = route.name if route else UNMATCHED_ROUTE
-    vendor = route.vendor if route else PROXY_VENDOR
+) -> RequestRecord:
+    return RequestRecord(
+        request_id=request_id,
+        trace_id=trace_id,
+        route=route.name if route else UNMATCHED_ROUTE,
+        vendor=route.vendor if route else PROXY_VENDOR,
+        method=method,
+        path=path,
+        status=reply.status,
+        outcome=result.outcome,
+        duration_s=duration,
+        upstream_duration_s=result.upstream_s,
+        bytes_in=result.bytes_in,
+        bytes_out=len(reply.body),
+    )
+
+
+def _observe(app: web.Application, record: RequestRecord) -> None:
+    """The request's metrics and its one log line."""
     metrics = app[METRICS_KEY]
     if metrics is not None:
         metrics.observe(
-            name, vendor, result.outcome, duration_s=duration,
-            upstream_duration_s=result.upstream_s, trace_id=seen.trace_id,
+            record.route, record.vendor, record.outcome, duration_s=record.duration_s,
+            upstream_duration_s=record.upstream_duration_s, trace_id=record.trace_id,
         )  # fmt: skip
-    log_request(
-        RequestRecord(
-            request_id=seen.request_id,
-            trace_id=seen.trace_id,
-            route=name,
-            vendor=vendor,
-            method=seen.method,
-            path=seen.path,
-            status=reply.status,
-            outcome=result.outcome,
-            duration_s=duration,
-            upstream_duration_s=result.upstream_s,
-            bytes_in=result.bytes_in,
-            bytes_out=len(reply.body),
-        )
-    )
+    log_request(record)
 
 
 class _Edge:
@@ -310,13 +345,15 @@ class _Edge:
         result = _refused(self._app[CATALOG_KEY], kind, detail)
         reply = decide_reply(result.outcome, request_id=request_id, route=None)
         # The request line could not be read: nothing of it is logged.
-        seen = _Seen("-", "-", request_id, None)
-        _observe(self._app, seen, None, result, reply, duration=time.perf_counter() - started)
+        duration = time.perf_counter() - started
+        _observe(self._app, _record("-", "-", request_id, None, None, result, reply, duration))
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     def head_timeout(self, peer: str | None) -> None:
         seconds = self._app[CONFIG_KEY].client_timeout.head
         _log.warning("client_head_timeout", timeout_s=seconds, peer=peer)
+        if (metrics := self._app[METRICS_KEY]) is not None:
+            metrics.head_timeout()
 
 
 class ProxyRunner(web.AppRunner):
@@ -361,4 +398,6 @@ async def _last_resort(request: web.Request, handler: Handler) -> web.StreamResp
     if _ARRIVAL_KEY not in request:
         request[_ARRIVAL_KEY] = (time.perf_counter(), hdrs.request_id_from(request.headers))
     decision = decide(request.app[CONFIG_KEY].routes, request.method, request.raw_path)
-    return _finish(request, decision, _refused(request.app[CATALOG_KEY], kind, detail))
+    route = decision.route if isinstance(decision, RouteMatch | Refusal) else None
+    refusal = Refusal(kind, detail, route)
+    return _finish(request, refusal, _refused(request.app[CATALOG_KEY], kind, detail))

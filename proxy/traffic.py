@@ -7,18 +7,17 @@ then cancels what is left, flagged so that each answers for itself (server.py).
 """
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-
-from proxy.config import Route
 
 
 class Traffic:
     """In-flight requests. Single-threaded: lives on the event loop."""
 
-    def __init__(self, limit: int, routes: Iterable[Route]) -> None:
+    def __init__(self, limit: int, route_limits: Mapping[str, int | None]) -> None:
+        """``route_limits``: each route's own limit by name (None: only the global one)."""
         self.limit = limit
-        self._route_limits = {r.name: r.max_in_flight for r in routes}
+        self._route_limits = dict(route_limits)
         self._by_route = dict.fromkeys(self._route_limits, 0)
         self.total = 0
         self.tasks: set[asyncio.Task[object]] = set()

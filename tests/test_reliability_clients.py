@@ -68,6 +68,10 @@ async def test_a_trickled_head_is_cut_at_client_timeout_head(
     normal = await client.post("/gw", data=SUBMIT_REQ)
     assert normal.status == 200
     assert any(line["event"] == "client_head_timeout" for line in log_lines())
+    counted = registry_of(client).get_sample_value(
+        "gateway_proxy_rejected_requests_total", {"route": "unmatched", "reason": "head_timeout"}
+    )
+    assert counted == 1
     writer.close()
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.server import REGISTRY_KEY
 from tests.test_server import SUBMIT_REQ, submit_rsp
 
 
@@ -39,6 +40,9 @@ async def test_past_the_global_limit_requests_are_shed(one_route_proxy: Any) -> 
     assert (shed.status, envelope["code"], envelope["retryable"]) == (503, "OVERLOADED", True)
     assert shed.headers["Retry-After"].isdigit()
     assert gate.arrived == 2  # the gateway was never contacted for it
+    registry = client.app[REGISTRY_KEY]
+    rejected = {"route": "gw", "reason": "shed"}
+    assert registry.get_sample_value("gateway_proxy_rejected_requests_total", rejected) == 1
     gate.open.set()
     assert [r.status for r in await asyncio.gather(*held)] == [200, 200]
     again = await client.post("/gw", data=SUBMIT_REQ)  # room again once they finished

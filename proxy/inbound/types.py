@@ -34,6 +34,7 @@ ErrorReason = Literal[
     "wrong_root",  # well-formed XML that is not an MM7 request (4004)
     "unsupported",  # an MM7 request other than the three callbacks, e.g. SubmitReq (4003)
     "missing_field",  # a callback without a field it cannot do without (4004)
+    "unavailable",  # the proxy shed it or was shutting down: not read, try again (4006)
 ]
 ERROR_REASONS: tuple[ErrorReason, ...] = get_args(ErrorReason)
 
