@@ -162,10 +162,15 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(path)
         load_catalog(config.catalog)
     except (ConfigError, CatalogError) as exc:
-        configure_logging("info", "json")
+        configure_logging("info", args.log_format or "json")
         log = get_logger("gateway_proxy")
         for error in exc.errors:
-            log.error("config_error", error=error)
+            # ``key`` and ``reason`` apart: redaction may hide the value after a secret's
+            # name in ``error`` ("Authorization: ..."), but a reason names variables, never
+            # their values, so it stays readable.
+            file, _, rest = error.partition(": ")
+            key, _, reason = rest.partition(": ")
+            log.error("config_error", error=error, file=file, key=key, reason=reason or None)
         return EXIT_USAGE
     level: LogLevel = args.log_level or config.log.level
     fmt: LogFormat = args.log_format or config.log.format

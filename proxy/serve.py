@@ -155,8 +155,8 @@ async def _listen(site: web.TCPSite, address: Address) -> None:
     try:
         await site.start()
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise ListenError(f"cannot listen on {address}: {reason}") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(f"cannot listen on {address}: {reason.lower()}") from None
 
 
 def run(config: Config, *, metrics_enabled: bool = True) -> None:

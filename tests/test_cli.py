@@ -1,5 +1,6 @@
 """The command line: check-config, codes (kept in sync with the README), translate."""
 
+import argparse
 import json
 import os
 import re
@@ -143,3 +144,67 @@ def test_translate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
 def test_simulate_rejects_half_credentials(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--client-id", "x"]) == 2
     assert "--client-id and --token go together" in capsys.readouterr().err
+
+
+def _serve(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", "serve", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={k: v for k, v in os.environ.items() if k != "MM7_BASIC_AUTH"},
+    )  # fmt: skip
+
+
+def test_a_missing_secret_is_named_readably_and_kept_secret(tmp_path: Path) -> None:
+    """The line a crash-looping pod shows says which variable is missing."""
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        "routes: [{name: mms, path_prefix: /mm7, vendor: mm7, upstream: 'http://127.0.0.1:9/',"
+        " headers: {Authorization: 'Basic ${MM7_BASIC_AUTH}'}}]\n"
+    )
+    result = _serve(config)
+    assert result.returncode == 2
+    (line,) = [json.loads(raw) for raw in result.stdout.splitlines()]
+    assert line["event"] == "config_error"
+    assert line["key"] == "routes[0].headers.Authorization"
+    assert line["reason"] == "environment variable ${MM7_BASIC_AUTH} is not set"
+    console = _serve(config, "--log-format", "console")
+    assert "config_error" in console.stdout
+    assert "environment variable ${MM7_BASIC_AUTH} is not set" in console.stdout
+    assert not console.stdout.lstrip().startswith("{")
+
+
+def test_a_port_in_use_is_one_line_and_a_failure(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "gw.yaml"
+        config.write_text(
+            f"listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:0\n"
+            "routes: [{name: a, path_prefix: /a, vendor: mm7, upstream: 'http://127.0.0.1:9/'}]\n"
+        )
+        result = _serve(config)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = [json.loads(raw) for raw in result.stdout.splitlines() if '"listen_error"' in raw]
+    assert [e["error"] for e in errors] == [
+        f"cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+
+
+def test_every_subcommand_and_option_has_help() -> None:
+    from proxy.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in COMMANDS:
+        assert command.summary
+        assert command.description
+        for action in sub.choices[command.name]._actions:
+            assert action.help, f"{command.name} {action.option_strings or action.dest}"
+    serve_help = sub.choices["serve"].format_help()
+    assert "config/gateway-proxy.yaml" in serve_help
+    assert "GATEWAY_PROXY_CONFIG" in serve_help
+    assert "200" in sub.choices["translate"].format_help()

@@ -410,7 +410,7 @@ def test_credentials_come_from_an_existing_secret(helm: Helm, scenario: str) -> 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["terminationGracePeriodSeconds=25"], "terminationGracePeriodSeconds (25) must exceed"),
+        (["terminationGracePeriodSeconds=26"], "terminationGracePeriodSeconds (26) must exceed"),
         (["image.repository=gateway-proxy"], "docker.io/library/gateway-proxy, which is not"),
         (["credentials.envFrom=false"], "${MM7_BASIC_AUTH}"),
         (["ports.admin=8080"], "ports.http and ports.admin must differ"),
@@ -750,9 +750,18 @@ def test_recommended_labels(helm: Helm, scenario: str) -> None:
 
 
 def test_grace_period_boundary(helm: Helm) -> None:
-    """Strictly greater than preStop (5) + drain (20): 26 renders, 25 does not (above)."""
-    deployment = _one(helm.template("--set", "terminationGracePeriodSeconds=26"), "Deployment")
-    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 26
+    """Strictly greater than preStop (5) + delay (0) + drain (20) + 1: 27 renders, 26 does
+    not (above), and a delay moves the boundary."""
+    deployment = _one(helm.template("--set", "terminationGracePeriodSeconds=27"), "Deployment")
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 27
+    delayed = ["--set", "config.shutdown.delay_seconds=3"]
+    refused = helm.run(
+        "template", "gp", str(CHART), *delayed, "--set", "terminationGracePeriodSeconds=27"
+    )
+    assert refused.returncode != 0
+    assert "delay_seconds" in refused.stderr
+    ok = _one(helm.template(*delayed, "--set", "terminationGracePeriodSeconds=30"), "Deployment")
+    assert ok["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
 
 
 def test_notes_grace_period_rule_matches_the_template(helm: Helm) -> None:
@@ -763,20 +772,21 @@ def test_notes_grace_period_rule_matches_the_template(helm: Helm) -> None:
     text = " ".join(notes.split())
     match = re.search(
         r"terminationGracePeriodSeconds greater than your app's shutdown time \+ ([\d.]+)s "
-        r"\(preStop sleep 7s \+ drain 12.5s\): e\.g\. your app's shutdown time \+ (\d+)",
+        r"\(preStop sleep 7s \+ delay 0s \+ drain 12.5s \+ 1s\): e\.g\. your app's shutdown "
+        r"time \+ (\d+)",
         text,
     )
     assert match, text
-    assert float(match[1]) == 7 + 12.5
-    assert int(match[2]) == 20, "the first whole second above 19.5"
+    assert float(match[1]) == 7 + 12.5 + 1
+    assert int(match[2]) == 21, "the first whole second above 20.5"
     # The example app chart adds its own shutdown time to the same named template.
     app = yaml.safe_load((EXAMPLES / "app-with-sidecar" / "values.yaml").read_text())["app"]
     ((spec, container),) = _pods(helm.render("app"))
     drain = _proxy_config(helm.render("app"))[1]["shutdown"]["drain_seconds"]
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
     grace = spec["terminationGracePeriodSeconds"]
-    assert grace == app["shutdownSeconds"] + pre_stop + drain + 1
-    assert grace > app["shutdownSeconds"] + pre_stop + drain
+    assert grace == app["shutdownSeconds"] + pre_stop + drain + 2
+    assert grace > app["shutdownSeconds"] + pre_stop + drain + 1
 
 
 def test_standalone_notes_say_how_to_reach_the_proxy_and_its_metrics(helm: Helm) -> None:
@@ -1161,3 +1171,43 @@ def test_alert_logs_annotation_reads_the_proxys_pods(helm: Helm, mode: str) -> N
     assert words[words.index("-c") + 1] == "gateway-proxy"
     _selector_matches_proxy_pods(pods, words[words.index("-l") + 1])
     kubectl_parses(helm, words)
+
+
+def test_reliability_and_inbound_keys_reach_the_config(helm: Helm, tmp_path: Path) -> None:
+    """listen_backlog, max_in_flight, client_timeout, shutdown.delay_seconds and inbound
+    routes render into the ConfigMap, and the proxy accepts what they render to."""
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "listen_backlog": 4096,
+                    "max_in_flight": 500,
+                    "client_timeout": {"head": 5, "body_idle": 20},
+                    "shutdown": {"delay_seconds": 2, "drain_seconds": 20},
+                    "inbound": [
+                        {"name": "events", "path_prefix": "/inbound/mm7",
+                         "deliver_to": "http://127.0.0.1:9000/events"},
+                    ],
+                },
+                "terminationGracePeriodSeconds": 30,
+            }
+        )
+    )  # fmt: skip
+    text, config = _proxy_config(helm.template("-f", str(values)))
+    assert (config["listen_backlog"], config["max_in_flight"]) == (4096, 500)
+    assert config["client_timeout"] == {"head": 5, "body_idle": 20}
+    assert config["shutdown"]["delay_seconds"] == 2
+    assert config["inbound"][0]["deliver_to"] == "http://127.0.0.1:9000/events"
+    rendered = tmp_path / "gateway-proxy.yaml"
+    rendered.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "check-config", str(rendered)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "MM7_BASIC_AUTH": "x", "MOMS_CLIENT_ID": "x", "MOMS_TOKEN": "x"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    bad = helm.run(
+        "template", "gp", str(CHART), "-f", str(values), "--set", "config.max_in_flight=0"
+    )
+    assert bad.returncode != 0

@@ -78,6 +78,11 @@ app's gateway credentials through it.
 {{- with .Values.config.pool }}
 {{- $_ := set $cfg "pool" . }}
 {{- end }}
+{{- range $key := list "listen_backlog" "max_in_flight" "client_timeout" "inbound" }}
+{{- if hasKey $.Values.config $key }}
+{{- $_ := set $cfg $key (get $.Values.config $key) }}
+{{- end }}
+{{- end }}
 {{- if .Values.catalog.configMap }}
 {{- $_ := set $cfg "catalog" (printf "%s/codes.yaml" (include "gateway-proxy.configDir" .)) }}
 {{- end }}
@@ -120,9 +125,9 @@ route fails rendering.
 {{- if not (contains "/" .Values.image.repository) }}
 {{- fail (printf "image.repository %q names no registry, so the kubelet would pull docker.io/library/%s, which is not gateway-proxy: push your build and set image.repository to REGISTRY/PATH/gateway-proxy (for an image loaded into kind or minikube, write docker.io/library/%s)" .Values.image.repository .Values.image.repository .Values.image.repository) }}
 {{- end }}
-{{- $need := addf (float64 .Values.lifecycle.preStopSleepSeconds) (float64 .Values.config.shutdown.drain_seconds) }}
+{{- $need := include "gateway-proxy.shutdownBudget" . | float64 }}
 {{- if le (float64 .Values.terminationGracePeriodSeconds) $need }}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed lifecycle.preStopSleepSeconds + config.shutdown.drain_seconds (%v), or Kubernetes kills the proxy mid-drain" .Values.terminationGracePeriodSeconds $need) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed lifecycle.preStopSleepSeconds + config.shutdown.delay_seconds + config.shutdown.drain_seconds + 1 (%v), or Kubernetes kills the proxy mid-drain" .Values.terminationGracePeriodSeconds $need) }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" }}
@@ -392,12 +397,22 @@ checksum/gateway-proxy-config: {{ print (include "gateway-proxy.config" .) "\nca
 {{- end }}
 
 {{/*
+How long the proxy needs after the kubelet starts stopping it: the preStop sleep, then
+its own budget (docs/reliability.md): delay_seconds still serving, drain_seconds for
+in-flight requests, and one second to answer what outlived the drain and exit.
+*/}}
+{{- define "gateway-proxy.shutdownBudget" -}}
+{{- $shutdown := .Values.config.shutdown }}
+{{- addf (float64 .Values.lifecycle.preStopSleepSeconds) (float64 ($shutdown.delay_seconds | default 0)) (float64 $shutdown.drain_seconds) 1.0 }}
+{{- end }}
+
+{{/*
 Smallest terminationGracePeriodSeconds for the proxy alone: the first whole second after
-lifecycle.preStopSleepSeconds + config.shutdown.drain_seconds (the grace period must exceed
-that sum). A sidecar's pod adds the app's own shutdown time.
+the shutdown budget (the grace period must exceed it). A sidecar's pod adds the app's own
+shutdown time.
 */}}
 {{- define "gateway-proxy.minTerminationGracePeriodSeconds" -}}
-{{- add1 (floor (addf (float64 .Values.lifecycle.preStopSleepSeconds) (float64 .Values.config.shutdown.drain_seconds)) | int) }}
+{{- add1 (floor (include "gateway-proxy.shutdownBudget" . | float64) | int) }}
 {{- end }}
 
 {{/* The pods a PodMonitor selects: podMonitor.selector, else this release's standalone pods. */}}
