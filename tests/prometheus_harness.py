@@ -2,9 +2,10 @@
 
 ``PrometheusServer`` writes a temporary config that scrapes the given targets every second,
 starts ``prometheus`` on a free loopback port with its own TSDB directory, waits for
-``/-/ready`` and offers ``query(expr)`` and ``query_range(expr, start, end, step)`` over
-the HTTP API. ``stop()`` terminates it (kill
-after a grace period). Use it as an async context manager::
+``/-/ready`` and offers ``query(expr)``, ``query_range(expr, start, end, step)`` and
+``label_values(label, selector)`` (the label values API, as Grafana's ``label_values()``
+variables call it) over the HTTP API. ``stop()`` terminates it (kill after a grace
+period). Use it as an async context manager::
 
     async with PrometheusServer([ScrapeTarget("127.0.0.1:9100")], tmp_path) as prom:
         series = await prom.wait_for("up == 1", lambda r: len(r) == 1)
@@ -220,6 +221,19 @@ class PrometheusServer:
         if body.get("status") != "success":
             raise PrometheusError(f"query_range {expr!r}: {body.get('error', body)}")
         return list(body["data"]["result"])
+
+    async def label_values(self, label: str, selector: str) -> list[str]:
+        """The values of ``label`` on the series ``selector`` matches (``match[]``), sorted."""
+        if self._session is None:
+            raise PrometheusError("prometheus is not running")
+        url = f"{self.url}/api/v1/label/{label}/values"
+        async with self._session.get(url, params={"match[]": selector}) as r:
+            body = await r.json()
+        if body.get("status") != "success":
+            raise PrometheusError(
+                f"label values {label!r} of {selector!r}: {body.get('error', body)}"
+            )
+        return sorted(body["data"])
 
     async def wait_for(
         self,

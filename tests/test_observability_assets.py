@@ -1,7 +1,8 @@
 """The shipped dashboard, alert rules and runbook are consistent with the product's metrics.
 
 Pure checks on the files the Helm chart packages (no network, no promtool): the dashboard
-is sidecar-provisionable, every query uses only the product's metrics, the dashboard
+is sidecar-provisionable and its panels tile the grid; every query uses only the product's
+metrics (the ones a proxy with an outbound and an inbound route exposes), the dashboard
 variables and ``$__rate_interval``; the retryable regex tracks the catalog; every alert
 carries severity, summary, description and a runbook anchor that exists.
 """
@@ -13,8 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from proxy.metrics import UNMATCHED_ROUTE
+from proxy.server import create_app
+from tests.conftest import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "helm/gateway-proxy/files/grafana-dashboard.json"
@@ -28,9 +32,12 @@ PRODUCT_METRICS = {
     "gateway_proxy_upstream_failures_total",
     "gateway_proxy_requests_in_flight",
     "gateway_proxy_build_info",
+    "gateway_proxy_rejected_requests_total",
+    "gateway_proxy_inbound_events_total",
+    "gateway_proxy_webhook_failures_total",
     *(
         f"gateway_proxy_{name}_seconds{suffix}"
-        for name in ("request_duration", "upstream_duration", "overhead")
+        for name in ("request_duration", "upstream_duration", "overhead", "webhook_duration")
         for suffix in ("_bucket", "_sum", "_count")
     ),
 }
@@ -47,14 +54,16 @@ _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_:])\d[\w.]*")  # 0.99, 5m, 1e3: not names
 _CODE_REGEX = re.compile(r'code(=~|!~)"([^"]*)"')
+_NAME_MATCHER = re.compile(r'__name__\s*=~?\s*"([^"]*)"')
 
 
 def metric_names(expr: str) -> set[str]:
-    """Metric names an expression selects: identifiers that are not functions or keywords."""
+    """Metric names an expression selects: identifiers that are not functions or keywords,
+    and the alternatives of ``__name__="..."`` or ``__name__=~"a|b"`` matchers."""
+    names = {name for m in _NAME_MATCHER.finditer(expr) for name in m.group(1).split("|")}
     stripped = _STRING.sub('""', expr)
     for pattern in (_MATCHERS, _RANGE, _GROUPING, _NUMBER):
         stripped = pattern.sub(" ", stripped)
-    names = set()
     for match in _IDENT.finditer(stripped):
         rest = stripped[match.end() :].lstrip()
         if rest.startswith("(") or match.group().lower() in PROMQL_KEYWORDS:
@@ -122,6 +131,22 @@ def test_metric_names_skips_functions_labels_and_keywords() -> None:
         " / on (route) group_left b unless c offset 5m"
     )
     assert metric_names(expr) == {"a_bucket", "b", "c"}
+    assert metric_names('{__name__=~"a|b_total", route!="x"} or {__name__="c"}') == {
+        "a", "b_total", "c",
+    }  # fmt: skip
+
+
+def test_product_metrics_are_what_the_proxy_exposes() -> None:
+    """The names the dashboard and rules may use exist: a rename fails here, not in Grafana."""
+    registry = CollectorRegistry()
+    config = make_config(
+        {"name": "mms", "path_prefix": "/mm7", "upstream": "http://127.0.0.1:9/mm7"},
+        inbound=[{"name": "mm7-events", "path_prefix": "/inbound/mm7",
+                  "deliver_to": "http://127.0.0.1:9/events"}],
+    )  # fmt: skip
+    create_app(config, registry=registry)
+    exposed = {s.name for family in registry.collect() for s in family.samples}
+    assert exposed >= PRODUCT_METRICS, PRODUCT_METRICS - exposed
 
 
 # --- dashboard --------------------------------------------------------------------------
@@ -136,6 +161,22 @@ def test_dashboard_is_sidecar_provisionable() -> None:
     assert dashboard["uid"] == "gateway-proxy"
     assert dashboard["schemaVersion"] >= 36
     assert dashboard.get("id") is None  # an id would clash across Grafana instances
+
+
+def test_panels_have_unique_ids_and_tile_the_grid_without_overlap() -> None:
+    """Rows included: Grafana keys panels by id, and overlapping gridPos get pushed about."""
+    panels = _dashboard()["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells: dict[tuple[int, int], str] = {}
+    for panel in panels:
+        pos = panel["gridPos"]
+        assert min(pos["x"], pos["y"]) >= 0, panel["title"]
+        assert min(pos["w"], pos["h"]) > 0, panel["title"]
+        assert pos["x"] + pos["w"] <= 24, f"{panel['title']} is wider than the grid"
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[x, y]}"
+                cells[x, y] = panel["title"]
 
 
 def test_dashboard_variables() -> None:
@@ -183,6 +224,9 @@ def test_the_issue_panels_are_all_there() -> None:
         "in-flight",
         "upstream failures by reason",
         "auth failures",
+        "inbound events by delivery status",
+        "webhook failures by reason",
+        "webhook latency p50 / p95 / p99",
     ):
         assert wanted in titles
 
@@ -237,10 +281,22 @@ def test_auth_panel_is_a_rate_per_second() -> None:
     assert panel["fieldConfig"]["defaults"]["unit"] == "reqps"
 
 
-def test_rate_by_code_hides_all_zero_series() -> None:
-    """Every code's series exists from start-up at 0; the legend lists only the live ones."""
-    (target,) = _panel("request rate by canonical code")["targets"]
+@pytest.mark.parametrize(
+    "title",
+    ["request rate by canonical code", "inbound events by delivery status", "webhook failures"],
+)
+def test_rate_panels_hide_all_zero_series(title: str) -> None:
+    """Every label child exists from start-up at 0; the legend lists only the live ones."""
+    (target,) = _panel(title)["targets"]
     assert target["expr"].rstrip().endswith("> 0"), target["expr"]
+
+
+def test_inbound_events_panel_shows_the_event_with_its_status() -> None:
+    """INDETERMINATE is a report's and a read reply's; `none` a message's and an invalid's."""
+    (target,) = _panel("inbound events by delivery status")["targets"]
+    assert target["expr"].startswith("sum by (event, status) (rate("), target["expr"]
+    assert metric_names(target["expr"]) == {"gateway_proxy_inbound_events_total"}
+    assert target["legendFormat"] == "{{event}} {{status}}"
 
 
 def test_top_vendor_codes_table_drops_zero_rows_and_sorts_by_the_renamed_column() -> None:
@@ -274,12 +330,24 @@ def test_route_picker_hides_the_unmatched_route() -> None:
     assert route["definition"] == route["query"]["query"]
 
 
-@pytest.mark.parametrize("title", ["upstream latency", "proxy-added latency"])
+def test_route_picker_offers_outbound_and_inbound_routes() -> None:
+    """Outbound routes have responses, inbound routes events: the picker reads both."""
+    (route,) = [v for v in _dashboard()["templating"]["list"] if v["name"] == "route"]
+    match = re.fullmatch(r"label_values\((.*), route\)", route["query"]["query"])
+    assert match, route["query"]["query"]
+    assert metric_names(match.group(1)) == {
+        "gateway_proxy_responses_total",
+        "gateway_proxy_inbound_events_total",
+    }
+
+
+@pytest.mark.parametrize("title", ["upstream latency", "proxy-added latency", "webhook latency"])
 def test_latency_panels_plot_quantiles_of_one_histogram_and_drop_nan(title: str) -> None:
     """Proxy-added latency is its own histogram: a difference of quantiles is no quantile."""
     metric = {
         "upstream latency": "gateway_proxy_upstream_duration_seconds_bucket",
         "proxy-added latency": "gateway_proxy_overhead_seconds_bucket",
+        "webhook latency": "gateway_proxy_webhook_duration_seconds_bucket",
     }[title]
     targets = _panel(title)["targets"]
     assert [t["legendFormat"] for t in targets] == ["p50", "p95", "p99"]
@@ -307,6 +375,7 @@ def test_the_issue_alerts_are_all_there() -> None:
         "GatewayProxyConnectionErrors",
         "GatewayProxyGatewayUnavailable",
         "GatewayProxyUpstreamLatencyHigh",
+        "GatewayProxyWebhookFailures",
     }
 
 

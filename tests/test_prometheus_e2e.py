@@ -1,12 +1,15 @@
 """Proof with the real thing: the proxy, a fake gateway and a real Prometheus together.
 
 1. the proxy runs against a fake gateway that answers a known mix of MM7 and MoMS codes
-   (plus a dead upstream, a slow one and an unrouted path);
+   (plus a dead upstream, a slow one and an unrouted path), and has an inbound route whose
+   webhook takes four events in five and fails the fifth (a 503 or a 422, in turn);
 2. a real ``prometheus`` scrapes the admin port every second, with ``namespace``/``job``
    target labels as a ServiceMonitor would add them;
-3. the mix is driven through the proxy;
-4. ``sum by (code)`` of the responses counter, read back through Prometheus's HTTP API,
-   equals exactly what was sent;
+3. the mix is driven through the proxy, and a relay's delivery reports, read reply and
+   one invalid callback are posted to the inbound route;
+4. ``sum by (code)`` of the responses counter, and the inbound events by event and status
+   and the webhook failures by reason, read back through Prometheus's HTTP API, equal
+   exactly what was sent;
 5. every dashboard variable resolves and every panel query, with the variables
    substituted, returns data (one request is held in flight meanwhile);
 6. ``promtool check metrics`` accepts the admin port's ``/metrics``. (``promtool check
@@ -14,14 +17,18 @@
 
 A second test runs the project's realistic mix instead: the real simulator with
 config/sim-mix.yaml behind the demo's routes, driven by bench/traffic.py's scenarios (plus
-a few unrouted requests). Every panel query, with the variables substituted, runs instant
-and over a range and must return data with no NaN, no negative latency and no zero row in
-a table; no alert condition holds; and no ``_created`` series reaches Prometheus.
+a few unrouted requests), while a relay posts delivery reports and read replies to the
+demo's inbound route throughout (its webhook fails one event in twenty: 5%, under
+GatewayProxyWebhookFailures' 10%). Every panel query, with the variables substituted, runs
+instant and over a range and must return data with no NaN, no negative latency and no zero
+row in a table; no alert condition holds; and no ``_created`` series reaches Prometheus.
 """
 
 import asyncio
+import itertools
 import json
 import math
+import random
 import re
 import shutil
 import time
@@ -36,6 +43,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
+from yarl import URL
 
 from bench import traffic
 from proxy.admin import create_admin_app
@@ -63,6 +71,29 @@ NAMESPACE = "test"
 JOB = "gateway-proxy"
 
 SUBMIT = submit_request("+15550001000", transaction_id="e2e-1")
+
+# The inbound side, as in config/demo.yaml: the relay posts its callbacks here.
+INBOUND_ROUTE = "mm7-events"
+INBOUND_PATH = "/inbound/mm7"
+INBOUND_FIXTURES = ROOT / "tests/fixtures/inbound"
+REPORT = (INBOUND_FIXTURES / "deliveryreport-rel6-default-ns.xml").read_bytes()
+READ_REPLY = (INBOUND_FIXTURES / "readreply-rel6.xml").read_bytes()
+INVALID = (INBOUND_FIXTURES / "wrong-root-submitrsp.xml").read_bytes()  # answered 4004
+_STATUS_CODE = re.compile(rb"StatusCode>\s*(\d+)\s*<")
+
+# (callback, the event's canonical status, how many times): the known inbound mix.
+CALLBACKS: list[tuple[str, str, int]] = [
+    ("report:Retrieved", "DELIVERED", 6),
+    ("report:Expired", "EXPIRED", 2),
+    ("report:Deferred", "DEFERRED", 1),
+    ("read:Read", "READ", 1),
+]
+# A relay's callbacks over a realistic day's MMS, by weight: most messages are retrieved,
+# some expire or wait for the handset, and a few recipients' clients send read replies.
+RELAY_MIX = {
+    "report:Retrieved": 60, "report:Expired": 6, "report:Rejected": 4, "report:Deferred": 6,
+    "report:Unreachable": 5, "report:Indeterminate": 3, "read:Read": 12, "read:Deleted": 4,
+}  # fmt: skip
 
 # (proxy path, canonical code the app must get, how many times): the known mix.
 MIX: list[tuple[str, str, int]] = [
@@ -119,6 +150,57 @@ def fake_gateway(release: asyncio.Event) -> web.Application:
     return app
 
 
+def callback(name: str) -> bytes:
+    """A relay's callback: ``report:<MMStatus>`` or ``read:<MMStatus>``, from the fixtures."""
+    kind, _, mm_status = name.partition(":")
+    fixture, tag, status = {
+        "report": (REPORT, "MMStatus", "Retrieved"),
+        "read": (READ_REPLY, "mm7:MMStatus", "Deleted"),
+    }[kind]
+    element = f"<{tag}>{status}</{tag}>".encode()
+    assert element in fixture
+    return fixture.replace(element, f"<{tag}>{mm_status}</{tag}>".encode())
+
+
+def fake_webhook(fail_every: int) -> tuple[web.Application, list[dict[str, Any]]]:
+    """The app's webhook and the events it got: it takes each event (204, after 0 to 40 ms)
+    but every ``fail_every``-th, which it answers 503 and 422 in turn (a failure the relay
+    retries, and the app's refusal)."""
+    events: list[dict[str, Any]] = []
+    failures = itertools.cycle((503, 422))
+
+    async def receive(request: web.Request) -> web.Response:
+        events.append(await request.json())
+        await asyncio.sleep(len(events) % 5 * 0.01)  # a spread for the latency quantiles
+        if len(events) % fail_every == 0:
+            return web.Response(status=next(failures))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/gateway-events", receive)
+    return app, events
+
+
+async def relay(http: aiohttp.ClientSession, url: URL, body: bytes) -> str:
+    """POST one callback as a relay does; the StatusCode of the proxy's answer."""
+    async with http.post(url, data=body, headers={"Content-Type": "text/xml"}) as resp:
+        answer = await resp.read()
+    match = _STATUS_CODE.search(answer)
+    assert match, answer
+    return match.group(1).decode()
+
+
+async def relay_steadily(
+    http: aiohttp.ClientSession, url: URL, callbacks: list[str], interval: float
+) -> Counter[str]:
+    """POST ``callbacks`` one after the other, ``interval`` apart; the answers' StatusCodes."""
+    answers: Counter[str] = Counter()
+    for name in callbacks:
+        answers[await relay(http, url, callback(name))] += 1
+        await asyncio.sleep(interval)
+    return answers
+
+
 def panel_queries() -> list[tuple[str, str]]:
     dashboard = json.loads(DASHBOARD.read_text())
     return [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
@@ -139,11 +221,17 @@ def variable_queries() -> dict[str, str]:
     return out
 
 
-def label_values_as_promql(query: str) -> str:
-    """Grafana's ``label_values(selector, label)`` as an instant PromQL query."""
+def label_values_args(query: str) -> tuple[str, str]:
+    """The (series selector, label) of Grafana's ``label_values(selector, label)``."""
     match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query)
     assert match, query
-    return f"group by ({match.group(2)}) ({match.group(1)})"
+    return match.group(1), match.group(2)
+
+
+def label_values_as_promql(query: str) -> str:
+    """Grafana's ``label_values(selector, label)`` as an instant PromQL query."""
+    selector, label = label_values_args(query)
+    return f"group by ({label}) ({selector})"
 
 
 async def promtool_check_metrics(text: bytes) -> tuple[int, str]:
@@ -166,6 +254,8 @@ async def test_real_prometheus_sees_what_the_proxy_did(
 ) -> None:
     release = asyncio.Event()
     gateway = await aiohttp_server(fake_gateway(release), host="127.0.0.1")
+    webhook_app, events = fake_webhook(fail_every=5)
+    webhook = await aiohttp_server(webhook_app, host="127.0.0.1")
     config = make_config(
         {"name": "mms", "vendor": "mm7", "path_prefix": "/mm7",
          "upstream": str(gateway.make_url("/mm7"))},
@@ -175,6 +265,8 @@ async def test_real_prometheus_sees_what_the_proxy_did(
          "upstream": f"http://127.0.0.1:{free_port()}/mm7"},
         {"name": "slow", "vendor": "moms", "path_prefix": "/slow",
          "upstream": str(gateway.make_url("/slow")), "timeout": {"total": 0.5}},
+        inbound=[{"name": INBOUND_ROUTE, "path_prefix": INBOUND_PATH,
+                  "deliver_to": str(webhook.make_url("/gateway-events"))}],
     )  # fmt: skip
     registry = CollectorRegistry()
     app = create_app(config, registry=registry)
@@ -200,6 +292,20 @@ async def test_real_prometheus_sees_what_the_proxy_did(
                     assert envelope["code"] == code, (path, envelope)
                     sent[code] += 1
             total = sum(sent.values())
+            # The relay's callbacks: one the proxy cannot take (never forwarded), then the
+            # known mix, of which the webhook fails the 5th (503) and the 10th (422).
+            url = proxy.make_url(INBOUND_PATH)
+            answers = Counter([await relay(http, url, INVALID)])
+            inbound: Counter[tuple[str, str]] = Counter({("invalid", "none"): 1})
+            for name, status, times in CALLBACKS:
+                event = "read_reply" if name.startswith("read:") else "delivery_report"
+                for _ in range(times):
+                    answers[await relay(http, url, callback(name))] += 1
+                    inbound[event, status] += 1
+            assert answers == {"1000": 8, "4006": 1, "3002": 1, "4004": 1}
+            assert Counter(e["status"] for e in events) == {
+                status: n for (event, status), n in inbound.items() if event != "invalid"
+            }
 
             # 4. Prometheus's view of the counter equals exactly what was sent.
             await prom.wait_for(
@@ -215,6 +321,26 @@ async def test_real_prometheus_sees_what_the_proxy_did(
                 "reason",
             )
             assert {r: n for r, n in failures.items() if n} == {"connect": 2, "timeout": 1}
+            await prom.wait_for(
+                "sum(gateway_proxy_inbound_events_total)",
+                lambda r: bool(r) and float(r[0]["value"][1]) == inbound.total(),
+            )
+            by_event = await prom.query(
+                "sum by (route, event, status) (gateway_proxy_inbound_events_total) > 0"
+            )
+            assert {s["metric"]["route"] for s in by_event} == {INBOUND_ROUTE}
+            assert {
+                (s["metric"]["event"], s["metric"]["status"]): float(s["value"][1])
+                for s in by_event
+            } == inbound
+            webhook_failures = values(
+                await prom.query("sum by (reason) (gateway_proxy_webhook_failures_total)"),
+                "reason",
+            )
+            assert {r: n for r, n in webhook_failures.items() if n} == {
+                "server_error": 1,
+                "refused": 1,
+            }
 
             # 5. Hold one request in flight, then resolve the variables and run every panel.
             async with asyncio.TaskGroup() as tasks:
@@ -239,16 +365,10 @@ async def test_real_prometheus_sees_what_the_proxy_did(
 
 async def check_dashboard_against(prom: PrometheusServer) -> None:
     """Variables resolve to our target; every panel query returns finite data."""
-    variables = variable_queries()
-    resolved: dict[str, str] = {}
-    for name in ("namespace", "job", "route"):
-        query = substitute_dashboard_vars(variables[name], resolved)
-        found = set(values(await prom.query(label_values_as_promql(query)), name))
-        assert found, f"variable {name}: {query} resolved to nothing"
-        resolved[name] = "|".join(sorted(found))  # Grafana's multi-value regex
+    resolved = await resolve_variables(prom)
     assert resolved["namespace"] == NAMESPACE
     assert resolved["job"] == JOB
-    assert {"mms", "moms", "down", "slow"} <= set(resolved["route"].split("|"))
+    assert {"mms", "moms", "down", "slow", INBOUND_ROUTE} <= set(resolved["route"].split("|"))
     assert UNMATCHED_ROUTE not in resolved["route"].split("|")
 
     for title, expr in panel_queries():
@@ -261,12 +381,19 @@ async def check_dashboard_against(prom: PrometheusServer) -> None:
 
 
 async def resolve_variables(prom: PrometheusServer) -> dict[str, str]:
-    """Each query variable as Grafana's "All" of what it finds (a multi-value regex)."""
+    """Each query variable as Grafana's "All" of what it finds (a multi-value regex).
+
+    Found twice, and both must agree: by an instant PromQL query, and as Grafana asks for
+    it (the label values API with the selector as ``match[]``).
+    """
     resolved: dict[str, str] = {}
-    for name, query in variable_queries().items():
-        promql = label_values_as_promql(substitute_dashboard_vars(query, resolved))
+    for name, template in variable_queries().items():
+        query = substitute_dashboard_vars(template, resolved)
+        promql = label_values_as_promql(query)
         found = set(values(await prom.query(promql), name))
         assert found, f"variable {name}: {promql} resolved to nothing"
+        selector, label = label_values_args(query)
+        assert set(await prom.label_values(label, selector)) == found, query
         resolved[name] = "|".join(sorted(found))
     return resolved
 
@@ -292,6 +419,9 @@ async def test_dashboard_and_alerts_under_the_realistic_mix(
 ) -> None:
     settings = SimSettings(mix_path=SIM_MIX, seed=12, hang_seconds=5)
     sim = await aiohttp_server(create_sim_app(settings), host="127.0.0.1")
+    # 5% of the events fail: half of GatewayProxyWebhookFailures' threshold.
+    webhook_app, events = fake_webhook(fail_every=20)
+    webhook = await aiohttp_server(webhook_app, host="127.0.0.1")
     # The demo's routes (config/demo.yaml), with a short total timeout for the hang faults.
     timeout = {"connect": 0.5, "total": 1.0}
     config = make_config(
@@ -299,6 +429,8 @@ async def test_dashboard_and_alerts_under_the_realistic_mix(
          "upstream": str(sim.make_url("/mm7")), "timeout": timeout},
         {"name": "moms", "vendor": "moms", "path_prefix": "/moms",
          "upstream": str(sim.make_url("/moms")), "timeout": timeout},
+        inbound=[{"name": INBOUND_ROUTE, "path_prefix": INBOUND_PATH,
+                  "deliver_to": str(webhook.make_url("/gateway-events")), "timeout": timeout}],
     )  # fmt: skip
     registry = CollectorRegistry()
     app = create_app(config, registry=registry)
@@ -306,22 +438,36 @@ async def test_dashboard_and_alerts_under_the_realistic_mix(
     admin = await aiohttp_server(create_admin_app(registry, app[READINESS_KEY]), host="127.0.0.1")
     target = ScrapeTarget(f"127.0.0.1:{admin.port}", job=JOB, labels={"namespace": NAMESPACE})
 
-    async with PrometheusServer([target], tmp_path / "prometheus") as prom:
+    callbacks = random.Random(3).choices(list(RELAY_MIX), list(RELAY_MIX.values()), k=60)
+    async with (
+        PrometheusServer([target], tmp_path / "prometheus") as prom,
+        aiohttp.ClientSession() as http,
+    ):
         await prom.wait_for(f'up{{job="{JOB}"}} == 1', lambda r: len(r) == 1)
         began = time.time()
         ns = traffic.parse_args(
             ["--proxy", str(proxy.make_url("")), "--duration", "12", "--rate", "40", "--seed", "5"]
         )
-        results = await traffic.run(ns)
-        async with aiohttp.ClientSession() as http:
-            for _ in range(5):  # the unrouted: vendor="proxy", always ROUTE_NOT_FOUND
-                async with http.get(proxy.make_url("/nowhere")) as resp:
-                    assert resp.status == 404
+        async with asyncio.TaskGroup() as tasks:  # the relay calls back all along: 5/s
+            relayed = tasks.create_task(
+                relay_steadily(http, proxy.make_url(INBOUND_PATH), callbacks, interval=0.2)
+            )
+            results = await traffic.run(ns)
+        for _ in range(5):  # the unrouted: vendor="proxy", always ROUTE_NOT_FOUND
+            async with http.get(proxy.make_url("/nowhere")) as resp:
+                assert resp.status == 404
         sent = sum(results.values()) + 5
         assert not [c for c in results if c.startswith("client:")], results
+        # The 20th, 40th and 60th events fail: a 503 (retried), a 422 (refused), a 503.
+        assert relayed.result() == {"1000": 57, "4006": 2, "3002": 1}
+        assert len(events) == len(callbacks)
         await prom.wait_for(
             "sum(gateway_proxy_responses_total)",
             lambda r: bool(r) and float(r[0]["value"][1]) == sent,
+        )
+        await prom.wait_for(
+            "sum(gateway_proxy_inbound_events_total)",
+            lambda r: bool(r) and float(r[0]["value"][1]) == len(callbacks),
         )
         ended = time.time()
 
@@ -329,7 +475,7 @@ async def test_dashboard_and_alerts_under_the_realistic_mix(
         assert await prom.query(f'{{__name__=~".+_created", job="{JOB}"}}') == []
 
         resolved = await resolve_variables(prom)
-        assert set(resolved["route"].split("|")) == {"mms", "moms"}
+        assert set(resolved["route"].split("|")) == {"mms", "moms", INBOUND_ROUTE}
         for panel in panels():
             for target_ in panel["targets"]:
                 expr = substitute_dashboard_vars(target_["expr"], resolved)
