@@ -1,14 +1,23 @@
-"""``gateway-proxy demo``: the simulator and the proxy together, with a short guide.
+"""``gateway-proxy demo``: the simulator, the proxy and a demo webhook, with a short guide.
 
-``run_demo`` starts two child processes with the same Python interpreter:
-``python -m proxy simulate --listen <sim>`` and ``python -m proxy serve --config <demo.yaml>``.
+``run_demo`` starts its child processes with the same Python interpreter::
+
+    python -m proxy.demo_webhook --listen <webhook>      the app's webhook: prints events
+    python -m proxy simulate --listen <sim> --callback-url <proxy>/<inbound prefix>
+    python -m proxy serve --config <demo.yaml>
+
 The config defaults to the shipped ``demo.yaml`` (``builtin_demo_config_path``: the wheel's
 copy, else the source tree's ``config/demo.yaml``), so the demo runs from any directory.
 The simulator listens where the config's upstreams point; ``--sim-listen`` must agree
 with them (a mismatch is refused, exit 2), and ``--no-sim`` uses a simulator already running.
-It waits until both answer (the simulator's ``/healthz`` and the proxy's admin ``/healthz``),
-prints curl commands for a success, an MM7 address error, a MoMS opt-out and a timeout,
-then runs until Ctrl-C or SIGTERM and stops both children (SIGTERM, then SIGKILL after a
+When the config has ``inbound`` routes, the webhook listens where their ``deliver_to``
+point (``webhook_address``) and the simulator, playing the relay, posts a delivery report
+of each accepted MM7 submit to the first MM7 inbound route (``callback_url``);
+``--no-webhook`` leaves the events to a webhook of your own.
+It waits until every child answers (the simulator's and the webhook's ``/healthz``, the
+proxy's admin ``/healthz``), prints curl commands for a success (and the event the
+webhook prints a moment later), an MM7 address error, a MoMS opt-out and a timeout,
+then runs until Ctrl-C or SIGTERM and stops the children (SIGTERM, then SIGKILL after a
 grace period). Exit codes: 0 after a clean stop, 1 when a child fails, 2 for a bad config.
 """
 
@@ -27,13 +36,15 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from proxy.catalog import load_catalog
-from proxy.config import Config, ConfigError, load_config
+from proxy.config import Address, Config, ConfigError, InboundRoute, load_config
+from proxy.demo_webhook import PREFIX as WEBHOOK_PREFIX
 from proxy.sim.mm7 import submit_request
 from proxy.sim.settings import parse_listen
 
 READY_TIMEOUT_SECONDS = 30.0
 STOP_GRACE_SECONDS = 10.0
 _POLL_SECONDS = 0.2
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - not bound here
 
 
 def builtin_demo_config_path() -> Path:
@@ -62,6 +73,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-sim", action="store_true", help="do not start the simulator (one runs already)"
     )
+    parser.add_argument(
+        "--no-webhook",
+        action="store_true",
+        help="do not start the demo webhook (the inbound routes deliver to your own)",
+    )
 
 
 def _get_ok(url: str) -> bool:
@@ -73,7 +89,8 @@ def _get_ok(url: str) -> bool:
 
 
 def _spawn(args: Sequence[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "proxy", *args])
+    """``python -m <args>``: ``["proxy", "serve", ...]`` or ``["proxy.demo_webhook", ...]``."""
+    return subprocess.Popen([sys.executable, "-m", *args])
 
 
 def _stop(children: Sequence[subprocess.Popen[bytes]], grace: float = STOP_GRACE_SECONDS) -> None:
@@ -105,7 +122,7 @@ def _wait_ready(
 
 
 def guide(config: Config) -> str:
-    """The guide printed once both processes answer (curl commands and what they return)."""
+    """The guide printed once every child answers (curl commands and what they return)."""
     base = f"http://{config.listen}"
     catalog = load_catalog(config.catalog)
     mm7, moms = catalog.vendors["mm7"].codes, catalog.vendors["moms"].codes
@@ -126,6 +143,7 @@ def guide(config: Config) -> str:
         "1. A success (MM7 SubmitReq, recipient +15550001000 -> 1000):",
         "   " + mm7_curl("+15550001000"),
         f"   -> {outcome('OK')}, data.message_id set",
+        *_report_lines(config),
         "",
         "2. An MM7 address error (recipient ending in 2002):",
         "   " + mm7_curl("+15550002002"),
@@ -142,20 +160,46 @@ def guide(config: Config) -> str:
         "Any code on demand: header X-Sim-Code: 4006, or a recipient ending in the code.",
         "Faults: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed.",
         f"Metrics: http://{config.admin_listen}/metrics   (traffic: make demo-traffic)",
-        "Ctrl-C stops both processes.",
+        "Ctrl-C stops every process of the demo.",
         "",
     ]
     return "\n".join(lines)
 
 
+def _report_lines(config: Config) -> list[str]:
+    """Step 1's round trip: the event the webhook prints (nothing without inbound routes)."""
+    url = callback_url(config)
+    route = _mm7_inbound(config)
+    if url is None or route is None:
+        return []
+    return [
+        "   A moment later the simulator, as the relay, reports the delivery: it POSTs a",
+        f"   DeliveryReportReq to {url}, the proxy posts the event to",
+        f"   {route.deliver_to}, and the demo webhook prints it here:",
+        f"     {WEBHOOK_PREFIX} {{",
+        '       "event": "delivery_report",',
+        '       "message_id": "<the data.message_id above>",',
+        '       "recipient": {"type": "number", "value": "+15550001000"},',
+        '       "status": "DELIVERED",',
+        '       "final": true,',
+        "       ...",
+        "     }",
+        "   (X-Sim-MMStatus: Expired, or a recipient ending in 9001, reports EXPIRED instead.)",
+    ]
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _shown(addresses: set[tuple[str, int]]) -> str:
+    return ", ".join(sorted(str(Address(h, p)) for h, p in addresses))
+
+
 def _upstream_addresses(config: Config) -> set[tuple[str, int]]:
     """The (host, port) every route's upstream points at."""
-    addresses = set()
-    for route in config.routes:
-        url = urlsplit(route.upstream)
-        default = 443 if url.scheme == "https" else 80
-        addresses.add((url.hostname or "", url.port or default))
-    return addresses
+    return {_host_port(route.upstream) for route in config.routes}
 
 
 def simulator_address(config: Config, sim_listen: str | None) -> tuple[str, int]:
@@ -165,7 +209,7 @@ def simulator_address(config: Config, sim_listen: str | None) -> tuple[str, int]
     address the upstreams share. Raises ``ValueError`` with a one-line reason otherwise.
     """
     upstreams = _upstream_addresses(config)
-    shown = ", ".join(sorted(f"{h}:{p}" for h, p in upstreams))
+    shown = _shown(upstreams)
     if sim_listen is not None:
         wanted = parse_listen(sim_listen, option="--sim-listen")
         if upstreams != {wanted}:
@@ -182,14 +226,66 @@ def simulator_address(config: Config, sim_listen: str | None) -> tuple[str, int]
     return next(iter(upstreams))
 
 
+def webhook_address(config: Config) -> tuple[str, int] | None:
+    """Where the demo webhook must listen for ``config``'s inbound routes to reach it.
+
+    None when the config has no inbound routes. Raises ``ValueError`` when their
+    ``deliver_to`` point at several addresses (the demo starts one webhook).
+    """
+    targets = {_host_port(route.deliver_to) for route in config.inbound}
+    if len(targets) > 1:
+        raise ValueError(
+            f"the config's inbound routes deliver to several addresses ({_shown(targets)}); "
+            "the demo starts one webhook: point them all at it, or use --no-webhook"
+        )
+    return next(iter(targets), None)
+
+
+def _mm7_inbound(config: Config) -> InboundRoute | None:
+    return next((route for route in config.inbound if route.vendor == "mm7"), None)
+
+
+def callback_url(config: Config) -> str | None:
+    """Where the simulator posts its delivery reports: the proxy's first MM7 inbound route
+    (a wildcard listen address is reached on loopback). None without one."""
+    route = _mm7_inbound(config)
+    if route is None:
+        return None
+    host = _WILDCARD_TO_LOOPBACK.get(config.listen.host, config.listen.host)
+    return f"http://{Address(host, config.listen.port)}{route.path_prefix}"
+
+
+def _children(
+    ns: argparse.Namespace, config_path: Path, config: Config
+) -> list[tuple[list[str], str]]:
+    """The children to start, in order: (``python -m`` arguments, the URL that says it is up).
+
+    Raises ``ValueError`` when the config's addresses disagree (see ``simulator_address``,
+    ``webhook_address``).
+    """
+    children: list[tuple[list[str], str]] = []
+    hook = None if getattr(ns, "no_webhook", False) else webhook_address(config)
+    if hook is not None:
+        listen = str(Address(*hook))
+        children.append((["proxy.demo_webhook", "--listen", listen], f"http://{listen}/healthz"))
+    if not getattr(ns, "no_sim", False):
+        listen = str(Address(*simulator_address(config, getattr(ns, "sim_listen", None))))
+        reports = callback_url(config)
+        callback = ["--callback-url", reports] if reports is not None else []
+        children.append(
+            (["proxy", "simulate", "--listen", listen, *callback], f"http://{listen}/healthz")
+        )
+    serve = ["proxy", "serve", "--config", str(config_path)]
+    children.append((serve, f"http://{config.admin_listen}/healthz"))
+    return children
+
+
 def run_demo(ns: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C / SIGTERM. Returns the process exit code."""
     config_path = Path(ns.config) if ns.config is not None else builtin_demo_config_path()
-    no_sim = bool(getattr(ns, "no_sim", False))
     try:
         config = load_config(config_path)
-        if not no_sim:
-            sim_host, sim_port = simulator_address(config, getattr(ns, "sim_listen", None))
+        planned = _children(ns, config_path, config)
     except ConfigError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         return 2
@@ -204,15 +300,10 @@ def run_demo(ns: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     children: list[subprocess.Popen[bytes]] = []
     try:
-        urls = [f"http://{config.admin_listen}/healthz"]
-        if not no_sim:
-            children.append(_spawn(["simulate", "--listen", f"{sim_host}:{sim_port}"]))
-            host = f"[{sim_host}]" if ":" in sim_host else sim_host
-            urls.append(f"http://{host}:{sim_port}/healthz")
-        children.append(_spawn(["serve", "--config", str(config_path)]))
-        if not _wait_ready(urls, children, stop):
+        children.extend(_spawn(args) for args, _ in planned)
+        if not _wait_ready([url for _, url in planned], children, stop):
             if not stop.is_set():
-                print("demo: the simulator or the proxy did not start", file=sys.stderr)
+                print("demo: a child process did not start", file=sys.stderr)
                 return 1
             return 0
         print(guide(config), flush=True)
@@ -232,7 +323,9 @@ __all__ = [
     "STOP_GRACE_SECONDS",
     "add_demo_arguments",
     "builtin_demo_config_path",
+    "callback_url",
     "guide",
     "run_demo",
     "simulator_address",
+    "webhook_address",
 ]

@@ -5,6 +5,8 @@ checked and in step with the catalog; wrong names fail loudly, options take effe
 import ast
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,11 @@ from proxy.sim.settings import parse_listen
 Client = TestClient[Any, Any]
 ROOT = Path(__file__).resolve().parent.parent
 SIM_DIR = ROOT / "proxy" / "sim"
-#: What the simulator must not use: the proxy's parsers, catalog and classifier.
-FORBIDDEN_MODULES = ("proxy.vendors", "proxy.catalog", "proxy.classify")
+#: What the simulator must not use: the proxy's parsers, catalog and classifier, and its
+#: inbound side (the relay's delivery reports are the simulator's own).
+FORBIDDEN_MODULES = (
+    "proxy.vendors", "proxy.catalog", "proxy.classify", "proxy.inbound", "proxy.callbacks",
+)  # fmt: skip
 _CATALOG_FILE = re.compile(r"(?<!vendor_)codes\.yaml")
 
 
@@ -162,7 +167,9 @@ def test_a_table_file_round_trips(tmp_path: Path) -> None:
 # --- independence: nothing shared with what the simulator checks -------------------------
 def sim_modules() -> list[Path]:
     modules = sorted(SIM_DIR.glob("*.py"))
-    assert {p.name for p in modules} >= {"app.py", "codes.py", "mm7.py", "moms.py"}
+    assert {p.name for p in modules} >= {
+        "app.py", "callback.py", "codes.py", "mm7.py", "moms.py", "report.py",
+    }  # fmt: skip
     return modules
 
 
@@ -208,9 +215,25 @@ def borrowed(source: str, package: str = "proxy.sim") -> Iterator[str]:
 
 @pytest.mark.parametrize("path", sim_modules(), ids=lambda p: p.name)
 def test_the_simulator_shares_no_code_with_the_proxy(path: Path) -> None:
-    """No module of proxy/sim imports proxy.vendors, proxy.catalog or proxy.classify, or
-    names the catalog file: a bug there must not pass on both sides of a test."""
+    """No module of proxy/sim imports proxy.vendors, proxy.catalog, proxy.classify,
+    proxy.inbound or proxy.callbacks, or names the catalog file: a bug there must not pass
+    on both sides of a test."""
     assert list(borrowed(path.read_text(encoding="utf-8"))) == []
+
+
+def test_importing_the_simulator_loads_none_of_them() -> None:
+    """Not even indirectly: a fresh interpreter imports every simulator module."""
+    names = [f"proxy.sim.{path.stem}" for path in sim_modules() if path.stem != "__init__"]
+    code = (
+        f"import importlib, sys\nfor name in {names!r}:\n    importlib.import_module(name)\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert [
+        m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN_MODULES)
+    ] == []
 
 
 def test_the_sim_data_file_does_not_point_at_the_catalog() -> None:
@@ -228,6 +251,9 @@ def test_the_sim_data_file_does_not_point_at_the_catalog() -> None:
         ("from proxy import classify", "uses proxy.classify"),
         ("from .. import catalog", "uses proxy.catalog"),
         ("from ..vendors.safexml import parse_xml", "uses proxy.vendors.safexml"),
+        ("from proxy.inbound import parse_callback", "uses proxy.inbound"),
+        ("from proxy.inbound.answer import build_answer", "uses proxy.inbound.answer"),
+        ("from .. import callbacks", "uses proxy.callbacks"),
         ("import importlib\nm = importlib.import_module('proxy.catalog')", "uses proxy.catalog"),
         ("PATH = 'config/codes.yaml'", "mentions 'config/codes.yaml'"),
     ],

@@ -3,7 +3,9 @@
 The demo runs as a real subprocess (``python -m proxy demo``) on free ports. The test reads
 the guide it prints, runs every curl command of the guide (translated to urllib, so no
 curl is needed) and checks each answer against the "-> HTTP <status> <CODE>" line the guide
-printed under it. Then SIGTERM must stop the whole tree cleanly.
+printed under it, and the round trip of step 1: the simulator's delivery report comes back
+through the proxy's inbound route as the event the demo webhook prints. Then SIGTERM must
+stop the whole tree cleanly.
 """
 
 import argparse
@@ -20,16 +22,33 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
-from proxy.config import load_config
-from proxy.demo import add_demo_arguments, builtin_demo_config_path, run_demo, simulator_address
+from proxy.config import Config, load_config
+from proxy.demo import (
+    add_demo_arguments,
+    builtin_demo_config_path,
+    callback_url,
+    guide,
+    run_demo,
+    simulator_address,
+    webhook_address,
+)
+from proxy.demo_webhook import PREFIX
 from tests.conftest import validate_envelope
-from tests.demo_process import DemoProcess, running_demo
+from tests.demo_process import (
+    DemoProcess,
+    running_demo,
+    wait_for_event,
+    wait_for_line,
+    webhook_events,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 _EXPECT = re.compile(r"^\s*-> HTTP (\d{3}) ([A-Z_]+)")
+EVENT_SCHEMA = json.loads((ROOT / "docs" / "event.schema.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture
@@ -72,8 +91,8 @@ def test_demo_guide_commands_return_what_the_guide_says(demo: DemoProcess) -> No
     text = "\n".join(demo.lines)
     assert "gateway-proxy demo" in text
     assert f"{demo.admin}/metrics" in text
-    steps = 0
-    for i, line in enumerate(demo.lines):
+    envelopes = []
+    for i, line in enumerate(list(demo.lines)):
         if not line.strip().startswith("curl "):
             continue
         expected = _EXPECT.match(demo.lines[i + 1])
@@ -81,8 +100,9 @@ def test_demo_guide_commands_return_what_the_guide_says(demo: DemoProcess) -> No
         status, envelope = run_curl(line.strip())
         validate_envelope(envelope)
         assert (status, envelope["code"]) == (int(expected.group(1)), expected.group(2))
-        steps += 1
-    assert steps == 4  # success, MM7 address error, MoMS opt-out, timeout
+        envelopes.append(envelope)
+    assert len(envelopes) == 4  # success, MM7 address error, MoMS opt-out, timeout
+    check_the_round_trip(demo, envelopes[0]["data"]["message_id"])
     with urllib.request.urlopen(f"{demo.admin}/metrics", timeout=10) as response:  # noqa: S310
         metrics = response.read().decode()
     for code in ("OK", "INVALID_ADDRESS", "RECIPIENT_OPTED_OUT", "TIMEOUT"):
@@ -95,6 +115,26 @@ def test_demo_guide_commands_return_what_the_guide_says(demo: DemoProcess) -> No
         socket.create_connection(("127.0.0.1", demo.sim_port), 1),
     ):
         pass  # the simulator child is gone too
+
+
+def check_the_round_trip(demo: DemoProcess, message_id: str) -> None:
+    """Step 1's delivery report: the event the webhook printed, as the guide says."""
+    assert f"     {PREFIX} {{" in demo.lines  # the guide shows what to expect
+    event = wait_for_event(demo, lambda e: e.get("message_id") == message_id)
+    jsonschema.Draft202012Validator(
+        EVENT_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(event)
+    assert (event["event"], event["route"], event["status"], event["final"]) == (
+        "delivery_report", "mm7-events", "DELIVERED", True,
+    )  # fmt: skip
+    assert event["recipient"] == {"type": "number", "value": "+15550001000"}
+    assert event["vendor"]["mm_status"] == "Retrieved"
+    # Only the accepted submit was reported (steps 2-4 failed or were MoMS).
+    assert [e["message_id"] for e in webhook_events(list(demo.lines))] == [message_id]
+    # The relay's own view: its log line says the proxy accepted the report.
+    relay = wait_for_line(demo, lambda line: "delivery_report" in line and "attempt=1" in line)
+    assert "verdict=accepted" in relay
+    assert "status_code=1000" in relay
 
 
 def test_demo_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,7 +157,10 @@ def test_the_default_config_is_the_shipped_demo_yaml() -> None:
     path = builtin_demo_config_path()
     assert path.is_file()
     assert path.read_text() == (ROOT / "config" / "demo.yaml").read_text()
-    assert simulator_address(load_config(path), None) == ("127.0.0.1", 8090)
+    config = load_config(path)
+    assert simulator_address(config, None) == ("127.0.0.1", 8090)
+    assert webhook_address(config) == ("127.0.0.1", 9000)
+    assert callback_url(config) == "http://127.0.0.1:8080/inbound/mm7"
 
 
 def test_demo_runs_from_any_directory(tmp_path: Path) -> None:
@@ -162,3 +205,71 @@ def test_the_simulator_address_comes_from_the_upstreams(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(data))
     assert simulator_address(load_config(config), None) == ("127.0.0.1", 7000)
     assert simulator_address(load_config(config), "127.0.0.1:7000") == ("127.0.0.1", 7000)
+
+
+def demo_config(tmp_path: Path, **changes: Any) -> Config:
+    """The shipped demo config with top-level keys replaced (None: removed)."""
+    data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path)
+
+
+def inbound_route(deliver_to: str, prefix: str = "/inbound/mm7") -> dict[str, Any]:
+    return {"name": f"r{len(prefix)}", "path_prefix": prefix, "vendor": "mm7",
+            "deliver_to": deliver_to}  # fmt: skip
+
+
+def test_without_inbound_routes_there_is_no_webhook_and_no_callback(tmp_path: Path) -> None:
+    config = demo_config(tmp_path, inbound=None)
+    assert (webhook_address(config), callback_url(config)) == (None, None)
+    text = guide(config)
+    assert PREFIX not in text
+    assert "DeliveryReportReq" not in text
+    assert "-> HTTP 200 OK" in text
+
+
+def test_the_webhook_address_comes_from_deliver_to(tmp_path: Path) -> None:
+    config = demo_config(tmp_path, inbound=[inbound_route("http://127.0.0.1:7001/hook")])
+    assert webhook_address(config) == ("127.0.0.1", 7001)
+    split = demo_config(
+        tmp_path,
+        inbound=[
+            inbound_route("http://127.0.0.1:7001/hook"),
+            inbound_route("http://127.0.0.1:7002/hook", prefix="/inbound/other"),
+        ],
+    )
+    with pytest.raises(ValueError, match="deliver to several addresses"):
+        webhook_address(split)
+
+
+def test_a_bad_webhook_plan_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    data["inbound"] = [
+        inbound_route("http://127.0.0.1:7001/hook"),
+        inbound_route("http://127.0.0.1:7002/hook", prefix="/inbound/other"),
+    ]
+    path = tmp_path / "split.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert run_demo(parse_demo("--config", str(path))) == 2
+    assert "--no-webhook" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("listen", "url"),
+    [
+        ("127.0.0.1:8080", "http://127.0.0.1:8080/inbound/mm7"),
+        ("0.0.0.0:8080", "http://127.0.0.1:8080/inbound/mm7"),
+        ("[::]:8080", "http://[::1]:8080/inbound/mm7"),
+        ("[::1]:8080", "http://[::1]:8080/inbound/mm7"),
+    ],
+)
+def test_the_callback_url_is_the_proxy_s_inbound_prefix(
+    tmp_path: Path, listen: str, url: str
+) -> None:
+    assert callback_url(demo_config(tmp_path, listen=listen)) == url

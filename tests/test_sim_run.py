@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy import demo
+from proxy import demo, demo_webhook
 from proxy.config import Config
 from proxy.sim import SimSettings, run_simulator
 
@@ -84,6 +84,16 @@ def test_run_simulator_serves_until_sigint(signal_when: Signaller) -> None:
     assert not answers(url)
 
 
+def test_the_demo_webhook_serves_until_sigint(
+    signal_when: Signaller, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    signal_when(lambda: answers(f"http://127.0.0.1:{port}/healthz"))
+    demo_webhook.main(["--listen", f"127.0.0.1:{port}"])  # returns once SIGINT arrives
+    assert capsys.readouterr().out.startswith(f"demo webhook on http://127.0.0.1:{port} ")
+    assert not answers(f"http://127.0.0.1:{port}/healthz")
+
+
 def test_run_simulator_with_a_bad_mix_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -96,27 +106,38 @@ def test_run_simulator_with_a_bad_mix_exits_2(
 
 
 def demo_args(
-    tmp_path: Path, *, listen_port: int | None = None, no_sim: bool = False
+    tmp_path: Path,
+    *,
+    listen_port: int | None = None,
+    no_sim: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> tuple[argparse.Namespace, str]:
     app_port = listen_port or free_port()
-    admin_port, sim_port = free_port(), free_port()
+    admin_port, sim_port, webhook_port = free_port(), free_port(), free_port()
     data = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     data["listen"] = f"127.0.0.1:{app_port}"
     data["admin_listen"] = f"127.0.0.1:{admin_port}"
     for route in data["routes"]:
         route["upstream"] = route["upstream"].replace(":8090/", f":{sim_port}/")
+    for route in data.get("inbound", []):
+        route["deliver_to"] = route["deliver_to"].replace(":9000/", f":{webhook_port}/")
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(data))
     parser = argparse.ArgumentParser()
     demo.add_demo_arguments(parser)
-    argv = ["--config", str(config), "--sim-listen", f"127.0.0.1:{sim_port}"]
+    argv = ["--config", str(config), "--sim-listen", f"127.0.0.1:{sim_port}", *extra]
     ns = parser.parse_args([*argv, "--no-sim"] if no_sim else argv)
     return ns, f"http://127.0.0.1:{admin_port}/healthz"
 
 
+def command(args: list[str]) -> str:
+    """``simulate``, ``serve`` or ``proxy.demo_webhook``: what a ``python -m`` child runs."""
+    return args[1] if args[0] == "proxy" else args[0]
+
+
 @pytest.fixture
 def spawned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], subprocess.Popen[bytes]]]:
-    """Every child the demo starts: (its ``python -m proxy`` arguments, the process)."""
+    """Every child the demo starts: (its ``python -m`` arguments, the process)."""
     children: list[tuple[list[str], subprocess.Popen[bytes]]] = []
     real_spawn = demo._spawn
 
@@ -154,7 +175,7 @@ def test_run_demo_exits_1_when_a_child_dies(
 
     def kill_the_simulator() -> None:
         assert guided.wait(60)
-        [sim] = [child for args, child in spawned if args[0] == "simulate"]
+        [sim] = [child for args, child in spawned if command(args) == "simulate"]
         sim.kill()
 
     killer = threading.Thread(target=kill_the_simulator, name="kill-sim", daemon=True)
@@ -162,8 +183,12 @@ def test_run_demo_exits_1_when_a_child_dies(
     assert demo.run_demo(ns) == 1
     killer.join(timeout=10)
     assert "a child process exited" in capsys.readouterr().err
-    assert all(child.poll() is not None for _, child in spawned)  # the proxy was stopped too
+    assert all(child.poll() is not None for _, child in spawned)  # the others were stopped too
     assert not answers(admin)
+    assert [command(args) for args, _ in spawned] == ["proxy.demo_webhook", "simulate", "serve"]
+    [sim_args] = [args for args, _ in spawned if command(args) == "simulate"]
+    app = yaml.safe_load(ns.config.read_text())["listen"]
+    assert sim_args[-2:] == ["--callback-url", f"http://{app}/inbound/mm7"]
 
 
 @pytest.mark.slow
@@ -196,7 +221,8 @@ def test_run_demo_no_sim_uses_a_running_simulator(
     try:
         signal_when(through_the_proxy)
         assert demo.run_demo(ns) == 0
-        assert [args[0] for args, _ in spawned] == ["serve"]  # no simulator of its own
+        # No simulator of its own (the webhook still runs: the config has inbound routes).
+        assert [command(args) for args, _ in spawned] == ["proxy.demo_webhook", "serve"]
         assert answered == ["RECIPIENT_OPTED_OUT"]
         assert sim.poll() is None  # the demo leaves a simulator it did not start alone
         assert not answers(admin)
@@ -227,6 +253,20 @@ def test_run_demo_prints_the_guide_and_stops_cleanly_on_sigint(
     assert "gateway-proxy demo" in out
     assert "X-Sim-Fault: hang" in out
     assert not answers(admin)  # both children are gone
+
+
+@pytest.mark.slow
+def test_run_demo_no_webhook_leaves_the_events_to_yours(
+    tmp_path: Path,
+    guided: threading.Event,
+    signal_when: Signaller,
+    spawned: list[tuple[list[str], subprocess.Popen[bytes]]],
+) -> None:
+    ns, admin = demo_args(tmp_path, extra=("--no-webhook",))
+    signal_when(guided.is_set)
+    assert demo.run_demo(ns) == 0
+    assert [command(args) for args, _ in spawned] == ["simulate", "serve"]
+    assert not answers(admin)
 
 
 @pytest.mark.slow

@@ -27,8 +27,27 @@ def test_settings_from_all_options() -> None:
     assert "s3cr3t" not in repr(settings)
 
 
+def test_callback_options() -> None:
+    settings = parse("--callback-url", "http://127.0.0.1:8080/inbound/mm7", "--callback-delay", "0")
+    assert settings.callback_url == "http://127.0.0.1:8080/inbound/mm7"
+    assert settings.callback_delay_ms == 0
+    assert (parse().callback_url, parse().callback_delay_ms) == (None, 500)
+    assert parse("--callback-url", "https://[::1]:8443/x").callback_url == "https://[::1]:8443/x"
+
+
 @pytest.mark.parametrize(
-    "argv", [("--listen", "nohost"), ("--latency", "-1"), ("--listen", "h:99999")]
+    "argv",
+    [
+        ("--listen", "nohost"),
+        ("--latency", "-1"),
+        ("--listen", "h:99999"),
+        ("--callback-url", "127.0.0.1:8080/inbound"),
+        ("--callback-url", "ftp://host/x"),
+        ("--callback-url", "http:///no-host"),
+        ("--callback-url", "http://h:99999/x"),
+        ("--callback-delay", "soon"),
+        ("--callback-delay", "-5"),
+    ],
 )
 def test_bad_option_values_are_usage_errors(argv: tuple[str, ...]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -47,4 +66,10 @@ def test_settings_from_a_hand_made_namespace_are_checked() -> None:
         settings_from_args(ns)
     ns = argparse.Namespace(listen=":1", latency=-5, seed=None, mix=None)
     with pytest.raises(ValueError, match="--latency"):
+        settings_from_args(ns)
+    ns = argparse.Namespace(listen=":1", latency=0, seed=None, mix=None, callback_url="x")
+    with pytest.raises(ValueError, match="--callback-url"):
+        settings_from_args(ns)
+    ns = argparse.Namespace(listen=":1", latency=0, seed=None, mix=None, callback_delay=-1)
+    with pytest.raises(ValueError, match="--callback-delay"):
         settings_from_args(ns)

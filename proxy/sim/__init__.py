@@ -2,9 +2,11 @@
 
 ``gateway-proxy simulate`` serves it; ``gateway-proxy demo`` puts it behind the proxy; the
 project's end-to-end tests and benchmarks use it as their upstream, so it is their oracle:
-it imports nothing from the proxy's parsers, catalog or classifier (``proxy.vendors``,
-``proxy.catalog``, ``proxy.classify``) and never reads ``config/codes.yaml``; a bug in
-those cannot pass on both sides of a test. Modules:
+it imports nothing from the proxy's parsers, catalog, classifier or inbound side
+(``proxy.vendors``, ``proxy.catalog``, ``proxy.classify``, ``proxy.inbound``,
+``proxy.callbacks``) and never reads ``config/codes.yaml``; a bug in those cannot pass on
+both sides of a test. With ``--callback-url`` it also plays the relay calling back: a
+DeliveryReportReq after each accepted SubmitReq. Modules:
 
     settings.py        SimSettings and the ``simulate`` command-line options
     datafile.py        the one toolkit for its YAML files (``file: key: reason`` errors)
@@ -18,9 +20,13 @@ those cannot pass on both sides of a test. Modules:
     moms.py            validate a MoMS/CM call, build its payload, render XML, JSON, JSONP
     faults.py          transport faults: refuse, hang, drip, reset, oversize, html502,
                        empty, malformed; ``reply_response`` (a ``Reply`` as a response)
+    report.py          the relay's delivery reports: the MMStatus (X-Sim-MMStatus, the
+                       recipient), the DeliveryReportReq, the verdict on the VASP's answer
+    callback.py        ``Reporter``: sends the reports in the background, with retries
     app.py             the aiohttp app (routes, latency, lifecycle) and ``run_simulator``
 
-All but ``faults`` and ``app`` (the aiohttp edge) are sans-io (no aiohttp import).
+All but ``faults``, ``callback`` and ``app`` (the aiohttp edge) are sans-io (no aiohttp
+import).
 """
 
 from proxy.sim.app import create_sim_app, run_simulator

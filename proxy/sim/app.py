@@ -9,20 +9,23 @@ Routes::
 
 Each handler is a short list of stages: a header-requested fault that needs no request
 (refuse, hang) → read the request → the vendor's own refusals → choose the outcome
-(outcome.py) → a fault (faults.py) or the answer, rendered in the chosen reply shape.
-``--latency`` is a middleware. State (settings, the simulator's own code table, the seeded
-chooser) lives in ``web.AppKey``s. A bad ``X-Sim-*`` header gets a plain-text HTTP 400
-from the simulator itself.
+(outcome.py) → a fault (faults.py) or the answer, rendered in the chosen reply shape. An
+accepted SubmitReq (1000) is answered first and then, with ``--callback-url``, reported on
+in the background (report.py, callback.py). ``--latency`` is a middleware. State
+(settings, the simulator's own code table, the seeded chooser, the reporter) lives in
+``web.AppKey``s. A bad ``X-Sim-*`` header gets a plain-text HTTP 400 from the simulator.
 """
 
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import cast
 
 from aiohttp import BodyPartReader, web
 
 from proxy.sim import faults, mm7, moms
+from proxy.sim.callback import REPORTER_KEY, Reporter, Sleep
 from proxy.sim.codes import SimCodes, load_sim_codes
 from proxy.sim.datafile import SimDataError
 from proxy.sim.faults import reply_response
@@ -40,6 +43,7 @@ from proxy.sim.outcome import (
     load_mix,
 )
 from proxy.sim.reply import Reply
+from proxy.sim.report import DeliveryReport, report_for
 from proxy.sim.settings import SimSettings
 
 SETTINGS_KEY = web.AppKey("sim_settings", SimSettings)
@@ -61,6 +65,8 @@ Outcome: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed
          X-Sim-Code: <code>, or a recipient ending in the code (+15550002002 -> 2002)
 Shape:   X-Sim-Shape: status-header|status-header-empty|nested-details|dotted-fault-401|
                       multipart-late-soap (MM7), jsonp (MoMS)
+Reports: with --callback-url, a DeliveryReportReq after each accepted SubmitReq; its
+         MMStatus: X-Sim-MMStatus: <word>, or a recipient ending in 9000..9007
 """
 
 
@@ -137,9 +143,32 @@ async def handle_mm7(request: web.Request) -> web.StreamResponse:
     answer = _mm7_answer(
         request, req.response_kind, req.transaction_id, code, message_id=message_id
     )
-    return reply_response(
-        _mm7_render(request, answer, cast(Mm7Shape | None, choice.shape), fault_status)
-    )
+    reply = _mm7_render(request, answer, cast(Mm7Shape | None, choice.shape), fault_status)
+    report = _accepted_report(request, req, reply, code, message_id)
+    if report is None:
+        return reply_response(reply)
+    return await _answer_then_report(request, reply, report)
+
+
+def _accepted_report(
+    request: web.Request, req: mm7.Mm7Request, reply: Reply, code: str, message_id: str
+) -> DeliveryReport | None:
+    """The report on a SubmitReq the relay accepted (1000, HTTP 2xx), if callbacks are on."""
+    accepted = req.kind == "SubmitReq" and code == "1000" and 200 <= reply.status < 300
+    if not accepted or request.app[REPORTER_KEY].url is None:
+        return None
+    return report_for(req, message_id, request.headers, datetime.now(UTC))
+
+
+async def _answer_then_report(
+    request: web.Request, reply: Reply, report: DeliveryReport
+) -> web.StreamResponse:
+    """Send the SubmitRsp, then schedule its report: a report never precedes its answer."""
+    response = reply_response(reply)
+    await response.prepare(request)
+    await response.write_eof()
+    request.app[REPORTER_KEY].schedule(report)
+    return response
 
 
 def _mm7_material(
@@ -273,14 +302,19 @@ async def handle_healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def create_sim_app(settings: SimSettings) -> web.Application:
-    """Build the simulator app. Raises ``MixError`` / ``CodesError`` for bad files."""
+def create_sim_app(settings: SimSettings, *, sleep: Sleep = asyncio.sleep) -> web.Application:
+    """Build the simulator app. Raises ``MixError`` / ``CodesError`` for bad files.
+
+    ``sleep`` is how the reporter waits its delay and backoffs (tests observe them).
+    """
     codes = load_sim_codes()
     mix = load_mix(settings.mix_path, codes) if settings.mix_path is not None else Mix()
     app = web.Application(middlewares=[_directives, _latency])
     app[SETTINGS_KEY] = settings
     app[CODES_KEY] = codes
     app[CHOOSER_KEY] = Chooser(codes, mix, settings.seed)
+    app[REPORTER_KEY] = reporter = Reporter(settings, sleep=sleep)
+    app.cleanup_ctx.append(reporter.lifecycle)
     app.router.add_get("/", handle_index)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_post("/mm7", handle_mm7)
@@ -301,9 +335,10 @@ def run_simulator(settings: SimSettings) -> None:
     except SimDataError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         raise SystemExit(2) from None
+    reports = f"; delivery reports to {settings.callback_url}" if settings.callback_url else ""
     print(  # the one start-up line of a command-line tool
         f"gateway-proxy simulator on http://{settings.host}:{settings.port} "
-        "(MM7: POST /mm7, MoMS: /moms/<object>.<method>, CM: /cm/<object>.<method>)",
+        f"(MM7: POST /mm7, MoMS: /moms/<object>.<method>, CM: /cm/<object>.<method>){reports}",
         flush=True,
     )
     # run_app turns SIGINT and SIGTERM into a graceful exit (GracefulExit → cleanup).
@@ -323,6 +358,7 @@ __all__ = [
     "CODES_KEY",
     "HTTP_STATUS_HEADER",
     "MESSAGE_HEADER",
+    "REPORTER_KEY",
     "SETTINGS_KEY",
     "USAGE",
     "create_sim_app",

@@ -23,6 +23,8 @@ A reply *shape* (``outcome.Mm7Shape``) lays the same answer out the way some rel
 
 ``parse_request`` (mm7_request.py, re-exported here) reads the requests. ``submit_request``
 builds the minimal SubmitReq the demo guide, the benchmarks and the end-to-end tests send.
+``soap_envelope``, ``mm7_element`` and ``serialize`` are the builders every MM7 document
+of the simulator is made with (the relay's own DeliveryReportReq too, report.py).
 """
 
 from dataclasses import dataclass
@@ -51,18 +53,20 @@ _BOUNDARY = "=_sim-late-soap_0"
 _SOAP_PART_ID = "soap-root@sim.invalid"
 
 
-def _mm7(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+def mm7_element(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+    """A child ``mm7:<name>`` (REL-6-MM7-1-4) of ``parent``, with ``text`` if given."""
     el = etree.SubElement(parent, f"{{{MM7_NS}}}{name}")
     if text is not None:
         el.text = text
     return el
 
 
-def _envelope(transaction_id: str | None) -> tuple[etree._Element, etree._Element]:
+def soap_envelope(transaction_id: str | None) -> tuple[etree._Element, etree._Element]:
+    """A SOAP 1.1 Envelope and its Body; the Header holds ``TransactionID`` (mustUnderstand)."""
     env = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap=_NSMAP)
     if transaction_id is not None:
         header = etree.SubElement(env, f"{{{SOAP_NS}}}Header")
-        tid = _mm7(header, "TransactionID", transaction_id)
+        tid = mm7_element(header, "TransactionID", transaction_id)
         tid.set(f"{{{SOAP_NS}}}mustUnderstand", "1")
     return env, etree.SubElement(env, f"{{{SOAP_NS}}}Body")
 
@@ -74,24 +78,25 @@ def _status(
     details: str | None,
     nested: tuple[str, str] | None = None,
 ) -> None:
-    _mm7(parent, "MM7Version", MM7_VERSION)
-    status = _mm7(parent, "Status")
-    _mm7(status, "StatusCode", code)
-    _mm7(status, "StatusText", text)
+    mm7_element(parent, "MM7Version", MM7_VERSION)
+    status = mm7_element(parent, "Status")
+    mm7_element(status, "StatusCode", code)
+    mm7_element(status, "StatusText", text)
     if details or nested:
-        holder = _mm7(status, "Details", details)
+        holder = mm7_element(status, "Details", details)
     if nested:
         # A vendor's diagnostics in Details, with a Status of its own (in the MM7 namespace,
         # so only its place in the tree tells it from the real one).
         vendor = etree.SubElement(
             holder, f"{{{VENDOR_NS}}}RelayDiagnostics", nsmap={"vnd": VENDOR_NS}
         )
-        inner = _mm7(vendor, "Status")
-        _mm7(inner, "StatusCode", nested[0])
-        _mm7(inner, "StatusText", nested[1])
+        inner = mm7_element(vendor, "Status")
+        mm7_element(inner, "StatusCode", nested[0])
+        mm7_element(inner, "StatusText", nested[1])
 
 
-def _serialize(env: etree._Element) -> bytes:
+def serialize(env: etree._Element) -> bytes:
+    """The document as UTF-8 bytes, with a double-quoted XML declaration."""
     # Written by hand: lxml's own declaration uses single quotes, which no relay sends.
     return _XML_DECLARATION + etree.tostring(env, encoding="UTF-8", pretty_print=True)
 
@@ -109,19 +114,19 @@ class Mm7Answer:
 
 
 def _standard(answer: Mm7Answer, layout: Mm7Layout, nested: tuple[str, str] | None = None) -> bytes:
-    env, body = _envelope(answer.transaction_id)
+    env, body = soap_envelope(answer.transaction_id)
     if layout.reply == "rsp":
-        rsp = _mm7(body, answer.response_kind)
+        rsp = mm7_element(body, answer.response_kind)
         _status(rsp, answer.code, answer.text, answer.details, nested)
         if answer.message_id is not None and answer.response_kind in _WITH_MESSAGE_ID:
-            _mm7(rsp, "MessageID", answer.message_id)
-        return _serialize(env)
+            mm7_element(rsp, "MessageID", answer.message_id)
+        return serialize(env)
     fault = etree.SubElement(body, f"{{{SOAP_NS}}}Fault")
     etree.SubElement(fault, "faultcode").text = f"env:{layout.faultcode}"
     etree.SubElement(fault, "faultstring").text = answer.text
     detail = etree.SubElement(fault, "detail")
-    _status(_mm7(detail, "RSErrorRsp"), answer.code, answer.text, answer.details, nested)
-    return _serialize(env)
+    _status(mm7_element(detail, "RSErrorRsp"), answer.code, answer.text, answer.details, nested)
+    return serialize(env)
 
 
 def _bare_fault(faultcode: str, faultstring: str) -> bytes:
@@ -130,7 +135,7 @@ def _bare_fault(faultcode: str, faultstring: str) -> bytes:
     fault = etree.SubElement(etree.SubElement(env, f"{{{SOAP_NS}}}Body"), f"{{{SOAP_NS}}}Fault")
     etree.SubElement(fault, "faultcode").text = faultcode
     etree.SubElement(fault, "faultstring").text = faultstring
-    return _serialize(env)
+    return serialize(env)
 
 
 def _late_soap(status: int, soap: bytes) -> Reply:
@@ -276,10 +281,13 @@ __all__ = [
     "Mm7RequestError",
     "decoy_code",
     "malformed_body",
+    "mm7_element",
     "oversize_body",
     "parse_request",
     "render",
     "render_answer",
     "render_reply",
+    "serialize",
+    "soap_envelope",
     "submit_request",
 ]

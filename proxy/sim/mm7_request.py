@@ -2,9 +2,11 @@
 
 ``parse_request(body, content_type)`` reads a SOAP envelope, or a ``multipart/related``
 body whose root part (``start=``, else the first part) is the envelope, and returns an
-``Mm7Request``. It raises ``Mm7RequestError`` carrying the MM7 code a relay would answer:
-4004 (validation error) for anything unparseable or incomplete, 4003 for an unknown
-``*Req``, 4002 for an unsupported MM7Version.
+``Mm7Request`` (its kind, TransactionID, first recipient and sender). It raises
+``Mm7RequestError`` carrying the MM7 code a relay would answer: 4004 (validation error)
+for anything unparseable or incomplete, 4003 for an unknown ``*Req``, 4002 for an
+unsupported MM7Version. ``answer_status(body)`` reads the StatusCode of a VASP's answer
+to the relay's own requests (the DeliveryReportRsp to a delivery report, report.py).
 
 This is deliberately not the proxy's parser (``proxy.vendors``): the simulator is the
 oracle of the end-to-end tests, and a bug shared by both sides would pass them. It may be
@@ -18,6 +20,7 @@ import email.policy
 import email.utils
 from dataclasses import dataclass
 from email.message import Message
+from typing import Literal, cast
 
 from lxml import etree
 
@@ -28,6 +31,7 @@ KNOWN_REQUESTS = frozenset(
         "DeliverReq", "DeliveryReportReq", "ReadReplyReq",
     }
 )  # fmt: skip
+AddressKind = Literal["Number", "RFC2822Address", "ShortCode"]
 _ADDRESS_NAMES = frozenset({"Number", "RFC2822Address", "ShortCode"})
 _NO_SOAP_PART = "multipart/related body without a SOAP part"
 
@@ -43,13 +47,28 @@ class Mm7RequestError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Mm7Address:
+    """One MM7 address: its element (``Number``, ``RFC2822Address``, ``ShortCode``) and text."""
+
+    kind: AddressKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class Mm7Request:
-    """What the relay needs from a request: its kind, TransactionID and first recipient."""
+    """What the relay needs from a request: its kind, TransactionID, first recipient (``to``)
+    and, when it names one, the sender (``SenderIdentification/SenderAddress``)."""
 
     kind: str  # "SubmitReq", "CancelReq", ...
     transaction_id: str
     mm7_version: str
-    recipient: str | None = None
+    to: Mm7Address | None = None
+    sender: Mm7Address | None = None
+
+    @property
+    def recipient(self) -> str | None:
+        """The first recipient's address text (what the outcome is chosen by), or None."""
+        return self.to.value if self.to is not None else None
 
     @property
     def response_kind(self) -> str:
@@ -125,8 +144,7 @@ def parse_request(body: bytes, content_type: str | None) -> Mm7Request:
     if _local(root) != "Envelope":
         raise Mm7RequestError("4004", "the root element is not a SOAP Envelope")
     transaction_id = _text(_child(_child(root, "Header"), "TransactionID"))
-    body_el = _child(root, "Body")
-    req = next((c for c in body_el if _local(c)), None) if body_el is not None else None
+    req = _first_element(_child(root, "Body"))
     if req is None:
         raise Mm7RequestError("4004", "the SOAP Body is empty", transaction_id)
     kind = _local(req)
@@ -141,17 +159,65 @@ def parse_request(body: bytes, content_type: str | None) -> Mm7Request:
         raise Mm7RequestError("4004", "MM7Version is missing", transaction_id)
     if version.split(".", 1)[0] not in ("5", "6"):
         raise Mm7RequestError("4002", f"MM7Version {version} is not supported", transaction_id)
-    return Mm7Request(kind, transaction_id, version, _first_recipient(req))
+    return Mm7Request(kind, transaction_id, version, _first_recipient(req), _sender(req))
 
 
-def _first_recipient(req: etree._Element) -> str | None:
+def _address(el: etree._Element) -> Mm7Address | None:
+    name, value = _local(el), _text(el)
+    return Mm7Address(cast(AddressKind, name), value) if name in _ADDRESS_NAMES and value else None
+
+
+def _first_recipient(req: etree._Element) -> Mm7Address | None:
     recipients = _child(req, "Recipients")
     if recipients is None:
         return None
-    for el in recipients.iter():
-        if _local(el) in _ADDRESS_NAMES and (address := _text(el)):
-            return address
-    return None
+    return next(filter(None, map(_address, recipients.iter())), None)
 
 
-__all__ = ["KNOWN_REQUESTS", "Mm7Request", "Mm7RequestError", "parse_request"]
+def _sender(req: etree._Element) -> Mm7Address | None:
+    holder = _child(_child(req, "SenderIdentification"), "SenderAddress")
+    if holder is None:
+        return None
+    found = next(filter(None, map(_address, holder.iterchildren())), None)
+    if found is not None or len(holder):
+        return found
+    # Older relays' VASPs write the address as the element's own text.
+    value = _text(holder)
+    if value is None:
+        return None
+    return Mm7Address("RFC2822Address" if "@" in value else "Number", value)
+
+
+def answer_status(body: bytes) -> str | None:
+    """The StatusCode of a VASP's answer to the relay, or None when it carries none.
+
+    Reads ``Body/<X>Rsp/Status/StatusCode``, or a SOAP Fault's ``detail/<X>/Status/...``
+    (by local name, any namespace and SOAP version). Anything unreadable is None; never
+    raises.
+    """
+    try:
+        root = _parse_xml(body)
+    except Mm7RequestError:
+        return None
+    first = _first_element(_child(root, "Body"))
+    if first is not None and _local(first) == "Fault":
+        # SOAP 1.1 ``detail``; SOAP 1.2 ``Detail``.
+        detail = _child(first, "detail")
+        first = _first_element(detail if detail is not None else _child(first, "Detail"))
+    return _text(_child(_child(first, "Status"), "StatusCode"))
+
+
+def _first_element(el: etree._Element | None) -> etree._Element | None:
+    """The first child element of ``el`` (comments and processing instructions skipped)."""
+    return None if el is None else next((c for c in el if _local(c)), None)
+
+
+__all__ = [
+    "KNOWN_REQUESTS",
+    "AddressKind",
+    "Mm7Address",
+    "Mm7Request",
+    "Mm7RequestError",
+    "answer_status",
+    "parse_request",
+]

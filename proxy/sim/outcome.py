@@ -98,17 +98,21 @@ class Mix:
                 assert_never(vendor)
 
 
-def recipient_code(codes: SimCodes, vendor: SimVendor, recipient: str | None) -> str | None:
-    """The table code a recipient asks for (its last four digits as a number), or None."""
+def recipient_suffix(recipient: str | None) -> str | None:
+    """A recipient's last four digits read as a number (``+15550002002`` → ``"2002"``,
+    ``…0000`` → ``"0"``), or None when it has no digits. What recipients choose by."""
     if not recipient:
         return None
     # An RFC 2822 address ("+15550002002/TYPE=PLMN", "user2002@host"): digits of the user part.
     user = recipient.split("/", 1)[0].split("@", 1)[0]
     digits = _NOT_DIGIT.sub("", user)
-    if not digits:
-        return None
-    code = str(int(digits[-4:]))
-    return code if code in codes.table(vendor) else None
+    return str(int(digits[-4:])) if digits else None
+
+
+def recipient_code(codes: SimCodes, vendor: SimVendor, recipient: str | None) -> str | None:
+    """The table code a recipient asks for (``recipient_suffix``), or None."""
+    code = recipient_suffix(recipient)
+    return code if code is not None and code in codes.table(vendor) else None
 
 
 def header_fault(headers: Mapping[str, str]) -> FaultName | None:
@@ -284,4 +288,5 @@ __all__ = [
     "load_mix",
     "parse_mix",
     "recipient_code",
+    "recipient_suffix",
 ]
