@@ -36,8 +36,9 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from proxy.catalog import load_catalog
-from proxy.config import Address, Config, ConfigError, InboundRoute, load_config
+from proxy.config import Address, Config, ConfigError, InboundRoute, load_config, parse_address
 from proxy.demo_webhook import PREFIX as WEBHOOK_PREFIX
+from proxy.ports import PortError, check_free
 from proxy.sim.mm7 import submit_request
 from proxy.sim.settings import parse_listen
 
@@ -280,6 +281,15 @@ def _children(
     return children
 
 
+def _addresses(planned: list[tuple[list[str], str]], config: Config) -> list[Address]:
+    """Every address the demo's children will listen on (from their readiness URLs)."""
+    addresses = [config.listen]
+    for _, url in planned:
+        host_port = url.split("://", 1)[1].split("/", 1)[0]
+        addresses.append(parse_address(host_port))
+    return addresses
+
+
 def run_demo(ns: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C / SIGTERM. Returns the process exit code."""
     config_path = Path(ns.config) if ns.config is not None else builtin_demo_config_path()
@@ -292,6 +302,11 @@ def run_demo(ns: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gateway-proxy demo: {exc}", file=sys.stderr)
         return 2
+    try:
+        check_free(_addresses(planned, config))
+    except PortError as exc:
+        print(f"gateway-proxy demo: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

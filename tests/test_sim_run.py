@@ -286,3 +286,34 @@ def test_stop_kills_a_child_that_ignores_sigterm() -> None:
     demo._stop([child], grace=0.5)
     assert child.returncode == -signal.SIGKILL
     child.stdout.close()
+
+
+def test_busy_ports_are_one_line_for_simulate_and_demo(tmp_path: Path) -> None:
+    """simulate and demo: one precise line and exit 1; the demo checks before its guide."""
+    from tests.demo_process import DEMO_CONFIG
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        sim = subprocess.run(
+            [sys.executable, "-m", "proxy", "simulate", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+        data["admin_listen"] = f"127.0.0.1:{port}"  # taken, as by a first demo
+        config = tmp_path / "demo.yaml"
+        config.write_text(yaml.safe_dump(data), encoding="utf-8")
+        demo = subprocess.run(
+            [sys.executable, "-m", "proxy", "demo", "--config", str(config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert sim.returncode == 1
+    assert sim.stderr == (
+        f"gateway-proxy simulate: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    )
+    assert demo.returncode == 1
+    assert demo.stderr == (
+        f"gateway-proxy demo: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    )
+    assert "curl" not in demo.stdout  # no guide for ports it does not own

@@ -24,6 +24,8 @@ from typing import cast
 
 from aiohttp import BodyPartReader, web
 
+from proxy.config import Address
+from proxy.ports import PortError, bind
 from proxy.sim import faults, mm7, moms
 from proxy.sim.callback import REPORTER_KEY, Reporter, Sleep
 from proxy.sim.codes import SimCodes, load_sim_codes
@@ -335,6 +337,11 @@ def run_simulator(settings: SimSettings) -> None:
     except SimDataError as exc:
         print("\n".join(exc.errors), file=sys.stderr)
         raise SystemExit(2) from None
+    try:
+        sock = bind(Address(settings.host, settings.port))
+    except PortError as exc:
+        print(f"gateway-proxy simulate: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     reports = f"; delivery reports to {settings.callback_url}" if settings.callback_url else ""
     print(  # the one start-up line of a command-line tool
         f"gateway-proxy simulator on http://{settings.host}:{settings.port} "
@@ -344,8 +351,7 @@ def run_simulator(settings: SimSettings) -> None:
     # run_app turns SIGINT and SIGTERM into a graceful exit (GracefulExit → cleanup).
     web.run_app(
         app,
-        host=settings.host,
-        port=settings.port,
+        sock=sock,
         print=None,
         shutdown_timeout=2.0,
         handler_cancellation=True,
