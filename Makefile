@@ -14,7 +14,8 @@ install: $(STAMP)
 
 # Re-install only when the project's metadata changes.
 # A venv without pip is half-made (Debian without python3-venv leaves one): start over.
-$(STAMP): pyproject.toml
+# The dependency tree is pinned by requirements/constraints.txt (make lock regenerates it).
+$(STAMP): pyproject.toml $(wildcard requirements/constraints.txt)
 	@if [ ! -x $(BIN)/pip ]; then \
 	  if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
 	    echo "make: gateway-proxy needs Python >= 3.11; '$(PYTHON)' is:" \
@@ -31,7 +32,7 @@ $(STAMP): pyproject.toml
 	  fi; \
 	fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet $(if $(wildcard requirements/constraints.txt),-c requirements/constraints.txt) -e '.[test]'
 	@touch $(STAMP)
 
 # External programs the tests drive for real (prometheus/promtool, helm).
@@ -80,3 +81,28 @@ image-test: $(STAMP)
 	@bash scripts/install-podman.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" GATEWAY_PROXY_IMAGE_TEST=required $(BIN)/pytest -p no:cacheprovider tests/test_image.py
 
+# Reliability (docs/reliability.md). `fuzz`: every property test with many more examples
+# than `make test` gives them (FUZZ_EXAMPLES=N to change). `soak`: tests/test_soak.py for
+# SOAK_SECONDS against a real proxy and simulator; it prints its figures.
+.PHONY: fuzz soak lock audit
+FUZZ_EXAMPLES ?= 20000
+SOAK_SECONDS ?= 180
+CONSTRAINTS := requirements/constraints.txt
+
+fuzz: $(STAMP)
+	GATEWAY_PROXY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider \
+	  $(wildcard tests/test_*fuzz*.py) tests/test_catalog_load.py
+
+soak: $(STAMP)
+	GATEWAY_PROXY_SOAK_SECONDS=$(SOAK_SECONDS) GATEWAY_PROXY_SOAK_REQUESTS=100000000 \
+	  $(BIN)/pytest -s -q -p no:cacheprovider tests/test_soak.py
+
+# Re-resolve and pin the dependency tree (scripts/lock.sh); `make install` installs it.
+lock:
+	PYTHON=$(PYTHON) bash scripts/lock.sh $(CONSTRAINTS)
+
+# Known vulnerabilities in the pinned tree, from PyPI's advisory data; --strict fails
+# when a pin cannot be checked.
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off \
+	  --vulnerability-service pypi -r $(CONSTRAINTS)

@@ -115,7 +115,12 @@ class Validator(Checker):
             return None
         path = Path(str(value))
         path = path if path.is_absolute() else self._base / path
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:  # a name the OS refuses (too long, ...)
+            self.add("catalog", f"cannot use {path}: {exc.strerror or exc}")
+            return path
+        if not found:
             self.add("catalog", f"file not found: {path}")
         return path
 
@@ -260,17 +265,22 @@ class Validator(Checker):
         return Timeout(connect=connect or 5.0, total=total or 30.0)
 
     def upstream(self, key: str, value: object) -> str:
+        """An absolute http(s) URL. Reasons quote the value as written (``${VAR}`` and
+        all), never as expanded: the environment holds credentials."""
         if value is None:
             return ""
-        text = self.expand(key, str(value))
+        if not isinstance(value, str):
+            self.add(key, f"must be an http:// or https:// URL, got {type(value).__name__}")
+            return ""
+        text = self.expand(key, value)
         try:
             parts = urlsplit(text)
             parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError as exc:
-            self.add(key, f"not a valid URL ({exc}): {text!r}")
+            self.add(key, f"not a valid URL ({exc}): {value!r}")
             return text
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.add(key, f"must be an absolute http:// or https:// URL, got {text!r}")
+            self.add(key, f"must be an absolute http:// or https:// URL, got {value!r}")
         elif parts.username or parts.password:
             self.add(key, "must not embed credentials; use headers with ${VAR} instead")
         elif parts.query or parts.fragment:

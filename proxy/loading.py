@@ -75,7 +75,11 @@ def read_yaml(path: str | Path, error: type[_E]) -> Any:
 
 
 def _fail(error: type[_E], source: str, reason: str) -> NoReturn:
-    raise error([f"{source}: {reason}"]) from None
+    raise error([_one_line(f"{source}: {reason}")]) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.replace("\r", "\\r").replace("\n", "\\n").split())
 
 
 def join_key(parent: str, child: str) -> str:
@@ -94,8 +98,13 @@ class Checker:
         self.errors: list[str] = []
 
     def add(self, key: str, reason: str) -> None:
-        """Record one problem at ``key`` (``(root)`` for the document itself)."""
-        self.errors.append(f"{self.source}: {key or '(root)'}: {reason}")
+        """Record one problem at ``key`` (``(root)`` for the document itself).
+
+        Each problem is one line: line breaks in a key or reason (YAML allows them in
+        keys) are written as ``\\n``.
+        """
+        line = f"{self.source}: {key or '(root)'}: {reason}"
+        self.errors.append(_one_line(line))
 
     def raise_if_any(self, error: type[LoadError]) -> None:
         """Raise ``error`` with every recorded problem, if there is one."""
