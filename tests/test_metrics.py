@@ -91,7 +91,7 @@ def test_exemplars_carry_the_trace_id_in_openmetrics(catalog: Catalog) -> None:
     ok = Outcome(code=catalog["OK"], vendor="mm7", vendor_code="1000", vendor_code_label="1000")
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     metrics.observe("mms", "mm7", ok, duration_s=0.1, upstream_duration_s=0.1, trace_id=trace)
-    text = openmetrics_latest(registry).decode()
+    text = openmetrics_latest(registry).decode()  # type: ignore[no-untyped-call]
     assert f'# {{trace_id="{trace}"}} 1.0' in text
 
 

@@ -1,6 +1,7 @@
 """The real-Prometheus harness: it scrapes a target with our labels and answers queries."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -34,7 +35,9 @@ def test_substitute_dashboard_vars_caller_wins_and_unknown_fails() -> None:
 
 
 @pytest.mark.integration
-async def test_prometheus_scrapes_a_target_with_our_labels(aiohttp_server, tmp_path: Path) -> None:
+async def test_prometheus_scrapes_a_target_with_our_labels(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
     """A real prometheus scrapes a hand-written exposition and the API returns it labelled."""
 
     async def metrics(_: web.Request) -> web.Response:

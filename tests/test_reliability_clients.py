@@ -134,7 +134,7 @@ async def test_extension_methods_are_forwarded(proxy_client: Any) -> None:
     """FOO is a valid token: it reaches the gateway (a raw one: aiohttp's C parser, like
     many servers, would refuse it too)."""
     seen: list[bytes] = []
-    answer = submit_rsp().text.encode()
+    answer = (submit_rsp().text or "").encode()
 
     async def gateway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
