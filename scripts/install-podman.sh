@@ -14,6 +14,7 @@
 # Idempotent and instant when the programs, the base image and an "ok" verdict are there.
 # Runs as root in CI; as a normal user it needs passwordless sudo for apt-get (`sudo -n`).
 set -euo pipefail
+source "${BASH_SOURCE[0]%/*}/lib/apt.sh"
 
 here="$(cd "$(dirname "$0")" && pwd)"
 status_file="${PODMAN_STATUS_FILE:-$here/../.venv/podman-status}"
@@ -33,28 +34,7 @@ if have_programs && [[ "$(head -n 1 "$status_file" 2>/dev/null)" == "ok" ]] \
 fi
 
 if ! have_programs; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-podman: apt-get not found; install podman, runc and mmdebstrap yourself" >&2
-    exit 1
-  fi
-  as_root=()
-  if [[ "$(id -u)" -ne 0 ]]; then
-    if ! sudo -n true 2>/dev/null; then
-      echo "install-podman: need root or passwordless sudo to apt-get install" \
-        "podman runc mmdebstrap; or install them yourself" >&2
-      exit 1
-    fi
-    as_root=(sudo -n)
-  fi
-  apt_opts=(-o DPkg::Lock::Timeout=300 -q)
-  echo "install-podman: installing Debian's podman, runc and mmdebstrap" >&2
-  # The lists are fresh when install-prometheus.sh just ran; update only if the install fails.
-  if ! "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get "${apt_opts[@]}" install -y --no-install-recommends "${programs[@]}"; then
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get "${apt_opts[@]}" install -y --no-install-recommends "${programs[@]}"
-  fi
+  apt_install install-podman - "${programs[@]}" || exit 1
   have_programs || { echo "install-podman: ${programs[*]} missing after install" >&2; exit 1; }
 fi
 
