@@ -161,14 +161,14 @@ class Metrics:
                 self.request_duration.labels(route.name, route.vendor, category)
             for reason in FAILURE_REASONS:
                 self.upstream_failures.labels(route.name, route.vendor, reason)
-            for reason in sorted(REJECTION_REASONS):
-                self.rejected.labels(route.name, reason)
+            for rejection in sorted(REJECTION_REASONS):
+                self.rejected.labels(route.name, rejection)
             for code, vendor_code in _series(catalog, route.vendor):
                 self.responses.labels(
                     route.name, route.vendor, code.name, code.category, vendor_code
                 )
-        for reason in ("head_timeout", "header_too_large", "uri_too_long", "bad_request"):
-            self.rejected.labels(UNMATCHED_ROUTE, reason)
+        for rejection in ("head_timeout", "header_too_large", "uri_too_long", "bad_request"):
+            self.rejected.labels(UNMATCHED_ROUTE, rejection)
         route_missing = catalog.transport["route_not_found"]
         self.responses.labels(
             UNMATCHED_ROUTE, PROXY_VENDOR, route_missing.name, route_missing.category, "none"
