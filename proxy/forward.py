@@ -23,6 +23,7 @@ gives on its own goes through one path.
 """
 
 import asyncio
+import os
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -103,13 +104,18 @@ def create_session(pool: Pool) -> aiohttp.ClientSession:
         keepalive_timeout=pool.keepalive_seconds,
         ttl_dns_cache=60,
     )
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         trust_env=False,
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
     )
+    # aiohttp resends GET/PUT/DELETE/... once when a kept-alive connection breaks after
+    # the request went out, without knowing whether the gateway had it: a duplicate MMS.
+    # The proxy never resends (the connector already drops connections it sees closed).
+    session._retry_connection = False  # aiohttp has no public switch for it
+    return session
 
 
 def client_timeout(route: Route) -> aiohttp.ClientTimeout:
@@ -264,9 +270,12 @@ def map_exception(exc: BaseException) -> tuple[FailureKind, str]:
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
         return "connect", f"TLS handshake with the gateway failed ({name})"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect", f"could not connect to the gateway ({exc.strerror or name})"
+        # Not exc.strerror: it names the gateway's address ("Connect call failed (IP, port)").
+        reason = os.strerror(exc.errno).lower() if exc.errno else name
+        return "connect", f"could not connect to the gateway ({reason})"
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
         return "timeout", "the gateway did not answer in time"
     if isinstance(exc, aiohttp.ClientResponseError):
-        return "unparseable", f"the gateway's answer is not valid HTTP ({exc.message})"
+        # Not the parser's message: it quotes the gateway's bytes (paths, numbers, tokens).
+        return "unparseable", "the gateway's answer is not valid HTTP"
     return "connection_lost", f"the connection to the gateway was lost ({name})"
