@@ -48,9 +48,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict proxy tests bench
 
 # The fast gate: lint, types and every test that starts no external program
-# (prometheus, promtool, helm, hadolint, podman are `integration`).
+# (prometheus, promtool, helm, hadolint, podman are `integration`) and runs in seconds
+# (the soak and the demo round trips are `slow`), on both cores. `make test` runs all.
 unit: lint typecheck
-	$(BIN)/pytest -m "not integration" -q
+	$(BIN)/pytest -m "not integration and not slow" -q -n 2 -p no:cacheprovider
 
 test: lint typecheck tools
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest --cov --cov-report=term
