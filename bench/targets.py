@@ -140,7 +140,9 @@ def gateway_proxy_config(port: int, admin_port: int, gateway_port: int) -> str:
 
     The pool is unbounded like the other targets' (nginx opens what it needs; the minimal
     proxy uses ``limit=0``): the default 100 per host would queue the 128-connection and
-    5,000-request scenarios at the pool instead of measuring the proxy.
+    5,000-request scenarios at the pool instead of measuring the proxy. For the same wave,
+    ``listen_backlog`` matches the gateway's (8192; the default 1024 would overflow) and
+    ``max_in_flight`` is above it (the default 1000 would shed most of it).
     """
     gateway = f"http://{_HOST}:{gateway_port}"
     return f"""\
@@ -148,6 +150,8 @@ listen: {_HOST}:{port}
 admin_listen: {_HOST}:{admin_port}
 log: {{level: info, format: json}}
 shutdown: {{drain_seconds: 1}}
+listen_backlog: 8192
+max_in_flight: 10000
 pool: {{limit: 100000, limit_per_host: 0, keepalive_seconds: 30}}
 routes:
   - name: mms

@@ -45,7 +45,7 @@ _BODY_WORDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class Outcome:
     """Everything the envelope, the metrics and the log line need about one answer.
 
@@ -76,7 +76,7 @@ class Outcome:
         return self.code.retryable if self.retry is None else self.retry
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class _Answer:
     """The facts of one gateway answer that classification weighs."""
 
@@ -93,7 +93,7 @@ class _Answer:
         return self.reply.code if self.reply.code is not None else self.header_code
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class _Verdict:
     canonical: CanonicalCode
     entry: VendorCode | None = None
@@ -188,9 +188,11 @@ def _verdict(catalog: Catalog, answer: _Answer) -> _Verdict:
 def _by_vendor_code(
     catalog: Catalog, table: VendorTable, code: str, reply: VendorReply
 ) -> _Verdict:
-    number = _integer(code)
     entry = table.codes.get(code)
-    if entry is None and number is not None:
+    if entry is not None:  # the common case: the code as the catalog spells it
+        return _Verdict(entry.resolve(reply.message), entry, entry.code)
+    number = _integer(code)
+    if number is not None:
         entry = table.codes.get(str(number))  # "+2002", "02002" are 2002
     if entry is not None:
         return _Verdict(entry.resolve(reply.message), entry, entry.code)
@@ -268,30 +270,34 @@ def _conflict(catalog: Catalog, answer: _Answer, verdict: _Verdict) -> tuple[str
     """
     table, reply, header_code = answer.table, answer.reply, answer.header_code
     http_status, headers = answer.http_status, answer.headers
-    said: list[tuple[bool, str]] = []
+    # (says success?, how to name the signal): the names are only written out when the
+    # signals disagree, which is rare.
+    said: list[tuple[bool, str, tuple[object, ...]]] = []
     if reply.code is not None:
-        said.append((verdict.canonical.ok, f"{table.name} status {reply.code}"))
+        said.append((verdict.canonical.ok, "{} status {}", (table.name, reply.code)))
     if header_code is not None:
         header = _by_vendor_code(catalog, table, header_code, VendorReply("vendor"))
-        said.append((header.canonical.ok, f"status header code {header_code}"))
+        said.append((header.canonical.ok, "status header code {}", (header_code,)))
     if reply.status is not None:
-        said.append((_says_success(table, reply.status), f"status {reply.status!r}"))
+        said.append((_says_success(table, reply.status), "status {!r}", (reply.status,)))
     if reply.code is None and header_code is None and verdict.canonical.ok:
-        said.append((True, f"{verdict.canonical.name} from the {table.name} body"))
+        said.append((True, "{} from the {} body", (verdict.canonical.name, table.name)))
     if not 200 <= http_status < 300 and not (answer.bodiless and http_status == 304):
-        said.append((False, f"HTTP status {http_status}"))
+        said.append((False, "HTTP status {}", (http_status,)))
     if reply.fault:
-        said.append((False, "a SOAP Fault"))
+        said.append((False, "a SOAP Fault", ()))
     if reply.element and reply.element.endswith("ErrorRsp"):
-        said.append((False, f"an {reply.element}"))
+        said.append((False, "an {}", (reply.element,)))
     for name in table.status_headers:
         value = headers.get(name)
         if value is not None and not _status_word_ok(table, value):
-            said.append((False, f"{name} header {value.strip()[:40]!r}"))
-    verdicts = {ok for ok, _ in said}
+            said.append((False, "{} header {!r}", (name, value.strip()[:40])))
+    verdicts = {ok for ok, _, _ in said}
     if len(verdicts) < 2:
         return ()
-    return tuple(f"{'success' if ok else 'failure'}: {what}" for ok, what in said)
+    return tuple(
+        f"{'success' if ok else 'failure'}: {what.format(*args)}" for ok, what, args in said
+    )
 
 
 def _status_word_ok(table: VendorTable, value: str) -> bool:

@@ -54,12 +54,30 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
+_WORKERS_HELP = (
+    "proxy processes sharing `listen` (SO_REUSEPORT; default 1, one process). With N > 1 a "
+    "supervising parent serves `admin_listen`, /metrics adding up every worker "
+    "(prometheus_client multiprocess mode: no exemplars); SIGTERM drains every worker"
+)
+
+
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 256:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 256, got {text!r}")
+    return count
+
+
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help=_CONFIG_HELP)
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="override the config's log.level")
     parser.add_argument(
         "--log-format", choices=LOG_FORMATS, help="override the config's log.format"
     )
+    parser.add_argument("--workers", type=_worker_count, default=1, metavar="N", help=_WORKERS_HELP)
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +194,10 @@ def _serve(args: argparse.Namespace) -> int:
     fmt: LogFormat = args.log_format or config.log.format
     configure_logging(level, fmt)
     try:
+        if args.workers > 1:
+            from proxy.workers import run_workers  # noqa: PLC0415 - only with --workers
+
+            return run_workers(config, args.workers, level, fmt)
         run(config)
     except ListenError as exc:
         get_logger("gateway_proxy").error("listen_error", error=str(exc))
@@ -288,7 +310,7 @@ COMMANDS: tuple[Command, ...] = (
         "demo",
         "run the simulator and the proxy with a guide",
         "Start the simulator and the proxy in front of it, and print a guide of requests "
-        "to try. Ctrl-C stops both.",
+        "to try. Ctrl-C stops every process of the demo.",
         _demo_arguments,
         _demo,
     ),

@@ -1,9 +1,10 @@
 """Talk to the upstream gateway: the one place where aiohttp and OS errors are mapped.
 
-``exchange`` streams the app's body to the upstream and reads the (small) answer up
-to the route's ``max_response_bytes``. It returns an ``UpstreamAnswer`` or raises
-``ProxyFailure``, never anything else from aiohttp. The exception tree is kept
-shallow on purpose::
+``exchange`` streams the app's body to the upstream over the process's ``UpstreamPool``
+(proxy/upstream.py: keep-alive HTTP/1.1 on aiohttp's connection protocol) and reads the
+(small) answer up to the route's ``max_response_bytes``. It returns an ``UpstreamAnswer``
+or raises ``ProxyFailure``, never anything else from aiohttp or the OS. The exception tree
+is kept shallow on purpose::
 
     ProxyFailure(kind)         kind is one of
       connect                  refused, DNS, TLS, connect timeout: never reached the gateway
@@ -17,27 +18,41 @@ shallow on purpose::
 
 The server raises the same exception for requests it refuses before forwarding
 (``route_not_found``, ``bad_request``, ``request_too_large``): every answer the proxy
-gives on its own goes through one path.
+gives on its own goes through one path. A detail never quotes the gateway's bytes or
+names its address: it is sent to the app.
 
-``map_exception`` is the boundary; everything above it switches on ``kind``.
+``map_exception`` is the boundary (``_connect_failure`` for the connect phase); everything
+above it switches on ``kind``. Nothing is ever sent twice: a request whose connection
+breaks is answered ``connection_lost``, never retried.
 """
 
 import asyncio
 import os
+import socket
+import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_parser import RawResponseMessage
+from aiohttp.streams import EMPTY_PAYLOAD, EofStream, StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from proxy.config import Pool, Route
+from proxy.upstream import Connection, Origin, UpstreamPool
 from proxy.vocab import FailureKind
 
-_CHUNK = 64 * 1024
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_LAST_CHUNK = b"0\r\n\r\n"
+# What reading the app's body can raise: a broken upload, or the app gone (RuntimeError,
+# "Connection closed.", from aiohttp's stream once the app's connection is lost).
+_APP_BODY_ERRORS = (aiohttp.ClientError, OSError, asyncio.IncompleteReadError, RuntimeError)
+# What reading or writing an upstream connection can raise, past the connect phase.
+_TRANSPORT_ERRORS = (OSError, aiohttp.ClientError, HttpProcessingError, EofStream)
 
 
 class ProxyFailure(Exception):
@@ -55,18 +70,6 @@ class ProxyFailure(Exception):
         self.bytes_sent = 0
 
 
-class _AppBodyTooLarge(Exception):
-    """Raised inside the body stream; mapped to ``request_too_large``."""
-
-
-class _AppBodyBroken(Exception):
-    """Reading the app's body failed; mapped to ``bad_request``."""
-
-
-class _AppBodyStalled(Exception):
-    """The app's body paused longer than its ``body_idle``; mapped to ``client_timeout``."""
-
-
 class Progress:
     """How many body bytes went upstream so far: read by the caller even when the
     exchange is cancelled (the app went away) or fails."""
@@ -79,7 +82,7 @@ class Progress:
         self.awaiting_app = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class UpstreamAnswer:
     """A complete gateway answer. ``body`` is as received (passthrough returns it);
     ``content`` is the same body with any gzip/deflate coding removed (parsers read it)."""
@@ -93,10 +96,11 @@ class UpstreamAnswer:
 
 
 def create_session(pool: Pool) -> aiohttp.ClientSession:
-    """The one ``ClientSession`` of the process: keep-alive, bounded pool, no cookies.
+    """A ``ClientSession`` for the proxy's other calls (the app's webhooks, callbacks.py):
+    keep-alive, bounded pool, no cookies.
 
     Redirects are never followed and proxy env vars are ignored: only the configured
-    upstreams are ever contacted.
+    targets are ever contacted.
     """
     connector = aiohttp.TCPConnector(
         limit=pool.limit,
@@ -104,23 +108,13 @@ def create_session(pool: Pool) -> aiohttp.ClientSession:
         keepalive_timeout=pool.keepalive_seconds,
         ttl_dns_cache=60,
     )
-    session = aiohttp.ClientSession(
+    return aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         trust_env=False,
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
     )
-    # aiohttp resends GET/PUT/DELETE/... once when a kept-alive connection breaks after
-    # the request went out, without knowing whether the gateway had it: a duplicate MMS.
-    # The proxy never resends (the connector already drops connections it sees closed).
-    session._retry_connection = False  # aiohttp has no public switch for it
-    return session
-
-
-def client_timeout(route: Route) -> aiohttp.ClientTimeout:
-    """The route's timeouts; ``connect`` includes waiting for a pooled connection."""
-    return aiohttp.ClientTimeout(total=route.timeout.total, connect=route.timeout.connect)
 
 
 def upstream_url(route: Route, rest_path: str, raw_query: str) -> URL:
@@ -131,99 +125,243 @@ def upstream_url(route: Route, rest_path: str, raw_query: str) -> URL:
     return URL(text, encoded=True)
 
 
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
+class Request:
+    """One request for the gateway: ``target`` is the request-target (path and query)."""
+
+    method: str
+    target: str
+    headers: CIMultiDict[str]
+    body: StreamReader | None
+
+
 async def exchange(
-    session: aiohttp.ClientSession,
+    pool: UpstreamPool,
     route: Route,
-    *,
-    method: str,
-    url: URL,
-    headers: CIMultiDict[str],
-    body: aiohttp.StreamReader | None,
-    time_limits: aiohttp.ClientTimeout,
+    origin: Origin,
+    request: Request,
     progress: Progress | None = None,
 ) -> UpstreamAnswer:
     """Send one request upstream and read the answer. Raises only ``ProxyFailure``.
 
-    ``progress`` (optional) counts the body bytes sent, as they go.
+    ``progress`` (optional) counts the body bytes sent, as they go. The route's
+    ``timeout.total`` bounds it all (``Deadlines``: the connection is aborted when it runs
+    out); ``timeout.connect`` the wait for a connection.
     """
     counter = progress or Progress()
-    data = (
-        _stream(body, counter, route.max_request_bytes, route.client_timeout.body_idle)
-        if body is not None
-        else None
-    )
     started = time.perf_counter()
+    limits = route.timeout
+    conn: Connection | None = None
     try:
-        async with session.request(
-            method,
-            url,
-            headers=headers,
-            data=data,
-            timeout=time_limits,
-            allow_redirects=False,
-        ) as response:
-            payload = await _read_capped(response, route.max_response_bytes)
-            return UpstreamAnswer(
-                status=response.status,
-                headers=response.headers,
-                body=payload,
-                content=decode_content(
-                    payload, response.headers.get("Content-Encoding"), route.max_response_bytes
-                ),
-                duration_s=time.perf_counter() - started,
-                bytes_out=counter.bytes_sent,
-            )
+        conn = pool.take(origin) or await _connect(pool, origin, limits.connect, limits.total)
+        # The connect phase counts against the total, as it did inside asyncio.timeout.
+        pool.deadlines.start(conn, _loop_time() + limits.total - (time.perf_counter() - started))
+        status, headers, payload = await _send(conn, route, request, counter)
     except ProxyFailure as failure:
         failure.elapsed_s, failure.bytes_sent = time.perf_counter() - started, counter.bytes_sent
         raise
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        kind, detail = map_exception(exc)
+    except (TimeoutError, *_TRANSPORT_ERRORS) as exc:
+        kind, detail = map_exception(TimeoutError() if conn and conn.expired else exc)
         if kind == "timeout" and counter.awaiting_app:  # the app stalled, not the gateway
             kind, detail = "client_timeout", "the app's body stalled past the route's timeout"
         mapped = ProxyFailure(kind, detail)
         mapped.elapsed_s, mapped.bytes_sent = time.perf_counter() - started, counter.bytes_sent
         raise mapped from exc
+    finally:
+        if conn is not None:
+            pool.deadlines.stop(conn)
+            pool.release(conn)
+    return UpstreamAnswer(
+        status=status,
+        headers=headers,
+        body=payload,
+        content=decode_content(payload, headers.get("Content-Encoding"), route.max_response_bytes),
+        duration_s=time.perf_counter() - started,
+        bytes_out=counter.bytes_sent,
+    )
 
 
-async def _stream(
-    body: aiohttp.StreamReader, counter: Progress, limit: int | None, idle: float
-) -> AsyncIterator[bytes]:
-    """Yield the app's body chunk by chunk, never holding it whole in memory.
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
-    A pause longer than ``idle`` seconds between chunks is the app's stall, not the
-    gateway's slowness: it ends the exchange as ``client_timeout``.
+
+async def _connect(pool: UpstreamPool, origin: Origin, connect: float, total: float) -> Connection:
+    """A new connection within ``connect`` seconds (the pool wait included) and the total:
+    the connect phase."""
+    try:
+        async with asyncio.timeout(min(connect, total)):
+            return await pool.connect(origin)
+    except TimeoutError:
+        if total < connect:
+            raise ProxyFailure("timeout", "the gateway did not answer in time") from None
+        raise ProxyFailure("connect", "timed out connecting to the gateway") from None
+    except OSError as exc:
+        raise _connect_failure(exc) from exc
+
+
+def _connect_failure(exc: OSError) -> ProxyFailure:
+    """Connect-phase errors: nothing reached the gateway. Names no address (the text goes
+    to the app)."""
+    if isinstance(exc, socket.gaierror):
+        return ProxyFailure("connect", "could not resolve the gateway's host name")
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        name = type(exc).__name__
+        return ProxyFailure("connect", f"TLS handshake with the gateway failed ({name})")
+    reason = os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
+    return ProxyFailure("connect", f"could not connect to the gateway ({reason})")
+
+
+async def _send(
+    conn: Connection, route: Route, request: Request, counter: Progress
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    """The exchange on ``conn``: the request, its body (streamed), the answer (capped).
+
+    The body goes out in a task of its own when it is not all there yet, so a gateway that
+    answers before reading all of it (an early error) is heard. ``conn.reusable`` is set
+    when the answer was read to its end and both sides may go on.
     """
-    while True:
-        counter.awaiting_app = True
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await body.readany()
-        except TimeoutError as exc:
-            raise _AppBodyStalled(f"the app's body paused for more than {idle:g} s") from exc
-        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-            raise _AppBodyBroken(str(exc) or type(exc).__name__) from exc
-        finally:
-            counter.awaiting_app = False
-        if not chunk:
-            return
-        counter.bytes_sent += len(chunk)
-        if limit is not None and counter.bytes_sent > limit:
-            raise _AppBodyTooLarge(f"request body is over {limit} bytes")
-        yield chunk
+    headers, body, chunked = _framing(request, conn.origin)
+    first, done = (b"", True) if body is None else _buffered(body, counter, route)
+    conn.send_head(request.method, request.target, headers, _frame(first, done, chunked))
+    upload = None
+    if not done:
+        assert body is not None
+        upload = asyncio.get_running_loop().create_task(
+            _upload(conn, body, counter, route, chunked), name="gateway-proxy-upload"
+        )
+    try:
+        message, payload = await conn.answer()
+        content = await _read_capped(conn, message, payload, route.max_response_bytes)
+    except BaseException:
+        conn.abort()
+        if upload is not None:
+            upload.cancel()
+            failed = upload.done() and not upload.cancelled() and upload.exception()
+            if isinstance(failed, ProxyFailure):  # the app's body broke: that is the cause
+                raise failed from None
+        raise
+    if upload is not None and (not upload.done() or upload.cancelled() or upload.exception()):
+        upload.cancel()  # answered before the whole body went: that connection cannot go on
+        conn.reusable = False
+    return message.code, message.headers, content
 
 
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    declared = response.content_length
+def _framing(
+    request: Request, origin: Origin
+) -> tuple[CIMultiDict[str], StreamReader | None, bool]:
+    """The headers as they go out, the body, and whether it goes chunked.
+
+    ``request.headers`` gets a ``Host`` (the upstream's, first) when it has none, and the
+    framing aiohttp's client would give it: the app's ``Content-Length`` is kept; a body
+    without one is chunked; no body on a method that may carry one is ``Content-Length: 0``.
+    """
+    headers, body = request.headers, request.body
+    if "Host" not in headers:
+        seeded: CIMultiDict[str] = CIMultiDict(Host=origin.host_header)
+        seeded.extend(headers)
+        headers = seeded
+    chunked = False
+    if "Content-Length" not in headers:
+        if body is not None:
+            headers["Transfer-Encoding"] = "chunked"
+            chunked = True
+        elif request.method not in _METHODS_WITHOUT_BODY:
+            headers["Content-Length"] = "0"
+    return headers, body, chunked
+
+
+def _buffered(body: StreamReader, counter: Progress, route: Route) -> tuple[bytes, bool]:
+    """What of the app's body is here already (not waiting), and whether that is all."""
+    try:
+        chunk = body.read_nowait()
+    except _APP_BODY_ERRORS as exc:
+        raise _broken(exc) from exc
+    _count(chunk, counter, route.max_request_bytes)
+    return chunk, body.at_eof()
+
+
+def _frame(chunk: bytes, last: bool, chunked: bool) -> bytes:
+    if not chunked:
+        return chunk
+    framed = b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunk else b""
+    return framed + _LAST_CHUNK if last else framed
+
+
+def _count(chunk: bytes, counter: Progress, limit: int | None) -> None:
+    counter.bytes_sent += len(chunk)
+    if limit is not None and counter.bytes_sent > limit:
+        raise ProxyFailure("request_too_large", f"request body is over {limit} bytes")
+
+
+def _broken(exc: BaseException) -> ProxyFailure:
+    reason = str(exc) or type(exc).__name__
+    return ProxyFailure("bad_request", f"the app's request body ended early: {reason}")
+
+
+async def _upload(
+    conn: Connection, body: StreamReader, counter: Progress, route: Route, chunked: bool
+) -> None:
+    """Stream the rest of the app's body, never holding it whole in memory.
+
+    A pause longer than the route's ``body_idle`` between chunks is the app's stall, not
+    the gateway's slowness: it ends the exchange as ``client_timeout``. Any failure aborts
+    the connection, which wakes the exchange waiting for the answer.
+    """
+    idle = route.client_timeout.body_idle
+    try:
+        while True:
+            counter.awaiting_app = True
+            try:
+                async with asyncio.timeout(idle):
+                    chunk = await body.readany()
+            except TimeoutError as exc:
+                detail = f"the app's body paused for more than {idle:g} s"
+                raise ProxyFailure("client_timeout", detail) from exc
+            except _APP_BODY_ERRORS as exc:
+                raise _broken(exc) from exc
+            finally:
+                counter.awaiting_app = False
+            last = not chunk
+            _count(chunk, counter, route.max_request_bytes)
+            await conn.send_body(_frame(chunk, last, chunked))
+            if last:
+                return
+    except BaseException:
+        conn.abort()
+        raise
+
+
+def _content_length(message: RawResponseMessage) -> int | None:
+    value = message.headers.get("Content-Length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:  # llhttp already refused malformed framing; be safe anyway
+        return None
+
+
+async def _read_capped(
+    conn: Connection, message: RawResponseMessage, payload: StreamReader, limit: int
+) -> bytes:
+    """The answer's body, never more than ``limit`` bytes of it."""
+    if payload is EMPTY_PAYLOAD:
+        conn.reusable = not message.should_close
+        return b""
+    declared = _content_length(message)
     if declared is not None and declared > limit:
-        response.close()  # don't read (or reuse) a connection carrying a huge body
+        conn.close()  # don't read (or reuse) a connection carrying a huge body
         raise ProxyFailure("too_large", f"gateway answer declared {declared} bytes (> {limit})")
-    buffer = bytearray()
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        buffer += chunk
-        if len(buffer) > limit:
-            response.close()
-            raise ProxyFailure("too_large", f"gateway answer is over {limit} bytes")
-    return bytes(buffer)
+    if declared is not None:  # bounded by its framing: read it at once
+        data = await payload.read()
+    else:
+        buffer = bytearray()
+        while chunk := await payload.readany():
+            buffer += chunk
+            if len(buffer) > limit:
+                conn.close()
+                raise ProxyFailure("too_large", f"gateway answer is over {limit} bytes")
+        data = bytes(buffer)
+    conn.reusable = payload.is_eof() and not message.should_close
+    return data
 
 
 def decode_content(body: bytes, coding: str | None, limit: int) -> bytes:
@@ -253,15 +391,10 @@ def map_exception(exc: BaseException) -> tuple[FailureKind, str]:
     """Map an aiohttp/OS/timeout error to a failure kind and a short description.
 
     Connect-phase errors (refused, DNS, TLS, connect timeout) never reached the gateway;
-    everything after that may have, so it is ``connection_lost`` or ``timeout``.
+    everything after that may have, so it is ``connection_lost`` or ``timeout``. The
+    description names the error's type, never its message: that may quote the gateway's
+    bytes or its address.
     """
-    cause = exc.__cause__
-    if isinstance(cause, _AppBodyTooLarge):
-        return "request_too_large", str(cause)
-    if isinstance(cause, _AppBodyBroken):
-        return "bad_request", f"the app's request body ended early: {cause}"
-    if isinstance(cause, _AppBodyStalled):
-        return "client_timeout", str(cause)
     name = type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "connect", "timed out connecting to the gateway"
@@ -270,12 +403,11 @@ def map_exception(exc: BaseException) -> tuple[FailureKind, str]:
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
         return "connect", f"TLS handshake with the gateway failed ({name})"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        # Not exc.strerror: it names the gateway's address ("Connect call failed (IP, port)").
-        reason = os.strerror(exc.errno).lower() if exc.errno else name
+        reason = os.strerror(exc.os_error.errno).lower() if exc.os_error.errno else name
         return "connect", f"could not connect to the gateway ({reason})"
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
         return "timeout", "the gateway did not answer in time"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # Not the parser's message: it quotes the gateway's bytes (paths, numbers, tokens).
-        return "unparseable", "the gateway's answer is not valid HTTP"
+    if isinstance(exc, aiohttp.ClientResponseError | HttpProcessingError):
+        cause = exc.__cause__ if isinstance(exc.__cause__, HttpProcessingError) else exc
+        return "unparseable", f"the gateway's answer is not valid HTTP ({type(cause).__name__})"
     return "connection_lost", f"the connection to the gateway was lost ({name})"

@@ -4,9 +4,9 @@ and the mapping of a gateway's ``Location`` back onto the proxy.
 Pure functions over plain mappings, so the rules are testable without sockets.
 """
 
+import random
 import re
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -45,11 +45,16 @@ def _connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> se
 
 
 def _without(
-    headers: CIMultiDictProxy[str] | Mapping[str, str], drop: Iterable[str]
+    headers: CIMultiDictProxy[str] | Mapping[str, str],
+    drop: frozenset[str],
+    into: CIMultiDict[str] | None = None,
 ) -> CIMultiDict[str]:
-    dropped = set(drop) | _connection_tokens(headers)
-    items = headers.items()
-    return CIMultiDict((k, v) for k, v in items if k.lower() not in dropped)
+    """``headers`` minus ``drop`` and what ``Connection`` names, added to ``into``."""
+    tokens = _connection_tokens(headers) if "Connection" in headers else None
+    dropped = drop | tokens if tokens else drop
+    out: CIMultiDict[str] = CIMultiDict() if into is None else into
+    out.extend([(k, v) for k, v in headers.items() if k.lower() not in dropped])
+    return out
 
 
 def request_id_from(headers: Mapping[str, str]) -> str:
@@ -58,15 +63,30 @@ def request_id_from(headers: Mapping[str, str]) -> str:
     An id holding a phone-number-shaped run of digits is replaced: request ids are
     logged as they are, and an app that uses the recipient as its id must not leak it.
     """
-    incoming = headers.get("X-Request-ID", "")
-    if _REQUEST_ID.match(incoming) and not _PHONE_SHAPED.search(incoming):
+    incoming = headers.get("X-Request-ID")
+    if incoming and _REQUEST_ID.match(incoming) and not _PHONE_SHAPED.search(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+# uuid4's version and variant bits (RFC 9562 §5.4), on a 128-bit integer.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_request_id() -> str:
+    """A new id shaped like ``uuid.uuid4().hex``: unique, not secret (it is sent back).
+
+    From ``random``'s generator (re-seeded in a forked worker) rather than ``os.urandom``:
+    a system call per request buys an unpredictability no request id needs.
+    """
+    return f"{(random.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
 
 
 def trace_id_from(headers: Mapping[str, str]) -> str | None:
     """The W3C trace id inside ``traceparent``, or None."""
-    match = _TRACEPARENT.match(headers.get("traceparent", "").strip())
+    value = headers.get("traceparent")
+    match = _TRACEPARENT.match(value.strip()) if value else None
     return match.group(1) if match else None
 
 
@@ -78,13 +98,18 @@ def upstream_request_headers(
     scheme: str,
     host: str | None,
     configured: Mapping[str, str],
+    upstream_host: str | None = None,
 ) -> CIMultiDict[str]:
     """Headers to send upstream: the app's minus hop-by-hop, plus X-Forwarded-* and ours.
 
     ``Content-Length`` is kept so a streamed body keeps its framing; configured
-    headers (gateway credentials) replace the app's.
+    headers (gateway credentials) replace the app's. ``upstream_host``, when given, is
+    the ``Host`` field, first (RFC 9112 §3.2); a configured ``Host`` replaces it.
     """
-    out = _without(incoming, HOP_BY_HOP)
+    seed: CIMultiDict[str] | None = None
+    if upstream_host is not None:
+        seed = CIMultiDict(Host=upstream_host)
+    out = _without(incoming, HOP_BY_HOP, seed)
     for name, value in configured.items():
         out[name] = value
     forwarded_for = incoming.get("X-Forwarded-For")

@@ -68,6 +68,11 @@ CAPACITY_CHARS = 16 * 1024 * 1024
 FLUSH_SECONDS = 2.0
 # The writer takes up to this many lines per turn: fewer lock round trips, fewer writes.
 _BATCH_LINES = 64
+# While lines keep coming the writer looks for more every _POLL_SECONDS, unasked: waking it
+# for each line would cost the event loop a futex call and a GIL hand-over per line. After
+# _IDLE_POLLS empty looks it sleeps until the next line wakes it (an idle proxy costs none).
+_POLL_SECONDS = 0.005
+_IDLE_POLLS = 20
 # Pipes write this many bytes atomically (POSIX guarantees at least 512).
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 
@@ -162,6 +167,7 @@ class LineSink:
         self._done = 0  # of those, lines written or failed
         self._dropped = 0
         self._closed = False
+        self._writer_waiting = False  # asleep until woken (else it polls: see _POLL_SECONDS)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -195,7 +201,9 @@ class LineSink:
             self._lines.append(line)
             self._chars += size
             self._accepted += 1
-            self._has_work.notify()
+            if self._writer_waiting:
+                self._writer_waiting = False
+                self._has_work.notify()
         return True
 
     def flush(self, timeout: float) -> bool:
@@ -220,12 +228,20 @@ class LineSink:
 
     def _run(self) -> None:
         try:
+            empty_polls = _IDLE_POLLS
             while True:
                 with self._lock:
                     while not self._lines:
                         if self._closed:
                             return
+                        if empty_polls < _IDLE_POLLS:
+                            empty_polls += 1
+                            self._has_work.wait(_POLL_SECONDS)
+                            continue
+                        self._writer_waiting = True
                         self._has_work.wait()
+                        self._writer_waiting = False
+                    empty_polls = 0
                     take = min(len(self._lines), _BATCH_LINES)
                     batch = [self._lines.popleft() for _ in range(take)]
                     self._chars -= sum(map(len, batch))
@@ -254,6 +270,17 @@ class _Sinks:
 
 
 _SINKS = _Sinks()
+
+
+def _forget_inherited_sinks() -> None:
+    # In a forked child (``serve --workers``) the parent's sinks are not this process's:
+    # their writer thread did not come along and their lock may be held by it. The child
+    # starts afresh with its next ``configure_logging``; the parent writes its own lines.
+    _SINKS.open.clear()
+    _SINKS.all.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_sinks)
 
 
 def _fileno(stream: IO[str]) -> int | None:

@@ -3,7 +3,7 @@
 ``configure_logging`` sets up structlog once per process (and again whenever it is called:
 tests and command-line flags reconfigure). Every event goes through the same chain::
 
-    merge_contextvars → add_log_level → TimeStamper(UTC ISO-8601) → format_exc_info
+    merge_contextvars → add_log_level → timestamp (UTC ISO-8601) → format_exc_info
         → redact → renderer (orjson JSON line | ConsoleRenderer)
 
 ``redact`` is always on and sits directly before the renderer, so nothing that reaches
@@ -18,34 +18,34 @@ counted by ``dropped_lines()``, never a blocked event loop. ``flush_logs``/``clo
 write what is buffered at shutdown, bounded by a timeout, and run at exit anyway. In-memory
 streams (tests) are written directly, so what was logged can be read at once.
 
-What redaction does:
-
-- MSISDNs: any run of 7 to 15 digits bounded by non-digits, with an optional leading
-  ``+`` or ``%2B``, in any string at any depth (keys and values), and any int of 7 to
-  15 digits, becomes ``********`` plus its last 3 digits. The mask has a fixed width so
-  the line does not reveal the number's length. Runs of 16 or more digits (message ids)
-  are not MSISDNs. ``request_id``, ``trace_id``, ``span_id``, ``traceparent`` and
-  ``timestamp`` are ids, not text: digit runs in them are kept. Ints under size, time and
-  status keys (``bytes_in``, ``duration_s``, ``status``...) are kept.
-- Secrets: the value of any key that ends in a name of ``SECRET_KEYS`` (case, ``-`` and
-  ``_`` ignored) becomes ``[REDACTED]``; inside text, so do ``token=...`` query
-  parameters, ``"token": "..."`` JSON, ``token: ...`` prose, ``<Password>...</Password>``
-  XML, ``Authorization:``/``Cookie:`` header lines and ``Bearer``/``Basic`` credentials.
-
-Nothing here raises on odd values: unknown objects are rendered with ``str()`` and then
-redacted, and very deep structures are flattened to text.
+What redaction does, and how it keeps every line cheap: ``proxy.redact``.
 """
 
-import functools
 import logging
-import re
 import sys
+import time
 from collections.abc import Callable
 from typing import IO, Any, Literal, TextIO, cast
 
 import orjson
+
+# structlog imports rich, when it is installed (a development tool pulls it in), for the
+# console renderer's tracebacks: 3.4 MB of resident memory in every process, which the
+# proxy never uses (JSON is for machines; the console view then shows plain tracebacks).
+# Hidden while structlog loads; importing rich later works as usual.
+if "rich" not in sys.modules:
+    sys.modules["rich"] = None  # type: ignore[assignment] # makes ``import rich`` fail
+    try:
+        import structlog
+    finally:
+        del sys.modules["rich"]
 import structlog
-from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+from structlog.typing import (
+    EventDict,
+    FilteringBoundLogger,
+    Processor,
+    WrappedLogger,
+)
 
 from proxy.log_sink import (
     FLUSH_SECONDS,
@@ -56,6 +56,7 @@ from proxy.log_sink import (
     flush_logs,
     sink_for,
 )
+from proxy.redact import REDACTED, SECRET_KEYS, mask_msisdn, redact, redact_text
 
 __all__ = [
     "FLUSH_SECONDS",
@@ -66,6 +67,7 @@ __all__ = [
     "close_logs",
     "configure_logging",
     "dropped_lines",
+    "emit",
     "flush_logs",
     "get_logger",
     "mask_msisdn",
@@ -83,227 +85,35 @@ _LEVELS: dict[str, int] = {
     "error": logging.ERROR,
 }
 
-SECRET_KEYS: frozenset[str] = frozenset(
-    {
-        "token",
-        "access_token",
-        "refresh_token",
-        "auth_token",
-        "x-auth-token",
-        "password",
-        "passwd",
-        "passphrase",
-        "secret",
-        "client_secret",
-        "api_key",
-        "apikey",
-        "x-api-key",
-        "private_key",
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-    }
-)
 
-REDACTED = "[REDACTED]"
-_MASK = "********"
-# Redaction recurses into nested values; past this depth a value is flattened to text.
-_MAX_DEPTH = 16
-_FIRST_KEYS = ("timestamp", "level", "event")
+class _UtcStamper:
+    """structlog processor: ``timestamp``, as TimeStamper(fmt="iso", utc=True) writes it
+    (``2026-01-31T12:00:00.123456Z``), formatting the date and time once per second."""
 
-# Key handling works on a normalised key: lower case, without '-' and '_'.
-_SECRET_SUFFIXES = tuple(sorted({k.replace("-", "").replace("_", "") for k in SECRET_KEYS}))
-_ID_KEYS = frozenset({"requestid", "traceid", "spanid", "traceparent", "timestamp"})
-_NUMERIC_KEYS = frozenset(
-    {"status", "pid", "port", "bytesin", "bytesout", "durations", "upstreamdurations"}
-)
-_NUMERIC_SUFFIXES = ("status", "bytes", "seconds", "count", "total")
+    __slots__ = ("_prefix", "_second")
 
-# Every name in SECRET_KEYS contains one of these (tests check it), and so does every
-# text form redacted below ("Bearer", "Basic", "user:pass@" URLs).
-_SECRET_HINTS = ("token", "pass", "secret", "key", "auth", "cookie", "bearer", "basic", "://")
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
 
-# --- compiled once: this runs on every log line ----------------------------------------
-# A string with none of these characters can hold neither an MSISDN nor a secret.
-_TRIGGER = re.compile(r"[0-9=:<+/]")
-_MSISDN = re.compile(r"(?<![0-9])(?:\+|%2[Bb])?[0-9]{7,15}(?![0-9])")
-# One alternative per secret name, each word separator optional: "api_key" also
-# matches "apiKey", "api-key" and "apikey".
-_NAMES = "|".join(
-    sorted((r"[-_]?".join(re.split(r"[-_]", name)) for name in SECRET_KEYS), key=len, reverse=True)
-)
-# A key is any word ending in a secret name: "token", "mogreet_token", "clientSecret".
-# In _KEY_VALUE the word's start is left out of the match (it stays as it is anyway), which
-# spares the regex engine a lazy scan at every word.
-_KEY_NAME = rf"[A-Za-z0-9_-]*?(?:{_NAMES})"
-_SCHEMES = r"(?:basic|bearer|digest|negotiate|ntlm|token|apikey)"
-_KEY_VALUE = re.compile(
-    rf"(?P<key>{_NAMES})(?P<quote>\\?[\"']?)(?P<sep>[ \t]*(?:[:=]|%3[Dd])[ \t]*)"
-    r"(?P<value>\\\"(?:(?!\\\").)*\\\"|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
-    rf"|(?:{_SCHEMES}[ \t]+)?[^\s,;&\"'<>]+)",
-    re.IGNORECASE,
-)
-# Header lines carry the rest of the line ("Basic x", "a=1; b=2"): redact all of it.
-_HEADER_LINE = re.compile(
-    r"(?P<key>(?<![A-Za-z0-9_-])(?:proxy-)?authorization|(?<![A-Za-z0-9_-])(?:set-)?cookie)"
-    r"(?P<sep>[ \t]*:[ \t]*)(?P<value>[^\"'\r\n]+)",
-    re.IGNORECASE,
-)
-_XML_ELEMENT = re.compile(
-    rf"(?P<open><(?:[A-Za-z0-9_.-]+:)?{_KEY_NAME}(?:\s[^<>]*)?>)"
-    r"(?P<value>[^<]+)(?=</)",
-    re.IGNORECASE,
-)
-# A bare credential after its scheme; it must hold a digit or base64 punctuation so that
-# prose such as "Basic authentication failed" stays readable.
-# user:password@ in URLs.
-_USERINFO = re.compile(
-    r"(?P<head>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"
-)
-_BARE_CREDENTIAL = re.compile(
-    r"(?<![A-Za-z0-9])(?P<scheme>bearer|basic)[ \t]+"
-    r"(?=[A-Za-z0-9._~+/-]*[0-9+/=])[A-Za-z0-9._~+/=-]{8,}",
-    re.IGNORECASE,
-)
-
-
-def mask_msisdn(digits: str) -> str:
-    """Mask a phone number to a fixed ``********`` plus its last 3 digits.
-
-    ``digits`` may carry a leading ``+`` or ``%2B``: ``"+13108675309"`` → ``"********309"``.
-    Characters other than digits are dropped; never raises.
-    """
-    # Only the last 3 digits survive, so the '2' of a '%2B' prefix never shows.
-    return _MASK + "".join(c for c in digits if "0" <= c <= "9")[-3:]
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    return mask_msisdn(match.group(0))
-
-
-def _redact_key_value(match: re.Match[str]) -> str:
-    value = match.group("value")
-    if value.startswith('\\"'):
-        masked = f'\\"{REDACTED}\\"'
-    elif value[0] in "\"'":
-        masked = value[0] + REDACTED + value[0]
-    else:
-        masked = REDACTED
-    return match.group("key") + match.group("quote") + match.group("sep") + masked
-
-
-def _may_hold_secret(value: str) -> bool:
-    # Case-insensitive regexes cost ~0.2 µs per character; a lower() and a few substring
-    # tests cost almost nothing, and most log strings hold none of these words.
-    lowered = value.lower()
-    for hint in _SECRET_HINTS:  # noqa: SIM110 - a plain loop beats any() with a generator
-        if hint in lowered:
-            return True
-    return False
-
-
-def _redact_secrets(value: str) -> str:
-    if not _may_hold_secret(value):
-        return value
-    if ":" in value:
-        value = _HEADER_LINE.sub(rf"\g<key>\g<sep>{REDACTED}", value)
-    if "<" in value:
-        value = _XML_ELEMENT.sub(rf"\g<open>{REDACTED}", value)
-    if "://" in value:
-        value = _USERINFO.sub(rf"\g<head>:{REDACTED}@", value)
-    value = _KEY_VALUE.sub(_redact_key_value, value)
-    return _BARE_CREDENTIAL.sub(rf"\g<scheme> {REDACTED}", value)
-
-
-def redact_text(value: str) -> str:
-    """Return ``value`` with MSISDNs masked and secrets replaced by ``[REDACTED]``.
-
-    Pure and total: any string in, a string out. Strings that cannot hold either (too short,
-    or without digits and ``=:<+/``) are returned as they are, cheaply.
-    """
-    if len(value) < 7 or _TRIGGER.search(value) is None:
-        return value
-    return _MSISDN.sub(_mask_match, _redact_secrets(value))
-
-
-# What a key says about its value; see _key_kind.
-_PLAIN, _SECRET, _ID, _NUMERIC = range(4)
-
-
-@functools.lru_cache(maxsize=4096)
-def _key_kind(key: str) -> int:
-    """Classify a key once: the same few keys come back on every line."""
-    norm = key.lower().replace("-", "").replace("_", "")
-    if norm.endswith(_SECRET_SUFFIXES):
-        return _SECRET
-    if norm in _ID_KEYS:
-        return _ID
-    if norm in _NUMERIC_KEYS or norm.endswith(_NUMERIC_SUFFIXES):
-        return _NUMERIC
-    return _PLAIN
-
-
-def _redact_value(kind: int, value: Any, depth: int) -> Any:
-    """Redact ``value`` found under a key of ``kind``; containers pass ``kind`` down."""
-    cls = value.__class__
-    if cls is str:  # by far the most common: test it first
-        if kind == _SECRET:
-            return REDACTED
-        return _redact_secrets(value) if kind == _ID else redact_text(value)
-    if value is None or cls is bool or cls is float:
-        return value
-    if kind == _SECRET:
-        return REDACTED
-    if isinstance(value, int):
-        if kind != _NUMERIC and 7 <= len(str(abs(value))) <= 15:
-            return mask_msisdn(str(abs(value)))
-        return value
-    if isinstance(value, str):  # str subclasses
-        return _redact_value(kind, str(value), depth)
-    if depth >= _MAX_DEPTH:
-        return redact_text(str(value))
-    if isinstance(value, dict):
-        return {
-            (redact_text(k) if isinstance(k, str) else k): _redact_value(
-                _key_kind(k) if isinstance(k, str) else kind, v, depth + 1
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [_redact_value(kind, v, depth + 1) for v in value]
-        return tuple(items) if isinstance(value, tuple) else items
-    if isinstance(value, bytes | bytearray):
-        return _redact_value(kind, bytes(value).decode("utf-8", "replace"), depth)
-    # URLs, exceptions, anything else: the renderer would str() it; redact that text.
-    return _redact_value(kind, str(value), depth)
-
-
-def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: mask MSISDNs and secrets in every key and value of the event.
-
-    Returns a new dict that starts with ``timestamp``, ``level`` and ``event`` (so JSON
-    lines read well), followed by the other keys in their original order.
-    """
-    out: EventDict = {k: event_dict[k] for k in _FIRST_KEYS if k in event_dict}
-    trigger = _TRIGGER.search
-    for key, value in event_dict.items():
-        kind = _key_kind(key)
-        # Inlined fast path of redact_text: most values are short plain strings.
-        if (
-            value.__class__ is str
-            and kind != _SECRET
-            and (len(value) < 7 or trigger(value) is None)
-        ):
-            out[key] = value
-        else:
-            out[key] = _redact_value(kind, value, 0)
-    return out
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        micros = int((now - second) * 1_000_000)
+        event_dict["timestamp"] = f"{self._prefix}.{micros:06d}Z" if micros else self._prefix + "Z"
+        return event_dict
 
 
 def _dumps(obj: Any, **_: Any) -> str:
     # orjson is several times faster than json; structlog's JSONRenderer passes default=.
-    return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    # Keys are strings but in odd nested values: the option for those costs every line.
+    try:
+        return orjson.dumps(obj, default=str).decode()
+    except TypeError:  # orjson.JSONEncodeError: a key that is no str
+        return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _renderer(fmt: LogFormat, stream: IO[str]) -> Processor:
@@ -364,7 +174,7 @@ def configure_logging(
     level_no = _LEVELS[level]
     pre_chain: list[Processor] = [
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        _UtcStamper(),
     ]
     # Tracebacks become text before redact, so exception messages are redacted too.
     tail: list[Processor] = [
@@ -383,13 +193,53 @@ def configure_logging(
     else:
         factory = SinkLoggerFactory(sink)
         handler = SinkHandler(sink)
+    chain = [structlog.contextvars.merge_contextvars, *pre_chain, *tail]
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, *pre_chain, *tail],
+        processors=chain,
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    _EMITTER.set(level_no, chain, factory().msg)
     _route_stdlib(level_no, pre_chain, tail, handler)
+
+
+class _Emitter:
+    """The configured chain and output, for ``emit``: what a bound logger runs, without it."""
+
+    __slots__ = ("chain", "level_no", "write")
+
+    def __init__(self) -> None:
+        self.level_no = 0
+        self.chain: list[Processor] = []  # empty until configure_logging: structlog's own
+        self.write: Callable[[str], None] | None = None
+
+    def set(self, level_no: int, chain: list[Processor], write: Callable[[str], None]) -> None:
+        self.level_no, self.chain, self.write = level_no, chain, write
+
+
+_EMITTER = _Emitter()
+
+
+def emit(level: LogLevel, event: str, fields: dict[str, Any]) -> None:
+    """Log ``event`` with ``fields`` (taken over, not copied) at ``level``.
+
+    The line is the one ``get_logger().<level>(event, **fields)`` writes: the same
+    processors, redaction included, and the same output, as configured last. It skips the
+    bound logger's per-call work, which is a real share of a line that every request
+    writes (observe.py). Below the configured level it costs one comparison.
+    """
+    emitter = _EMITTER
+    if _LEVELS[level] < emitter.level_no:
+        return
+    if emitter.write is None:  # not configured: structlog's defaults
+        getattr(structlog.get_logger(), level)(event, **fields)
+        return
+    fields["event"] = event
+    rendered: Any = fields
+    for processor in emitter.chain:
+        rendered = processor(None, level, rendered)
+    emitter.write(rendered)
 
 
 def get_logger(name: str | None = None) -> FilteringBoundLogger:

@@ -135,19 +135,29 @@ class Metrics:
             ["route", "reason"],
             registry=own,
         )
+        # multiprocess_mode: how ``serve --workers`` adds up the workers' values (ignored in
+        # one process): in-flight requests of the live workers, one build.
         self.in_flight = Gauge(
             "gateway_proxy_requests_in_flight",
             "Requests being proxied right now.",
             ["route"],
             registry=own,
+            multiprocess_mode="livesum",
         )
         build = Gauge(
             "gateway_proxy_build_info",
             "Always 1; the labels say which build is running.",
             ["version", "python"],
             registry=own,
+            multiprocess_mode="max",
         )
         build.labels(__version__, platform.python_version()).set(1)
+        # ``labels()`` costs microseconds (it validates and joins the values): the children a
+        # request touches are looked up once per label set, then kept here. Label values are
+        # bounded (see the module docstring), so these dicts are too.
+        self._answered: dict[tuple[str, str, str, str, str], tuple[Counter, Histogram]] = {}
+        self._timed: dict[tuple[str, str], tuple[Histogram, Histogram]] = {}
+        self._in_flight: dict[str, Gauge] = {}
         self._precreate(routes, catalog)
         expose_without_created(registry, own)
         registry.register(DroppedLinesCollector())
@@ -190,26 +200,48 @@ class Metrics:
         none); it reaches the upstream histogram only when the gateway had the request.
         """
         code = outcome.code
-        exemplar = {"trace_id": trace_id} if trace_id else None
-        self.responses.labels(
-            route, vendor, code.name, code.category, outcome.vendor_code_label
-        ).inc(exemplar=exemplar)
-        self.request_duration.labels(route, vendor, code.category).observe(
-            duration_s, exemplar=exemplar
-        )
+        key = (route, vendor, code.name, code.category, outcome.vendor_code_label)
+        answered = self._answered.get(key)
+        if answered is None:
+            answered = self._answered[key] = (
+                self.responses.labels(*key),
+                self.request_duration.labels(route, vendor, code.category),
+            )
+        timed = self._timed.get((route, vendor))
+        if timed is None:
+            timed = self._timed[(route, vendor)] = (
+                self.overhead.labels(route, vendor),
+                self.upstream_duration.labels(route, vendor),
+            )
+        if trace_id:
+            exemplar = {"trace_id": trace_id}
+            answered[0].inc(exemplar=exemplar)
+            answered[1].observe(duration_s, exemplar=exemplar)
+        else:
+            answered[0].inc()
+            answered[1].observe(duration_s)
         waited = upstream_duration_s or 0.0
-        self.overhead.labels(route, vendor).observe(max(duration_s - waited, 0.0))
+        timed[0].observe(max(duration_s - waited, 0.0))
         if upstream_duration_s is not None and (
             outcome.failure is None or outcome.failure in _REACHED_GATEWAY
         ):
             if outcome.failure == "timeout" and route in self._timeout_total:
                 # The proxy gave up at timeout.total; the rest is scheduling jitter.
                 upstream_duration_s = min(upstream_duration_s, self._timeout_total[route])
-            self.upstream_duration.labels(route, vendor).observe(upstream_duration_s)
+            timed[1].observe(upstream_duration_s)
+        if outcome.failure is None:
+            return
         if outcome.failure in _FAILURE_REASON_SET:
             self.upstream_failures.labels(route, vendor, outcome.failure).inc()
         elif outcome.failure in REJECTION_REASONS:
             self.rejected.labels(route, outcome.failure).inc()
+
+    def in_flight_of(self, route: str) -> Gauge:
+        """The ``gateway_proxy_requests_in_flight`` child of ``route`` (kept after first use)."""
+        child = self._in_flight.get(route)
+        if child is None:
+            child = self._in_flight[route] = self.in_flight.labels(route)
+        return child
 
     def head_timeout(self) -> None:
         """A connection was closed because its request head did not arrive in time."""

@@ -5,12 +5,13 @@ the path, query and vendor text can be logged here as they are.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from proxy.classify import Outcome
-from proxy.logs import get_logger
+from proxy.logs import LogLevel, emit
 
 # success → info; the app's or recipient's problem → warning; the gateway's → error.
-LEVELS = {
+LEVELS: dict[str, LogLevel] = {
     "success": "info",
     "client": "warning",
     "auth": "warning",
@@ -20,10 +21,8 @@ LEVELS = {
     "network": "error",
 }
 
-_log = get_logger("gateway_proxy.access")
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class RequestRecord:
     request_id: str
     trace_id: str | None
@@ -42,7 +41,7 @@ class RequestRecord:
 def log_request(record: RequestRecord) -> None:
     """Emit the one ``event="request"`` line for a finished request."""
     outcome = record.outcome
-    fields = {
+    fields: dict[str, Any] = {
         "request_id": record.request_id,
         "route": record.route,
         "vendor": record.vendor,
@@ -67,5 +66,4 @@ def log_request(record: RequestRecord) -> None:
         fields["conflict"] = list(outcome.conflict)
     if record.trace_id:
         fields["trace_id"] = record.trace_id
-    level = LEVELS.get(outcome.code.category, "error")
-    getattr(_log, level)("request", **fields)
+    emit(LEVELS.get(outcome.code.category, "error"), "request", fields)

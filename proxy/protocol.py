@@ -15,19 +15,27 @@
   connection whose first request uses another valid token (``FOO``) is parsed by
   aiohttp's pure-Python parser instead, so that the method is forwarded like any other.
 
+``AppHandler`` is the request handler the guarded server calls: the app's one catch-all
+handler, without ``Application._handle``'s router look-up and middleware chain (a real
+share of a request's cost in the profile), but with what that path gives a request:
+``request.app`` and its ``on_response_prepare`` signal, and the ``Expect: 100-continue``
+answer.
+
 Everything here is aiohttp plumbing; what to answer and how to count it is the
 ``Edge`` callbacks' business (server.py).
 """
 
 import asyncio
 import re
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.http_parser import HttpRequestParserPy
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from proxy.vocab import FailureKind
 
@@ -72,6 +80,10 @@ class GuardedRequestHandler(RequestHandler):
         super().__init__(manager, **kwargs)
         self._edge = manager.edge
         self._head_seconds = manager.head_seconds
+        # When the head now arriving must be complete (None: no head is pending), and the
+        # one timer that checks it. The timer is kept across requests and re-armed only
+        # when it fires early: arming a timer per request costs more than the check.
+        self._head_deadline: float | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_sample = b""  # the first bytes of the current head (bounded)
         self._parsed_head = b""  # the sample of the head parsed last (for its refusal)
@@ -83,14 +95,24 @@ class GuardedRequestHandler(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        # aiohttp's payload stream calls this after every read that leaves it below its low
+        # water mark, paused or not. Unpaused, nothing is held back: skip feeding the
+        # parser an empty chunk on every request.
+        if self._reading_paused:
+            super().resume_reading(resume_parser)
 
     def data_received(self, data: bytes) -> None:
         if self._first_data:
             self._first_data = False
             self._python_parser_for_extension_methods(data)
         idle = not self._request_in_progress and not self._messages
-        if idle and self._head_timer is None:
+        if idle and self._head_deadline is None:
             self._arm()  # a new request begins on a kept-alive connection
         if len(self._head_sample) < _HEAD_SAMPLE:
             self._head_sample += data[: _HEAD_SAMPLE - len(self._head_sample)]
@@ -141,16 +163,29 @@ class GuardedRequestHandler(RequestHandler):
         )
 
     def _arm(self) -> None:
+        """A head begins now: it must be complete within ``head_seconds``."""
         if self._head_seconds > 0:
-            self._head_timer = self._loop.call_later(self._head_seconds, self._head_expired)
+            deadline = self._loop.time() + self._head_seconds
+            self._head_deadline = deadline
+            if self._head_timer is None:
+                self._head_timer = self._loop.call_at(deadline, self._check_head)
 
     def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        """The head is complete (or the connection gone): nothing is pending."""
+        self._head_deadline = None
+
+    def _check_head(self) -> None:
+        self._head_timer = None
+        deadline = self._head_deadline
+        if deadline is None:
+            return  # no head pending: the next one arms the timer again
+        if self._loop.time() < deadline:  # a later head than the one it was set for
+            self._head_timer = self._loop.call_at(deadline, self._check_head)
+            return
+        self._head_deadline = None
+        self._head_expired()
 
     def _head_expired(self) -> None:
-        self._head_timer = None
         if self._request_in_progress or self._messages or self.transport is None:
             return
         peer = self.transport.get_extra_info("peername")
@@ -159,4 +194,36 @@ class GuardedRequestHandler(RequestHandler):
         self.transport.close()
 
 
-__all__ = ["Edge", "GuardedRequestHandler", "GuardedServer"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AppHandler:
+    """Calls ``handler`` for every request of ``app``, an app with one catch-all route.
+
+    Each request gets the same frozen match info naming ``app``, as ``Application._handle``
+    would build it (``request.app``, ``on_response_prepare``); ``match_info`` holds no
+    path variables. ``Expect`` is answered first, by the route's expect handler.
+    """
+
+    def __init__(self, app: web.Application, handler: Handler) -> None:
+        routes = list(app.router.routes())
+        if len(routes) != 1:
+            raise ValueError(f"AppHandler serves an app with one route, not {len(routes)}")
+        info = UrlMappingMatchInfo({}, routes[0])
+        info.add_app(app)
+        info.freeze()
+        self._info = info
+        self._handler = handler
+
+    async def __call__(self, base: BaseRequest) -> web.StreamResponse:
+        request = cast(web.Request, base)  # the app's request factory makes web.Request
+        request._match_info = self._info
+        if request.headers.get(hdrs.EXPECT):
+            answer = await self._info.expect_handler(request)
+            await request.writer.drain()
+            if answer is not None:
+                return answer
+        return await self._handler(request)
+
+
+__all__ = ["AppHandler", "Edge", "GuardedRequestHandler", "GuardedServer", "Handler"]

@@ -30,7 +30,7 @@ from proxy.forward import UpstreamAnswer, upstream_url
 _RETRY = {"shed": "1", "shutdown": "1"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class Reply:
     """What goes back to the app."""
 

@@ -14,9 +14,15 @@ On the first SIGTERM or SIGINT:
 
 Signal to exit takes at most ``delay_seconds + drain_seconds`` plus about one second. A
 second SIGTERM or SIGINT exits at once, with 143 or 130 (128 + the signal number).
+
+``--workers N`` runs N such processes on one port (proxy/workers.py): each is ``serve``
+with ``admin=False`` and ``reuse_port=True``, and the supervising parent serves the admin
+port for all of them.
 """
 
 import asyncio
+import ctypes
+import gc
 import os
 import platform
 import signal
@@ -50,43 +56,65 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[], None] | None = None,
     metrics_enabled: bool = True,
+    admin: bool = True,
+    reuse_port: bool = False,
+    worker: int | None = None,
 ) -> None:
     """Serve until ``stop`` is set or SIGTERM/SIGINT arrives. Raises ``ListenError``.
 
     ``metrics_enabled=False`` exists for the overhead benchmark (bench/overhead.py).
+    ``admin=False`` serves no admin port and ``reuse_port=True`` shares ``listen`` with
+    other processes (SO_REUSEPORT): a worker of ``--workers`` (proxy/workers.py), whose
+    number ``worker`` its log lines carry.
     """
     app = create_app(config, catalog=catalog, registry=registry, metrics_enabled=metrics_enabled)
-    admin = create_admin_app(app[REGISTRY_KEY], app[READINESS_KEY])
     runner = ProxyRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=_CLOSE_SECONDS
     )
-    admin_runner = web.AppRunner(admin, access_log=None, handle_signals=False)
+    admin_runner = (
+        web.AppRunner(
+            create_admin_app(app[REGISTRY_KEY], app[READINESS_KEY]),
+            access_log=None,
+            handle_signals=False,
+        )
+        if admin
+        else None
+    )
     stop = stop or asyncio.Event()
     received = _install_signals(stop)
     await runner.setup()
-    await admin_runner.setup()
+    if admin_runner is not None:
+        await admin_runner.setup()
     try:
-        await _listen(
-            web.TCPSite(admin_runner, *_host_port(config.admin_listen)), config.admin_listen
+        if admin_runner is not None:
+            admin_site = web.TCPSite(admin_runner, *_host_port(config.admin_listen))
+            await _listen(admin_site, config.admin_listen)
+        site = web.TCPSite(
+            runner,
+            *_host_port(config.listen),
+            backlog=config.listen_backlog,
+            reuse_port=reuse_port or None,
         )
-        site = web.TCPSite(runner, *_host_port(config.listen), backlog=config.listen_backlog)
         await _listen(site, config.listen)
+        _trim_heap()
         _log.info(
-            "startup",
+            "startup" if worker is None else "worker_startup",
+            **({} if worker is None else {"worker": worker, "pid": os.getpid()}),
             version=__version__,
             python=platform.python_version(),
             listen=str(config.listen),
-            admin_listen=str(config.admin_listen),
+            admin_listen=str(config.admin_listen) if admin else None,
             routes=[f"{r.name}:{r.path_prefix}->{r.vendor}" for r in config.routes],
             config=config.source,
         )
         if on_ready is not None:
             on_ready()
         await stop.wait()
-        await _drain(app, runner, site, config, received)
+        await _drain(app, runner, site, config, received, worker=worker)
     finally:
         await runner.cleanup()
-        await admin_runner.cleanup()
+        if admin_runner is not None:
+            await admin_runner.cleanup()
         _remove_signals()
 
 
@@ -96,12 +124,16 @@ async def _drain(
     site: web.TCPSite,
     config: Config,
     received: list[str],
+    *,
+    worker: int | None = None,
 ) -> None:
     """Steps 1 to 5 of the module docstring."""
     began = time.perf_counter()
     app[READINESS_KEY].shutting_down = True
+    named = {} if worker is None else {"worker": worker}
     _log.info(
         "shutdown_begins",
+        **named,
         signal=received[0] if received else None,
         delay_seconds=config.shutdown.delay_seconds,
         drain_seconds=config.shutdown.drain_seconds,
@@ -115,12 +147,24 @@ async def _drain(
     cut = await traffic.drain(config.shutdown.drain_seconds)
     _log.info(
         "shutdown",
+        **named,
         signal=received[0] if received else None,
         in_flight=in_flight,
         cut_short=cut,
         drain_seconds=config.shutdown.drain_seconds,
         took_s=round(time.perf_counter() - began, 3),
     )
+
+
+def _trim_heap() -> None:
+    """Hand the memory start-up used and freed (reading the config and the catalog) back to
+    the OS: glibc keeps freed heap pages resident until asked. A no-op elsewhere."""
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return
+    trim(0)
 
 
 def _install_signals(stop: asyncio.Event) -> list[str]:
@@ -159,19 +203,22 @@ async def _listen(site: web.TCPSite, address: Address) -> None:
         raise ListenError(f"cannot listen on {address}: {reason.lower()}") from None
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed, else None (asyncio's own)."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return None
+    return uvloop.new_event_loop
+
+
 def run(config: Config, *, metrics_enabled: bool = True) -> None:
     """Blocking entry point for ``gateway-proxy serve``; uses uvloop when installed.
 
     Raises ``ListenError``. Buffered log lines are flushed before it returns.
     """
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up
-
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        loop_factory = None
-    try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(serve(config, metrics_enabled=metrics_enabled))
     finally:
         flush_logs()

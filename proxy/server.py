@@ -9,14 +9,16 @@ the package docstring draws; each stage returns what the next needs::
 
 Every request leaves its traces (a metric and a log line), also when the app goes away
 mid-request (``CLIENT_CLOSED_REQUEST``) and when the proxy itself fails: the only
-catch-all is ``_last_resort``, the outermost middleware, which answers ``INTERNAL_ERROR``.
+catch-all is ``_last_resort``, which answers ``INTERNAL_ERROR``. It is the outermost
+layer either way the app is served: ``ProxyRunner`` calls it (around ``handle``) straight
+from the guarded connection handler (``protocol.AppHandler``: no router look-up or
+middleware chain per request); a plain ``web.AppRunner`` reaches it as the app's one
+middleware, through the catch-all route.
 """
 
 import asyncio
-import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -30,22 +32,15 @@ from proxy.callbacks import InboundMetrics, handle_callback, unavailable
 from proxy.catalog import Catalog, load_catalog
 from proxy.classify import Outcome, classify_failure, classify_reply
 from proxy.config import Config, Route
-from proxy.forward import (
-    Progress,
-    ProxyFailure,
-    UpstreamAnswer,
-    client_timeout,
-    create_session,
-    exchange,
-    upstream_url,
-)
+from proxy.forward import Progress, ProxyFailure, Request, UpstreamAnswer, create_session, exchange
 from proxy.logs import get_logger
 from proxy.metrics import PROXY_VENDOR, UNMATCHED_ROUTE, Metrics
 from proxy.observe import RequestRecord, log_request
-from proxy.protocol import GuardedServer
+from proxy.protocol import AppHandler, GuardedServer, Handler
 from proxy.respond import Reply, decide_reply
 from proxy.routing import InboundMatch, Refusal, RouteMatch, decide
 from proxy.traffic import Traffic
+from proxy.upstream import Origin, UpstreamPool, origin_of, request_target
 from proxy.vendors import parse_reply
 from proxy.vocab import FailureKind
 
@@ -58,7 +53,8 @@ REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
 READINESS_KEY = web.AppKey("readiness", Readiness)
 SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
-TIMEOUTS_KEY = web.AppKey("timeouts", dict[str, aiohttp.ClientTimeout])
+UPSTREAM_KEY = web.AppKey("upstream", UpstreamPool)
+ORIGINS_KEY = web.AppKey("origins", dict[str, Origin])
 TRAFFIC_KEY = web.AppKey("traffic", Traffic)
 INBOUND_METRICS_KEY: web.AppKey[InboundMetrics | None] = web.AppKey("inbound_metrics")
 # When the request arrived and its id: what _last_resort needs to answer and observe it.
@@ -67,7 +63,7 @@ _ARRIVAL_KEY = web.RequestKey("arrival", tuple[float, str])
 _log = get_logger("gateway_proxy")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class Result:
     """What one request produced: its outcome and, when one arrived, the gateway's answer.
 
@@ -102,7 +98,7 @@ def create_app(
         Metrics(app[REGISTRY_KEY], config.routes, app[CATALOG_KEY]) if metrics_enabled else None
     )
     app[READINESS_KEY] = Readiness()
-    app[TIMEOUTS_KEY] = {route.name: client_timeout(route) for route in config.routes}
+    app[ORIGINS_KEY] = {route.name: origin_of(route.upstream) for route in config.routes}
     limits = {r.name: r.max_in_flight for r in config.routes} | {
         r.name: None for r in config.inbound
     }
@@ -120,8 +116,10 @@ def create_app(
 
 
 async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[SESSION_KEY] = create_session(app[CONFIG_KEY].pool)
+    app[UPSTREAM_KEY] = UpstreamPool(app[CONFIG_KEY].pool)
+    app[SESSION_KEY] = create_session(app[CONFIG_KEY].pool)  # the app's webhooks (callbacks)
     yield
+    await app[UPSTREAM_KEY].close()
     await app[SESSION_KEY].close()
 
 
@@ -149,11 +147,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         detail = "the proxy is at max_in_flight; the gateway was not contacted"
         return _finish(request, decision, _refused(catalog, "shed", detail))
     progress = Progress()
+    task = asyncio.current_task()
+    if task is not None:  # the drain waits for it (traffic.py)
+        traffic.tasks.add(task)
     try:
-        with traffic.tracking():
-            result = await _proxy(request, decision, request_id, progress)
+        result = await _proxy(request, decision, request_id, progress)
     except asyncio.CancelledError:
-        if traffic.drain_expired and (task := asyncio.current_task()) is not None:
+        if traffic.drain_expired and task is not None:
             # The shutdown drain ran out: answer 503 ourselves, then let the runner close.
             task.uncancel()
             detail = "the proxy shut down before the gateway answered"
@@ -164,6 +164,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         _finish(request, decision, closed)
         raise
     finally:
+        traffic.tasks.discard(task)  # discarding None is harmless
         traffic.leave(route)
     return _finish(request, decision, result)
 
@@ -209,20 +210,20 @@ async def _proxy(
 ) -> Result:
     """Forward to the route's gateway and classify its answer (or the failure to get one)."""
     metrics = request.app[METRICS_KEY]
-    in_flight = (
-        metrics.in_flight.labels(match.route.name).track_inprogress()
-        if metrics is not None
-        else contextlib.nullcontext()
-    )
+    in_flight = metrics.in_flight_of(match.route.name) if metrics is not None else None
+    if in_flight is not None:
+        in_flight.inc()
     try:
-        with in_flight:
-            answer = await _forward(request, match, request_id, progress)
+        answer = await _forward(request, match, request_id, progress)
     except ProxyFailure as failure:
         kind, detail = failure.kind, failure.detail
         if kind == "bad_request" and _app_gone(request):  # a reset mid-upload
             kind, detail = "client_closed", f"the app closed the connection ({detail})"
         outcome = classify_failure(request.app[CATALOG_KEY], kind, detail)
         return Result(outcome, bytes_in=failure.bytes_sent, upstream_s=failure.elapsed_s)
+    finally:
+        if in_flight is not None:
+            in_flight.dec()
     outcome = _classify(request, match, answer)
     return Result(outcome, answer, answer.bytes_out, answer.duration_s)
 
@@ -244,6 +245,7 @@ async def _forward(
         raise ProxyFailure(
             "request_too_large", f"request body is over {route.max_request_bytes} bytes"
         )
+    origin = request.app[ORIGINS_KEY][route.name]
     outgoing = hdrs.upstream_request_headers(
         request.headers,
         request_id=request_id,
@@ -251,16 +253,16 @@ async def _forward(
         scheme=request.scheme,
         host=request.host,
         configured=route.headers,
+        upstream_host=origin.host_header,
     )
+    target = request_target(origin, match.rest_path, match.raw_query)
+    body = request.content if request.body_exists else None
     return await exchange(
-        request.app[SESSION_KEY],
+        request.app[UPSTREAM_KEY],
         route,
-        method=request.method,
-        url=upstream_url(route, match.rest_path, match.raw_query),
-        headers=outgoing,
-        body=request.content if request.body_exists else None,
-        time_limits=request.app[TIMEOUTS_KEY][route.name],
-        progress=progress,
+        origin,
+        Request(request.method, target, outgoing, body),
+        progress,
     )
 
 
@@ -341,7 +343,7 @@ class _Edge:
 
     def protocol_error(self, request: BaseRequest, kind: FailureKind, detail: str) -> web.Response:
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = hdrs.new_request_id()
         result = _refused(self._app[CATALOG_KEY], kind, detail)
         reply = decide_reply(result.outcome, request_id=request_id, route=None)
         # The request line could not be read: nothing of it is logged.
@@ -362,7 +364,7 @@ class ProxyRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # startup, freeze, and aiohttp's own Server
         return GuardedServer(
-            plain.request_handler,
+            AppHandler(self.app, _outermost),
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             loop=plain._loop,
@@ -372,7 +374,9 @@ class ProxyRunner(web.AppRunner):
         )
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+async def _outermost(request: web.Request) -> web.StreamResponse:
+    """``handle`` under ``_last_resort``: the chain the app's middleware list also makes."""
+    return await _last_resort(request, handle)
 
 
 @web.middleware

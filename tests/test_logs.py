@@ -406,7 +406,7 @@ def test_non_secret_keys_are_not_redacted() -> None:
 
 def test_every_secret_key_has_a_fast_path_hint() -> None:
     """The cheap pre-check must see every secret name, or text secrets would slip past."""
-    from proxy.logs import _SECRET_HINTS
+    from proxy.redact import _SECRET_HINTS
 
     for key in SECRET_KEYS:
         assert any(hint in key for hint in _SECRET_HINTS), key

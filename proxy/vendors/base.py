@@ -17,7 +17,7 @@ BodyKind = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class VendorReply:
     """What a vendor parser read from a gateway body.
 

@@ -39,6 +39,7 @@ from proxy.vendors.multipart import select_part
 from proxy.vendors.safexml import (
     MAX_XML_BYTES,
     child_local,
+    children_by_local,
     content_type_params,
     find_local,
     local_name,
@@ -139,8 +140,9 @@ def _fault_message(fault: etree._Element) -> str | None:
     return message
 
 
-def _transaction_id(root: etree._Element) -> str | None:
-    header = root if local_name(root) == "Header" else child_local(root, "Header")
+def _transaction_id(root: etree._Element, kids: dict[str, etree._Element]) -> str | None:
+    """The SOAP Header's TransactionID; ``kids`` is ``children_by_local(root)``."""
+    header = root if local_name(root) == "Header" else kids.get("Header")
     if header is None:
         header = find_local(root, "Header")
     return text_of(find_local(header, "TransactionID")) if header is not None else None
@@ -151,11 +153,14 @@ def _fault_detail(fault: etree._Element) -> etree._Element | None:
     return detail if detail is not None else child_local(fault, "Detail")
 
 
-def _locate(root: etree._Element) -> tuple[etree._Element | None, etree._Element | None]:
+def _locate(
+    root: etree._Element, kids: dict[str, etree._Element]
+) -> tuple[etree._Element | None, etree._Element | None]:
     """(the response element holding the status, the SOAP Fault), each None if absent.
 
     The response element is a ``*Rsp``, or a bare ``Status``, that is the root or a direct
     child of the Body or of a Fault's detail. Nothing nested deeper is ever the status.
+    ``kids`` is ``children_by_local(root)``.
     """
     name = local_name(root)
     if name.endswith("Rsp") or name == "Status":
@@ -165,56 +170,62 @@ def _locate(root: etree._Element) -> tuple[etree._Element | None, etree._Element
     if name == "Fault":
         fault = root
     else:
-        body = root if name == "Body" else child_local(root, "Body")
+        body = root if name == "Body" else kids.get("Body")
         if body is not None:
             containers.append(body)
-            fault = child_local(body, "Fault")
+            fault = (kids if body is root else children_by_local(body)).get("Fault")
         if fault is None and name == "Envelope":  # some relays put the Fault beside the Body
-            fault = child_local(root, "Fault")
+            fault = kids.get("Fault")
     if fault is not None and (detail := _fault_detail(fault)) is not None:
         containers.append(detail)
     for container in containers:
-        candidates = [c for c in container if local_name(c).endswith("Rsp")] or [
-            c for c in container if local_name(c) == "Status"
+        named = [(local_name(c), c) for c in container]
+        candidates = [c for n, c in named if n.endswith("Rsp")] or [
+            c for n, c in named if n == "Status"
         ]
-        # Several responses side by side: the first that carries a status is the answer.
-        with_status = (c for c in candidates if _status_fields(c)[0] is not None)
-        chosen = next(with_status, candidates[0] if candidates else None)
-        if chosen is not None:
-            return chosen, fault
+        if len(candidates) > 1:
+            # Several responses side by side: the first that carries a status is the answer.
+            with_status = (c for c in candidates if _status_fields(c)[0] is not None)
+            return next(with_status, candidates[0]), fault
+        if candidates:
+            return candidates[0], fault
     return None, fault
 
 
-def _status_fields(response: etree._Element) -> tuple[str | None, str | None, str | None]:
+def _status_fields(
+    response: etree._Element, kids: dict[str, etree._Element] | None = None
+) -> tuple[str | None, str | None, str | None]:
     """(StatusCode, StatusText, Details) of a ``*Rsp`` or bare ``Status``, from direct children.
 
     In a ``*Rsp`` the ``Status`` wrapper is read first; a StatusCode placed directly in the
-    ``*Rsp`` is used when the wrapper is missing or holds none.
+    ``*Rsp`` is used when the wrapper is missing or holds none. ``kids`` (optional) is
+    ``children_by_local(response)``.
     """
-    scopes = [response]
+    own = children_by_local(response) if kids is None else kids
+    scope, details = own, text_of(own.get("Details"))
     if local_name(response) != "Status":
-        status = child_local(response, "Status")
-        if status is not None and child_local(status, "StatusCode") is not None:
-            scopes = [status, response]
-    scope = scopes[0]
-    code = text_of(child_local(scope, "StatusCode"))
-    details = next(
-        (d for s in scopes if (d := text_of(child_local(s, "Details"))) is not None), None
-    )
-    return code, text_of(child_local(scope, "StatusText")), details
+        status = own.get("Status")
+        if status is not None:
+            wrapper = children_by_local(status)
+            if "StatusCode" in wrapper:
+                scope = wrapper
+                details = text_of(wrapper.get("Details")) or details
+    return text_of(scope.get("StatusCode")), text_of(scope.get("StatusText")), details
 
 
 def _read_tree(root: etree._Element) -> VendorReply:
     """Map a parsed tree to a reply; ``unrecognized`` when it holds no response and no Fault."""
-    response, fault = _locate(root)
+    kids = children_by_local(root)
+    response, fault = _locate(root, kids)
     if response is None and fault is None:
-        return VendorReply(body_kind="unrecognized", transaction_id=_transaction_id(root))
+        return VendorReply(body_kind="unrecognized", transaction_id=_transaction_id(root, kids))
     code = message = details = None
     data: dict[str, Any] = {}
     if response is not None:
-        code, message, details = _status_fields(response)
+        own = kids if response is root else children_by_local(response)
+        code, message, details = _status_fields(response, own)
         for key, name in (("message_id", "MessageID"), ("mm7_version", "MM7Version")):
-            value = text_of(child_local(response, name))
+            value = text_of(own.get(name))
             if value is not None:
                 data[key] = value
     fault_code: str | None = None
@@ -229,7 +240,7 @@ def _read_tree(root: etree._Element) -> VendorReply:
         code=code,
         message=message,
         details=details,
-        transaction_id=_transaction_id(root),
+        transaction_id=_transaction_id(root, kids),
         fault_code=fault_code,
         fault_subcodes=subcodes,
         fault=fault is not None,

@@ -21,7 +21,9 @@ a body could show the scan one thing (say, UTF-16 garbage) and libxml2 a DOCTYPE
 """
 
 import codecs
+import functools
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -40,6 +42,7 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+_BOM_STARTS = frozenset(bom[:1] for bom, _ in _BOMS)
 # Declared legacy charsets are decoded with their supersets: gateways that say GB2312 or
 # EUC-KR routinely send GBK / CP949 characters, and the supersets agree on the common part.
 _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949"}
@@ -60,7 +63,7 @@ _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _CT_PARAM = re.compile(rf'\s*;\s*({_TCHARS})\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: frozen=True costs a call per field
 class XmlResult:
     """The outcome of ``parse_xml``.
 
@@ -83,6 +86,13 @@ def content_type_params(ct: str | None) -> tuple[str, dict[str, str]]:
     """
     if not ct:
         return "", {}
+    # A gateway sends the same few Content-Types on every answer: split each once.
+    mime, params = _split_content_type(ct)
+    return mime, dict(params)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_content_type(ct: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     mime, _, rest = ct.partition(";")
     params: dict[str, str] = {}
     for m in _CT_PARAM.finditer(";" + rest):
@@ -90,13 +100,18 @@ def content_type_params(ct: str | None) -> tuple[str, dict[str, str]]:
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
         params.setdefault(m.group(1).lower(), value)
-    return mime.strip().lower(), params
+    return mime.strip().lower(), tuple(params.items())
 
 
 def _codec(name: str | None) -> str | None:
     """Python text codec name for a charset label, or None if unknown or not a charset."""
     if not name:
         return None
+    return _codec_of_label(name)
+
+
+@functools.lru_cache(maxsize=256)
+def _codec_of_label(name: str) -> str | None:
     try:
         canonical = codecs.lookup(name.strip().strip("'\"")).name
         # Rejects codecs that are not bytes-to-text ("base64", "rot13") and "undefined".
@@ -109,17 +124,20 @@ def _codec(name: str | None) -> str | None:
 
 def _choose_encoding(body: bytes, http_charset: str | None) -> tuple[str, int]:
     """(codec, bytes to skip) per RFC 7303: BOM, HTTP charset, XML declaration, UTF-8."""
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return name, len(bom)
+    if body[:1] in _BOM_STARTS:  # the byte every BOM starts with; most bodies start "<"
+        for bom, name in _BOMS:
+            if body.startswith(bom):
+                return name, len(bom)
     from_http = _codec(http_charset)
     if from_http is not None:
         return from_http, 0
-    # UTF-16 without a BOM still starts with "<" as a 16-bit unit (XML 1.0 appendix F).
-    if _UTF16LE_START.match(body):
-        return "utf-16-le", 0
-    if _UTF16BE_START.match(body):
-        return "utf-16-be", 0
+    # UTF-16 without a BOM still starts with "<" as a 16-bit unit (XML 1.0 appendix F):
+    # a NUL in its first two bytes.
+    if b"\x00" in body[:2]:
+        if _UTF16LE_START.match(body):
+            return "utf-16-le", 0
+        if _UTF16BE_START.match(body):
+            return "utf-16-be", 0
     m = _XML_DECL_ENCODING.match(body[:512])
     declared = _codec(m.group(1).decode("ascii")) if m else None
     if declared in ("utf-16", "utf-32"):  # a declaration read as ASCII cannot be UTF-16
@@ -151,22 +169,28 @@ def _after_prolog(text: str) -> int:
             return pos
 
 
-def _decode(body: bytes, http_charset: str | None) -> tuple[str, str]:
-    """(codec used, text): the RFC 7303 choice, then UTF-8, then the choice with U+FFFD."""
+def _decode(body: bytes, http_charset: str | None) -> tuple[str, str, bytes | None]:
+    """(codec used, text, its UTF-8 bytes when they are ``body``'s own): the RFC 7303
+    choice, then UTF-8, then the choice with U+FFFD."""
     encoding, skip = _choose_encoding(body, http_charset)
-    data = body[skip:]
+    data = body[skip:] if skip else body
     for candidate in dict.fromkeys((encoding, "utf-8")):
         try:
-            return candidate, data.decode(candidate)
+            text = data.decode(candidate)
         except ValueError:  # UnicodeDecodeError, or UnicodeError from an odd codec
             continue
-    return encoding, data.decode(encoding, "replace")
+        # Strict UTF-8 round-trips exactly: these bytes are the text, no re-encoding needed.
+        return candidate, text, data if candidate == "utf-8" else None
+    return encoding, data.decode(encoding, "replace"), None
 
 
 def _classify_prolog(text: str) -> XmlKind | None:
     """ "hostile" or "html" from the text alone, or None to go on and parse."""
-    if _ENTITY_DECL.search(text):
+    bang = "<!" in text  # the finds are C-fast; most bodies have no "<!" and no "<h"
+    if bang and _ENTITY_DECL.search(text):
         return "hostile"
+    if not bang and "<h" not in text and "<H" not in text:
+        return None  # no DOCTYPE and no <html start can be there
     start = _after_prolog(text)
     doctype = _DOCTYPE.match(text, start)
     if doctype is not None:
@@ -185,8 +209,6 @@ def _classify_prolog(text: str) -> XmlKind | None:
 def _parser(encoding: str | None) -> etree.XMLParser:
     # collect_ids=False is deliberately absent: in lxml 6 it makes libxml2 read the external
     # DTD subset from disk (file:///etc/passwd) despite load_dtd=False.
-    # A fresh parser per call: parsers carry an error log and are not thread-safe, and
-    # building one costs microseconds next to the network round-trip.
     return etree.XMLParser(
         encoding=encoding,
         resolve_entities=False,
@@ -197,6 +219,17 @@ def _parser(encoding: str | None) -> etree.XMLParser:
         remove_comments=True,
         remove_pis=True,
     )
+
+
+class _Parsers(threading.local):
+    """One UTF-8 parser per thread: parsers carry an error log and are not thread-safe,
+    but one is reset by every parse, so a thread can reuse its own."""
+
+    def __init__(self) -> None:
+        self.utf8 = _parser("utf-8")
+
+
+_PARSERS = _Parsers()
 
 
 def _has_dtd_or_entities(root: etree._Element) -> bool:
@@ -212,22 +245,23 @@ def parse_xml(body: bytes, content_type: str | None) -> XmlResult:
     if len(body) > MAX_XML_BYTES:
         return XmlResult("malformed")
     mime, params = content_type_params(content_type)
-    encoding, text = _decode(body, params.get("charset"))
-    if not text.strip():
+    encoding, text, utf8 = _decode(body, params.get("charset"))
+    if not text or text.isspace():
         return XmlResult("empty", text=text, encoding=encoding)
     early = _classify_prolog(text)
     if early is not None:
         return XmlResult(early, text=text, encoding=encoding)
+    if utf8 is None:
+        utf8 = text.encode("utf-8", "replace")
     try:
-        root: etree._Element | None = etree.fromstring(
-            text.encode("utf-8", "replace"), _parser("utf-8")
-        )
+        root: etree._Element | None = etree.fromstring(utf8, _PARSERS.utf8)
     except etree.XMLSyntaxError:
         root = None
     if root is None:
         kind: XmlKind = "html" if mime == "text/html" else "malformed"
         return XmlResult(kind, text=text, encoding=encoding)
-    if _has_dtd_or_entities(root):
+    # A DOCTYPE (and so any DTD or entity) needs "<!" in the very text libxml2 parsed.
+    if "<!" in text and _has_dtd_or_entities(root):
         return XmlResult("hostile", text=text, encoding=encoding)
     if local_name(root).lower() == "html":
         return XmlResult("html", text=text, encoding=encoding)
@@ -244,9 +278,8 @@ def local_name(el: etree._Element) -> str:
 
 def iter_local(el: etree._Element, name: str) -> Iterator[etree._Element]:
     """Descendants of ``el`` (not ``el`` itself) named ``name`` in any namespace, in order."""
-    for node in el.iterdescendants():
-        if local_name(node) == name:
-            yield node
+    # lxml's "{*}name" matches the local name in any namespace or none, in C.
+    return el.iterdescendants("{*}" + name)
 
 
 def find_local(el: etree._Element, name: str) -> etree._Element | None:
@@ -260,6 +293,17 @@ def child_local(el: etree._Element, name: str) -> etree._Element | None:
         if local_name(node) == name:
             return node
     return None
+
+
+def children_by_local(el: etree._Element) -> dict[str, etree._Element]:
+    """``el``'s direct children by local name, the first of each name: one pass over the
+    children for many ``child_local`` look-ups (``children_by_local(el).get(name)``)."""
+    found: dict[str, etree._Element] = {}
+    for node in el:
+        tag: object = node.tag
+        if isinstance(tag, str):
+            found.setdefault(tag.rpartition("}")[2], node)
+    return found
 
 
 def text_of(el: etree._Element | None) -> str | None:
@@ -282,6 +326,7 @@ __all__ = [
     "XmlKind",
     "XmlResult",
     "child_local",
+    "children_by_local",
     "content_type_params",
     "find_local",
     "iter_local",
