@@ -108,13 +108,18 @@ def create_session(pool: Pool) -> aiohttp.ClientSession:
         keepalive_timeout=pool.keepalive_seconds,
         ttl_dns_cache=60,
     )
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         trust_env=False,
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
     )
+    # aiohttp resends GET/PUT/DELETE/... once when a kept-alive connection breaks after
+    # the request went out, without knowing whether the peer had it. The proxy never
+    # resends (the upstream pool, upstream.py, has no retry at all).
+    session._retry_connection = False  # aiohttp has no public switch for it
+    return session
 
 
 def upstream_url(route: Route, rest_path: str, raw_query: str) -> URL:

@@ -56,6 +56,15 @@ async def wait_ready(
     raise AssertionError("the workers never became ready")
 
 
+async def readyz_turns_503(http: aiohttp.ClientSession, admin: int) -> bool:
+    for _ in range(500):
+        async with http.get(f"http://127.0.0.1:{admin}/readyz") as resp:
+            if resp.status == 503:
+                return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 def responses_total(text: str) -> float:
     return sum(
         sample.value
@@ -165,9 +174,7 @@ async def test_sigterm_drains_a_request_in_flight_in_a_worker(
             )
             await arrived.wait()
             proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)  # the workers are draining
-            async with http.get(f"http://127.0.0.1:{admin}/readyz") as ready:
-                assert ready.status == 503  # out of rotation at once
+            assert await readyz_turns_503(http, admin)  # out of rotation, the request held
             release.set()
             resp = await in_flight
             assert (resp.status, (await resp.json())["code"]) == (200, "OK")  # not lost
@@ -175,3 +182,7 @@ async def test_sigterm_drains_a_request_in_flight_in_a_worker(
     finally:
         proc.kill()
     assert proc.returncode == 0, err
+    drained = [json.loads(line) for line in out.splitlines() if '"worker"' in line]
+    shutdowns = [e for e in drained if e["event"] == "shutdown"]
+    assert sorted(e["in_flight"] for e in shutdowns) == [0, 1]
+    assert all(e["cut_short"] == 0 for e in shutdowns)
