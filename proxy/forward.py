@@ -160,7 +160,7 @@ async def exchange(
     try:
         conn = pool.take(origin) or await _connect(pool, origin, limits.connect, limits.total)
         # The connect phase counts against the total, as it did inside asyncio.timeout.
-        pool.deadlines.start(conn, _loop_time() + limits.total - (time.perf_counter() - started))
+        pool.deadlines.start(conn, limits.total - (time.perf_counter() - started))
         status, headers, payload = await _send(conn, route, request, counter)
     except ProxyFailure as failure:
         failure.elapsed_s, failure.bytes_sent = time.perf_counter() - started, counter.bytes_sent
@@ -184,10 +184,6 @@ async def exchange(
         duration_s=time.perf_counter() - started,
         bytes_out=counter.bytes_sent,
     )
-
-
-def _loop_time() -> float:
-    return asyncio.get_running_loop().time()
 
 
 async def _connect(pool: UpstreamPool, origin: Origin, connect: float, total: float) -> Connection:

@@ -67,12 +67,13 @@ CAPACITY_CHARS = 16 * 1024 * 1024
 # The default bound on waiting for buffered lines: at shutdown, and at exit.
 FLUSH_SECONDS = 2.0
 # The writer takes up to this many lines per turn: fewer lock round trips, fewer writes.
-_BATCH_LINES = 64
+_BATCH_LINES = 256
 # While lines keep coming the writer looks for more every _POLL_SECONDS, unasked: waking it
-# for each line would cost the event loop a futex call and a GIL hand-over per line. After
-# _IDLE_POLLS empty looks it sleeps until the next line wakes it (an idle proxy costs none).
-_POLL_SECONDS = 0.005
-_IDLE_POLLS = 20
+# for each line would cost the event loop a futex call and a GIL hand-over per line (each
+# look costs a few: rarely enough, they are nothing). After _IDLE_POLLS empty looks it
+# sleeps until the next line wakes it (an idle proxy costs none).
+_POLL_SECONDS = 0.02
+_IDLE_POLLS = 10
 # Pipes write this many bytes atomically (POSIX guarantees at least 512).
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 

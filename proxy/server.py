@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -28,7 +29,6 @@ from prometheus_client import CollectorRegistry
 
 from proxy import headers as hdrs
 from proxy.admin import Readiness
-from proxy.callbacks import InboundMetrics, handle_callback, unavailable
 from proxy.catalog import Catalog, load_catalog
 from proxy.classify import Outcome, classify_failure, classify_reply
 from proxy.config import Config, Route
@@ -44,6 +44,9 @@ from proxy.upstream import Origin, UpstreamPool, origin_of, request_target
 from proxy.vendors import parse_reply
 from proxy.vocab import FailureKind
 
+if TYPE_CHECKING:  # the inbound side is imported only by a config that has inbound routes
+    from proxy.callbacks import InboundMetrics
+
 # Answers that cannot carry a body (RFC 9110 §6.4.1).
 _BODILESS_STATUSES = frozenset({204, 304})
 
@@ -55,8 +58,9 @@ READINESS_KEY = web.AppKey("readiness", Readiness)
 SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
 UPSTREAM_KEY = web.AppKey("upstream", UpstreamPool)
 ORIGINS_KEY = web.AppKey("origins", dict[str, Origin])
+LOOP_KEY = web.AppKey("loop", asyncio.AbstractEventLoop)
 TRAFFIC_KEY = web.AppKey("traffic", Traffic)
-INBOUND_METRICS_KEY: web.AppKey[InboundMetrics | None] = web.AppKey("inbound_metrics")
+INBOUND_METRICS_KEY: web.AppKey["InboundMetrics | None"] = web.AppKey("inbound_metrics")
 # When the request arrived and its id: what _last_resort needs to answer and observe it.
 _ARRIVAL_KEY = web.RequestKey("arrival", tuple[float, str])
 
@@ -103,11 +107,13 @@ def create_app(
         r.name: None for r in config.inbound
     }
     app[TRAFFIC_KEY] = Traffic(config.max_in_flight, limits)
-    app[INBOUND_METRICS_KEY] = (
-        InboundMetrics(app[REGISTRY_KEY], config.inbound, app[CATALOG_KEY])
-        if metrics_enabled and config.inbound
-        else None
-    )
+    app[INBOUND_METRICS_KEY] = None
+    if metrics_enabled and config.inbound:
+        from proxy.callbacks import InboundMetrics  # noqa: PLC0415 - only with inbound routes
+
+        app[INBOUND_METRICS_KEY] = InboundMetrics(
+            app[REGISTRY_KEY], config.inbound, app[CATALOG_KEY]
+        )
     app.cleanup_ctx.append(_session_ctx)
     app.on_startup.append(_mark_serving)
     app.on_shutdown.append(_mark_shutting_down)
@@ -124,6 +130,7 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _mark_serving(app: web.Application) -> None:
+    app[LOOP_KEY] = asyncio.get_running_loop()
     app[READINESS_KEY].serving = True
 
 
@@ -147,7 +154,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         detail = "the proxy is at max_in_flight; the gateway was not contacted"
         return _finish(request, decision, _refused(catalog, "shed", detail))
     progress = Progress()
-    task = asyncio.current_task()
+    # With the loop given, current_task skips get_running_loop (a getpid call in 3.11).
+    task = asyncio.current_task(request.app[LOOP_KEY])
     if task is not None:  # the drain waits for it (traffic.py)
         traffic.tasks.add(task)
     try:
@@ -171,6 +179,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 async def _callback(request: web.Request, match: InboundMatch) -> web.Response:
     """A relay's callback: admitted, drained and cancelled like any request."""
+    from proxy.callbacks import handle_callback, unavailable  # noqa: PLC0415 - see above
+
     app, route = request.app, match.route
     traffic = app[TRAFFIC_KEY]
     if not traffic.admit(route.name):

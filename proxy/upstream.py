@@ -150,18 +150,27 @@ class Deadlines:
     only records its deadline (``start``, ``stop``); the one timer is set for the earliest
     deadline known, and when it fires it aborts the connections that are due (their
     exchange then fails; ``Connection.expired`` says why) and sets itself for the next.
-    Deadlines are in ``loop.time()``.
+    Deadlines are ``loop.time()`` seconds.
     """
 
     def __init__(self) -> None:
         self._busy: dict[Connection, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._at = math.inf
+        # Looked up once: asyncio.get_running_loop() makes a system call (getpid) in 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, conn: Connection, deadline: float) -> None:
+    def start(self, conn: Connection, seconds: float) -> None:
+        """``conn``'s exchange must be over within ``seconds`` from now."""
+        loop = self._loop or self._running_loop()
+        deadline = loop.time() + seconds
         self._busy[conn] = deadline
         if deadline < self._at:
             self._arm(deadline)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def stop(self, conn: Connection) -> None:
         self._busy.pop(conn, None)
@@ -170,11 +179,11 @@ class Deadlines:
         if self._timer is not None:
             self._timer.cancel()
         self._at = when
-        self._timer = asyncio.get_running_loop().call_at(when, self._fire)
+        self._timer = (self._loop or self._running_loop()).call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._timer, self._at = None, math.inf
-        now = asyncio.get_running_loop().time()
+        now = (self._loop or self._running_loop()).time()
         nearest = math.inf
         for conn, deadline in list(self._busy.items()):
             if deadline <= now:
