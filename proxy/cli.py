@@ -152,8 +152,13 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser for every subcommand in ``COMMANDS``."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser for every subcommand in ``COMMANDS``.
+
+    With ``only``, only that subcommand gets its options: the others are listed, but their
+    option builders (which import the simulator and the demo) do not run, so ``serve``
+    starts without that code in memory.
+    """
     parser = argparse.ArgumentParser(
         prog="gateway-proxy",
         description="Reverse proxy that turns MM7 and MoMS gateway answers into one envelope.",
@@ -161,14 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gateway-proxy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        command.add_arguments(
-            sub.add_parser(command.name, help=command.summary, description=command.description)
+        sub_parser = sub.add_parser(
+            command.name, help=command.summary, description=command.description
         )
+        if only is None or command.name == only:
+            command.add_arguments(sub_parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The top level has only flags, so the first other word names the command.
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    known = chosen if any(c.name == chosen for c in COMMANDS) else None
+    args = build_parser(known).parse_args(argv)
     return next(c for c in COMMANDS if c.name == args.command).run(args)
 
 

@@ -20,27 +20,64 @@ Events and callbacks are personal data (addresses, subjects, content): nothing i
 package logs, and callers must not log them either.
 """
 
-from proxy.inbound.answer import RETRY_CODES, Answer, answer_code, build_answer
-from proxy.inbound.event import build_event
-from proxy.inbound.mm7 import parse_callback
-from proxy.inbound.tables import (
-    DeliveryStatus,
-    InboundTables,
-    InboundTablesError,
-    parse_inbound_tables,
-    read_inbound_tables,
-)
-from proxy.inbound.types import (
-    Address,
-    Callback,
-    CallbackError,
-    ContentPart,
-    Deliver,
-    DeliveryReport,
-    Echo,
-    ReadReply,
-    Recipients,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The catalog reads tables.py at every start; the rest is loaded on first use (PEP 562), so
+# a proxy without inbound routes keeps the parser and the event builder out of memory.
+if TYPE_CHECKING:
+    from proxy.inbound.answer import RETRY_CODES, Answer, answer_code, build_answer
+    from proxy.inbound.event import build_event
+    from proxy.inbound.mm7 import parse_callback
+    from proxy.inbound.tables import (
+        DeliveryStatus,
+        InboundTables,
+        InboundTablesError,
+        parse_inbound_tables,
+        read_inbound_tables,
+    )
+    from proxy.inbound.types import (
+        Address,
+        Callback,
+        CallbackError,
+        ContentPart,
+        Deliver,
+        DeliveryReport,
+        Echo,
+        ReadReply,
+        Recipients,
+    )
+
+_HOMES = {
+    "RETRY_CODES": "answer",
+    "Answer": "answer",
+    "answer_code": "answer",
+    "build_answer": "answer",
+    "build_event": "event",
+    "parse_callback": "mm7",
+    "DeliveryStatus": "tables",
+    "InboundTables": "tables",
+    "InboundTablesError": "tables",
+    "parse_inbound_tables": "tables",
+    "read_inbound_tables": "tables",
+    "Address": "types",
+    "Callback": "types",
+    "CallbackError": "types",
+    "ContentPart": "types",
+    "Deliver": "types",
+    "DeliveryReport": "types",
+    "Echo": "types",
+    "ReadReply": "types",
+    "Recipients": "types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "RETRY_CODES",
