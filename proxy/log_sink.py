@@ -16,10 +16,13 @@ What it promises:
 - ``put`` never blocks and never raises. When the buffer holds ``CAPACITY_LINES`` lines or
   ``CAPACITY_CHARS`` characters, the line is dropped and counted; so is a line whose write
   failed (a closed pipe), and any line put after ``close``.
-- Lines are written whole and in order. ``FdWriter`` writes whole lines only, as many as
-  fit in ``PIPE_BUF`` bytes (4 KiB on Linux) per ``os.write``, which a pipe takes
-  atomically: a reader never sees part of a line, even if the process exits while the
-  writer is blocked. (A line longer than ``PIPE_BUF`` goes alone and has no such promise.)
+- Lines are written whole and in order. ``FdWriter`` writes whole lines only, and no more
+  per ``os.write`` than the output takes at once: to a pipe, what its free space holds
+  (read before each write) or else ``PIPE_BUF`` bytes (4 KiB on Linux), which a pipe
+  takes atomically; so a reader never sees part of a line, even if the process exits
+  while the writer is blocked. (A line longer than that goes alone and has no such
+  promise.) A regular file takes a whole batch per write. Big writes matter: each one
+  hands the GIL to the event loop and back, a cost per write, not per line.
 - ``flush(timeout)`` and ``close(timeout)`` return within ``timeout``, even while the
   writer is blocked; they say whether everything was written.
 
@@ -29,11 +32,16 @@ one sink per output file; ``flush_logs``, ``close_logs`` and ``dropped_lines`` a
 of them, and ``close_logs`` runs at exit.
 """
 
+import array
 import atexit
 import collections
+import fcntl
 import logging
 import os
 import select
+import stat
+import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +64,7 @@ __all__ = [
     "close_logs",
     "dropped_lines",
     "flush_logs",
+    "share_outputs",
     "sink_for",
 ]
 
@@ -67,15 +76,24 @@ CAPACITY_CHARS = 16 * 1024 * 1024
 # The default bound on waiting for buffered lines: at shutdown, and at exit.
 FLUSH_SECONDS = 2.0
 # The writer takes up to this many lines per turn: fewer lock round trips, fewer writes.
-_BATCH_LINES = 256
+_BATCH_LINES = 1024
 # While lines keep coming the writer looks for more every _POLL_SECONDS, unasked: waking it
 # for each line would cost the event loop a futex call and a GIL hand-over per line (each
 # look costs a few: rarely enough, they are nothing). After _IDLE_POLLS empty looks it
 # sleeps until the next line wakes it (an idle proxy costs none).
-_POLL_SECONDS = 0.02
-_IDLE_POLLS = 10
+_POLL_SECONDS = 0.05
+_IDLE_POLLS = 6
 # Pipes write this many bytes atomically (POSIX guarantees at least 512).
 _PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
+# Shared with other processes (``serve --workers``): a pipe gets PIPE_BUF-sized writes
+# only, since another writer may take the free space between the look and the write.
+_SHARED = False
+
+
+def share_outputs() -> None:
+    """From now on, this process and others write to the same outputs (before forking)."""
+    global _SHARED  # noqa: PLW0603 - a property of the process, like its stdout
+    _SHARED = True
 
 
 class LineWriter(Protocol):
@@ -104,23 +122,40 @@ class FdWriter:
     def __init__(self, fd: int, encoding: str = "utf-8") -> None:
         self._fd = os.dup(fd)
         self._encoding = encoding
+        mode = os.fstat(self._fd).st_mode
+        self._regular = stat.S_ISREG(mode)
+        self._pipe_size: int | None = None
+        if stat.S_ISFIFO(mode) and not _SHARED:
+            try:
+                self._pipe_size = fcntl.fcntl(self._fd, fcntl.F_GETPIPE_SZ)
+            except (OSError, AttributeError):  # not Linux: PIPE_BUF writes
+                self._pipe_size = None
 
     def write(self, lines: list[str]) -> int:
-        written = 0
-        chunk: list[bytes] = []  # whole lines, at most PIPE_BUF bytes unless just one
-        size = 0
-        for line in lines:
-            data = line.encode(self._encoding, "backslashreplace")
-            if chunk and size + len(data) > _PIPE_BUF:
-                if not self._write_all(b"".join(chunk)):
-                    return written
-                written += len(chunk)
-                chunk, size = [], 0
-            chunk.append(data)
-            size += len(data)
-        if chunk and self._write_all(b"".join(chunk)):
-            written += len(chunk)
+        encoded = [line.encode(self._encoding, "backslashreplace") for line in lines]
+        written, start = 0, 0
+        while start < len(encoded):
+            limit, end, size = self._limit(), start + 1, len(encoded[start])
+            while end < len(encoded) and size + len(encoded[end]) <= limit:
+                size += len(encoded[end])
+                end += 1
+            if not self._write_all(b"".join(encoded[start:end])):
+                return written
+            written, start = written + end - start, end
         return written
+
+    def _limit(self) -> int:
+        """How many bytes of whole lines the next write may hold (see the module docstring)."""
+        if self._regular:
+            return sys.maxsize
+        if self._pipe_size is None:
+            return _PIPE_BUF
+        unread = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, unread, True)
+        except OSError:
+            return _PIPE_BUF
+        return max(_PIPE_BUF, self._pipe_size - unread[0])
 
     def _write_all(self, data: bytes) -> bool:
         view = memoryview(data)

@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, multiprocess, values
 
 from proxy.admin import Readiness, create_admin_app
 from proxy.config import Address, Config
-from proxy.log_sink import DroppedLinesCollector
+from proxy.log_sink import DroppedLinesCollector, share_outputs
 from proxy.logs import (
     LogFormat,
     LogLevel,
@@ -71,6 +71,7 @@ def run_workers(config: Config, count: int, level: LogLevel, fmt: LogFormat) -> 
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     try:
         close_logs()  # fork with no writer thread running; each process starts its own
+        share_outputs()  # the workers and this process write to one stdout: small writes
         lifeline, ready = os.pipe(), os.pipe()
         pids = [_fork(config, index, lifeline, ready, level, fmt) for index in range(count)]
         os.close(lifeline[0])

@@ -188,6 +188,101 @@ def test_fd_writer_writes_every_line_whole_through_a_full_pipe(blocking: bool) -
             os.close(write_end)
 
 
+class _CountedWrites:
+    """Wraps ``os.write``: the size of every write to the descriptors in ``fds``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fds: set[int] = set()
+        self.all: list[tuple[int, int]] = []
+        real = os.write
+
+        def write(fd: int, data: bytes | memoryview) -> int:
+            self.all.append((fd, len(data)))
+            return real(fd, data)
+
+        monkeypatch.setattr(os, "write", write)
+
+    def writer(self, fd: int) -> FdWriter:
+        writer = FdWriter(fd)
+        self.fds.add(writer._fd)  # its own duplicate
+        return writer
+
+    @property
+    def sizes(self) -> list[int]:
+        return [size for fd, size in self.all if fd in self.fds]
+
+
+_LINES = [json.dumps({"i": i, "pad": "p" * 580}) + "\n" for i in range(80)]  # ~48 KB
+
+
+def test_a_regular_file_takes_a_whole_batch_in_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted = _CountedWrites(monkeypatch)
+    with (tmp_path / "out.log").open("wb") as out:
+        writer = counted.writer(out.fileno())
+        assert writer.write(_LINES) == len(_LINES)
+        writer.close()
+    assert counted.sizes == [sum(len(line) for line in _LINES)]
+    assert (tmp_path / "out.log").read_text() == "".join(_LINES)
+
+
+def test_a_pipe_with_room_takes_what_fits_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        counted = _CountedWrites(monkeypatch)
+        writer = counted.writer(write_end)
+        assert writer.write(_LINES) == len(_LINES)  # 48 KB: a 64 KiB pipe has room
+        writer.close()
+        assert counted.sizes == [sum(len(line) for line in _LINES)]
+        assert read_lines(read_end, len(_LINES)) == [line.rstrip("\n").encode() for line in _LINES]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_filling_pipe_gets_whole_lines_of_at_most_pipe_buf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"x" * (65536 - 1024) + b"\n")  # unread: 1 KiB of room left
+        counted = _CountedWrites(monkeypatch)
+        writer = counted.writer(write_end)
+        done = threading.Thread(target=writer.write, args=(_LINES[:20],))
+        done.start()
+        received = read_lines(read_end, 21)  # the filler, then every line, whole
+        done.join(WAIT)
+        writer.close()
+        assert received[1:] == [line.rstrip("\n").encode() for line in _LINES[:20]]
+        # With 1 KiB of room the first write is one a pipe takes atomically; later ones hold
+        # what the room (read again before each) holds once the reader has drained it.
+        assert counted.sizes[0] <= select.PIPE_BUF
+        assert len(counted.sizes) > 1
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_pipe_shared_with_other_processes_gets_pipe_buf_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve --workers``: another worker may take the room between the look and the write."""
+    monkeypatch.setattr("proxy.log_sink._SHARED", True)
+    read_end, write_end = os.pipe()
+    try:
+        counted = _CountedWrites(monkeypatch)
+        writer = counted.writer(write_end)
+        assert writer.write(_LINES) == len(_LINES)
+        writer.close()
+        assert len(counted.sizes) > 1
+        assert max(counted.sizes) <= select.PIPE_BUF
+        assert read_lines(read_end, len(_LINES)) == [line.rstrip("\n").encode() for line in _LINES]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_a_closed_pipe_drops_and_counts_every_line() -> None:
     """With the reader gone, writes fail (EPIPE): each line is counted, none is fatal."""
     read_end, write_end = os.pipe()
