@@ -67,6 +67,15 @@ bench: $(STAMP)
 	@bash scripts/install-bench-tools.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
 
+# Where the CPU goes (bench/profile.py: py-spy on gateway-proxy and the minimal proxy under
+# the bench's load, function by function) and where idle RSS goes (bench/imports.py).
+.PHONY: profile
+profile: $(STAMP)
+	@bash scripts/install-bench-tools.sh
+	@$(BIN)/python -m pip install --quiet 'py-spy>=0.4'
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.profile $(PROFILE_ARGS)
+	$(BIN)/python -m bench.imports
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov dist build
 

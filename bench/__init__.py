@@ -13,6 +13,10 @@ gateway-proxy against the fake gateway itself, nginx and a minimal aiohttp proxy
 * ``results``        medians, ratios and the issue's targets (pure)
 * ``report``         the printed tables (pure)
 
+``make profile`` says on what the CPU and memory go: ``bench.profile`` (py-spy on
+gateway-proxy and the minimal proxy under the same load: self time by function, pipeline
+stages, and both side by side by module) and ``bench.imports`` (idle RSS by import).
+
 On their own: ``python -m bench.overhead`` (what metrics and logs cost per request) and
 ``python -m bench.traffic`` (``make demo-traffic``: a realistic mix for the demo).
 Shared plumbing of those two: ``common``.
