@@ -90,7 +90,15 @@ def render(m: Measurements, checks: Sequence[Check]) -> str:
         header = ["target", "sent", "ok", "wall s", "peak MB", "+MB", "fds", "in flight"]
         out += table([*header, "overflows", "failures"], rows, text_last=True)
     w = m.workers
-    figures = f"{num(w.rps_1, 0)} -> {num(w.rps_2, 0)} req/s; " if w.available else ""
+    figures = ""
+    if w.available:
+        figures = f"{num(w.rps_1, 0)} -> {num(w.rps_2, 0)} req/s"
+        if w.per_cpu_ratio is not None:
+            figures += (
+                f" ({num(w.rps_per_cpu_s_1, 0)} -> {num(w.rps_per_cpu_s_2, 0)} req/CPU-s, "
+                f"{w.per_cpu_ratio:.2f} x per CPU)"
+            )
+        figures += "; "
     out += ["", f"gateway-proxy --workers 1 -> 2: {figures}{w.note}"]
     out += ["", "Targets for gateway-proxy"]
     out += table(

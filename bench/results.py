@@ -122,12 +122,21 @@ class SlowRun:
 
 @dataclass(frozen=True, slots=True)
 class WorkersRun:
-    """gateway-proxy ``--workers 2`` against ``--workers 1`` (req/s at the same load)."""
+    """gateway-proxy ``--workers 2`` against ``--workers 1`` (req/s at the same load), and
+    the requests per CPU-second of each (parent and workers): whether a second worker
+    costs more per request, which throughput cannot show when the cores are shared."""
 
     available: bool
     note: str
     rps_1: float | None = None
     rps_2: float | None = None
+    rps_per_cpu_s_1: float | None = None
+    rps_per_cpu_s_2: float | None = None
+
+    @property
+    def per_cpu_ratio(self) -> float | None:
+        """req/CPU-s with 2 workers over that with 1: 1.0 means the second costs nothing."""
+        return ratio(self.rps_per_cpu_s_2, self.rps_per_cpu_s_1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +308,7 @@ def document(m: Measurements, checks: Sequence[Check], meta: dict[str, Any]) -> 
             "upload": summarize_uploads(m.uploads),
             "start": summarize_starts(m.starts),
             "slow": [asdict(r) | {"errors": r.errors} for r in m.slow],
-            "workers": asdict(m.workers),
+            "workers": {**asdict(m.workers), "per_cpu_ratio": m.workers.per_cpu_ratio},
         },
         "checks": [asdict(c) for c in checks],
         "runs": {

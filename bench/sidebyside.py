@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -171,15 +172,22 @@ class _Run:
         cpus = self.lab.layout.all_cpus
         connections = max(self.ns.connections)
         rps: dict[int, list[float]] = {1: [], 2: []}
+        per_cpu: dict[int, list[float]] = {1: [], 2: []}
         for order in ((1, 2), (2, 1))[: min(2, self.ns.reps)]:
             for n in order:
                 t = targets.start(self.lab, "gateway-proxy", cpus=cpus, workers=n)
                 try:
                     targets.answers(t)
                     self._wrk(t, connections, _WARMUP_S)
+                    pids = tree_pids(t.pid)  # the parent and its workers
+                    cpu0 = cpu_seconds(pids)
                     r = self._wrk(t, connections, self.ns.duration)
+                    cpu = cpu_seconds(pids) - cpu0
                     rps[n].append(r.rps)
-                    _progress(f"  --workers {n}: {r.rps:,.0f} req/s")
+                    per_cpu[n].append(r.requests / cpu if cpu else 0.0)
+                    _progress(
+                        f"  --workers {n}: {r.rps:,.0f} req/s, {per_cpu[n][-1]:,.0f} req/CPU-s"
+                    )
                 finally:
                     targets.stop(t)
         note = (
@@ -188,7 +196,10 @@ class _Run:
         )
         if len(cpus.split(",")) <= 2:
             note += ": with 2 cores the second worker shares a core with the client side"
-        return WorkersRun(True, note, sum(rps[1]) / len(rps[1]), sum(rps[2]) / len(rps[2]))
+        return WorkersRun(
+            True, note, statistics.mean(rps[1]), statistics.mean(rps[2]),
+            statistics.mean(per_cpu[1]), statistics.mean(per_cpu[2]),
+        )  # fmt: skip
 
 
 def _count_lines(path: Path) -> int:

@@ -32,3 +32,18 @@ def test_the_report_names_every_check_and_what_was_not_measured() -> None:
         assert check.name in text
     assert "0.500" in text  # +p50 of gateway-proxy over direct, in ms
     assert "n/a" in text
+
+
+def test_the_workers_line_shows_throughput_and_the_cost_per_cpu_second() -> None:
+    workers = WorkersRun(True, "2 cores", 3000.0, 5000.0, 3100.0, 2945.0)
+    assert workers.per_cpu_ratio == 2945.0 / 3100.0
+    text = render(Measurements(workers=workers), [])
+    assert (
+        "gateway-proxy --workers 1 -> 2: 3,000 -> 5,000 req/s "
+        "(3,100 -> 2,945 req/CPU-s, 0.95 x per CPU); 2 cores" in text
+    )
+
+
+def test_without_cpu_figures_the_workers_line_shows_throughput_only() -> None:
+    text = render(Measurements(workers=WorkersRun(True, "2 cores", 3000.0, 5000.0)), [])
+    assert "gateway-proxy --workers 1 -> 2: 3,000 -> 5,000 req/s; 2 cores" in text

@@ -174,3 +174,11 @@ def test_the_document_is_json_with_value_target_and_verdict() -> None:
                      "passed": True, "note": ""}  # fmt: skip
     assert doc["summary"]["load"]["gateway-proxy"]["16"]["rps"] == 2500.0
     assert len(doc["runs"]["load"]) == 12
+
+
+def test_the_document_keeps_the_workers_cost_per_cpu_second() -> None:
+    m = measurements(workers=WorkersRun(True, "2 cores", 1000.0, 1900.0, 3000.0, 2850.0))
+    doc = json.loads(json.dumps(document(m, compute_checks(m), {"benchmark": "side_by_side"})))
+    workers = doc["summary"]["workers"]
+    assert (workers["rps_per_cpu_s_1"], workers["rps_per_cpu_s_2"]) == (3000.0, 2850.0)
+    assert workers["per_cpu_ratio"] == 0.95
