@@ -17,10 +17,15 @@ and then both side by side: self microseconds per request added up per module (a
 server, aiohttp's client, each ``proxy`` module, ...), which is where the two differ.
 
 py-spy samples without pausing the proxy (``--nonblocking``), so the proxy's own CPU time
-is not charged for the sampling. The figures go to ``bench/profile.json``.
+is not charged for the sampling, and its speed is the bench's. The price: a stack read
+while the proxy runs can come out cut short (its outer frames missing). A sample's leaf,
+and so the self figures, are what to read; stage shares are lower bounds. ``--blocking``
+pauses the proxy for each sample instead: whole stacks, but a proxy slowed down by it,
+and idle waits of the log writer's thread counted as busy. The figures go to
+``bench/profile.json``.
 
     python -m bench.profile [--targets gateway-proxy,minimal] [--connections 16]
-                            [--seconds 10] [--top 30] [--keep-raw PATH]
+                            [--seconds 10] [--top 30] [--keep-raw PATH] [--blocking]
 """
 
 import argparse
@@ -137,7 +142,10 @@ def render(
             f"{share:>7.1%} {share * us_per_request:>7.1f} {incl:>7.1%}  {r.function} ({r.where})"
         )
     if stages:
-        lines += ["", f"{'incl %':>7} {'µs/req':>7}  stage"]
+        lines += [
+            "",
+            f"{'incl %':>7} {'µs/req':>7}  stage (at least: unpaused reads cut some stacks)",
+        ]
     for stage, share in stages.items():
         lines.append(f"{share:>7.1%} {share * us_per_request:>7.1f}  {stage}")
     return "\n".join(lines)
@@ -213,8 +221,8 @@ def _sample(ns: argparse.Namespace, lab: targets.Lab, name: TargetName, script: 
         raw = lab.root / f"{name}.raw"
         spy = subprocess.Popen(
             ["taskset", "-c", client, _py_spy(), "record", "--pid", str(proxy.pid),
-             "--duration", f"{ns.seconds:g}", "--rate", str(ns.rate), "--nonblocking",
-             "--format", "raw", "--output", str(raw)],
+             "--duration", f"{ns.seconds:g}", "--rate", str(ns.rate),
+             *([] if ns.blocking else ["--nonblocking"]), "--format", "raw", "--output", str(raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         pids = tree_pids(proxy.pid)
@@ -291,6 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=500, help="samples per second")
     parser.add_argument("--top", type=int, default=30, help="functions to list")
+    parser.add_argument(
+        "--blocking", action="store_true",
+        help="pause the proxy for each sample: whole stacks, but a slower proxy, and the log "
+        "writer's waits count as busy",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument(
         "--keep-raw", type=Path, metavar="PATH",
