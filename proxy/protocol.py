@@ -1,7 +1,7 @@
 """The HTTP edge: aiohttp's connection handler with the guards a sidecar needs.
 
 ``GuardedServer`` is aiohttp's ``web.Server`` whose connections are handled by
-``GuardedRequestHandler``, which adds three things to aiohttp's own ``RequestHandler``:
+``GuardedRequestHandler``, which adds four things to aiohttp's own ``RequestHandler``:
 
 * **a head deadline** (``client_timeout.head``): from the first byte of a request (or the
   connection's start) to its complete request line and headers. A client trickling its
@@ -13,7 +13,9 @@
   connection is closed after it, as RFC 9112 requires;
 * **extension methods**: aiohttp's C parser (llhttp) knows a fixed list of methods; a
   connection whose first request uses another valid token (``FOO``) is parsed by
-  aiohttp's pure-Python parser instead, so that the method is forwarded like any other.
+  aiohttp's pure-Python parser instead, so that the method is forwarded like any other;
+* **answers in one write**: a finished body is sent by ``response_writer.write_at_once``
+  instead of aiohttp's layered ``prepare`` and ``write_eof``.
 
 ``AppHandler`` is the request handler the guarded server calls: the app's one catch-all
 handler, without ``Application._handle``'s router look-up and middleware chain (a real
@@ -37,6 +39,7 @@ from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
+from proxy.response_writer import can_write_at_once, write_at_once
 from proxy.vocab import FailureKind
 
 # Methods llhttp parses natively; any other valid token gets the Python parser.
@@ -145,6 +148,24 @@ class GuardedRequestHandler(RequestHandler):
         response = self._edge.protocol_error(request, kind, detail)
         response.force_close()  # the framing can't be trusted any more (RFC 9112 §9.6)
         return response
+
+    async def finish_response(
+        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        """A finished body goes out in one write (response_writer.py); else aiohttp's way.
+
+        Returns what aiohttp's returns: the response, and whether the app had gone.
+        """
+        if self._upgraded or not can_write_at_once(request, resp):
+            return await super().finish_response(request, resp, start_time)
+        request._finish()
+        try:
+            await write_at_once(request, cast(web.Response, resp))
+        except ConnectionError:
+            self.log_access(request, resp, start_time)
+            return resp, True
+        self.log_access(request, resp, start_time)
+        return resp, False
 
     def _python_parser_for_extension_methods(self, data: bytes) -> None:
         method = _METHOD.match(data)
