@@ -34,7 +34,7 @@ def can_write_at_once(request: BaseRequest, response: web.StreamResponse) -> boo
         and not response.prepared
         and not response.chunked
         and not response.compression
-        and not response.cookies
+        and not response._cookies  # the property would make an empty jar per request
         and request.version == HttpVersion11
         and request.method != hdrs.METH_HEAD
         and response.status >= 200
@@ -62,14 +62,12 @@ async def write_at_once(request: BaseRequest, response: web.Response) -> None:
     headers.setdefault(hdrs.SERVER, SERVER_SOFTWARE)
     if hdrs.CONNECTION not in headers and not keep_alive:
         headers[hdrs.CONNECTION] = "close"
-    if not keep_alive:
-        response.force_close()  # what the connection handler reads next
+    response._keep_alive = keep_alive  # what the connection handler reads next
     await request._prepare_hook(response)  # on_response_prepare: may still change headers
     head = _serialize_headers(f"HTTP/1.1 {response.status} {response.reason}", headers)
     writer = request.writer
     assert isinstance(writer, StreamWriter)  # can_write_at_once
     writer._write(head + body)  # counts output_size, as aiohttp's own writes do
     # The state write_eof leaves: finished, and no more writes.
-    response._keep_alive = keep_alive
     response._eof_sent = True
     response._body_length = writer.output_size
