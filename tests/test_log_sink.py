@@ -10,6 +10,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -251,6 +252,11 @@ def test_a_filling_pipe_gets_whole_lines_of_at_most_pipe_buf(
         writer = counted.writer(write_end)
         done = threading.Thread(target=writer.write, args=(_LINES[:20],))
         done.start()
+        # Read only once the first write went out: a reader that drains the pipe sooner
+        # gives that first write a whole empty pipe, and the test would measure nothing.
+        deadline = time.monotonic() + WAIT
+        while not counted.sizes and time.monotonic() < deadline:
+            time.sleep(0.001)
         received = read_lines(read_end, 21)  # the filler, then every line, whole
         done.join(WAIT)
         writer.close()
