@@ -78,6 +78,7 @@ class VendorTable:
     code_headers: tuple[str, ...] = ()  # headers carrying a vendor status code
     status_headers: tuple[str, ...] = ()  # headers carrying a status word or HTTP status
     success_status: frozenset[str] = frozenset()  # lower-cased status words meaning success
+    namespaces: frozenset[str] = frozenset()  # mm7: the namespaces its elements count in
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,7 @@ _TOP = {
 _VENDOR = {
     "codes", "class_fallbacks", "fault_codes", "unknown", "unknown_success",
     "generic_fault_codes", "specific_http_statuses", "code_headers", "status_headers",
-    "success_status",
+    "success_status", "namespaces",
 }  # fmt: skip
 _HTTP_KEY = re.compile(r"[1-5](?:[0-9]{2}|xx)|default|no_body")
 # Stands in for a reference that did not resolve, so that checking can go on.
@@ -233,6 +234,10 @@ class _Parser(Checker):
             if name.lower() not in faults:
                 self.add(f"{where}.generic_fault_codes", f"{name!r} is not in fault_codes")
         words = self.strings(f"{where}.success_status", spec.get("success_status", [])) or ()
+        namespaces = self.strings(f"{where}.namespaces", spec.get("namespaces", [])) or ()
+        for uri in namespaces:
+            if ":" not in uri or uri != uri.strip():
+                self.add(f"{where}.namespaces", f"{uri!r} is not a namespace URI")
         return VendorTable(
             name=vendor,
             codes=codes,
@@ -250,6 +255,7 @@ class _Parser(Checker):
             status_headers=self.strings(f"{where}.status_headers", spec.get("status_headers", []))
             or (),
             success_status=frozenset(word.lower() for word in words),
+            namespaces=frozenset(namespaces),
         )
 
     def vendor_codes(self, where: str, value: Any) -> dict[str, VendorCode]:

@@ -1,27 +1,47 @@
 """Classification: a parsed gateway reply, or a transport failure, becomes an ``Outcome``.
 
-Pure functions over the catalog. The verdict, highest precedence first:
+Pure functions over the catalog. **Collect, then decide**: every status signal the reply
+carries is judged on its own, then one verdict is taken over all of them.
 
-1. a hostile body (DTD/entities) → ``transport.unparseable``, whatever the status;
-2. a vendor code: the body's, else one from a status header (``code_headers``, e.g.
-   ``X-MM7-Status-Code``) → its catalog entry (message rules refine it). An MM7 code is an
-   ``xs:integer``, so ``+2002``, ``02002`` and `` 2002 `` are 2002; an unknown number
-   falls back to its TS 23.140 class (1xxx→1000, ...); a value that is no integer at all
-   is ``UNKNOWN_CODE``. An unknown MoMS code → ``unknown`` (``unknown_success`` when the
-   body says ``status="success"``);
-3. a SOAP Fault without an MM7 status → its faultcode, most specific first (``Client.Auth``
-   before ``Client``, SOAP 1.2 Subcodes before Code/Value). A specific HTTP status (401,
-   403, ...) beats a generic base faultcode (``Client``, ``Server``, ...);
-4. a MoMS body saying ``status="success"`` without a code → ``unknown_success``;
-5. the HTTP status (``http`` fallbacks; 2xx without a code → INVALID_UPSTREAM_RESPONSE).
+The signals (each one a success, a failure, or no verdict):
 
-Then two checks on the verdict:
+* each vendor **code** of the body (the parser's ``signals``: every ``StatusCode`` at a
+  status position, every MoMS ``code``) → its catalog entry, message rules applied. An
+  MM7 code is an ``xs:integer`` (``+2002``, ``02002``, `` 2002 `` are 2002); an unknown
+  number falls back to its TS 23.140 class; anything else is ``UNKNOWN_CODE`` (an unknown
+  MoMS code is ``unknown_success`` only when every ``status`` says success);
+* each code in a **status header** (``code_headers``): every field line of every catalog
+  name, each comma-separated value;
+* each **SOAP Fault** → a failure, named by its faultcode, most specific first
+  (``Client.Auth`` before ``Client``, SOAP 1.2 Subcodes before Code/Value; a specific HTTP
+  status beats a generic base faultcode); each ``*ErrorRsp`` → a failure;
+* each MoMS **status** (body or ``status_headers``): a success only when it is one of the
+  catalog's ``success_status`` words, compared as a string. Any other value that is
+  present (another word, a number, a boolean, null, an object) is a failure. A status
+  *header* saying success is no verdict (gateways send errors with ``Status: OK``);
+* the **HTTP status**: not 2xx → a failure (the ``http`` fallbacks name it). A 2xx is no
+  verdict;
+* a **salvaged** body (broken XML or JSON a code could still be read from) → a failure
+  beside that code: it was not read whole, so it cannot vouch for a success.
 
-* **never a false success**: when the reply's signals disagree, some saying success and
-  others failure (vendor code, MoMS ``status``, HTTP status, a SOAP Fault or an
-  ``*ErrorRsp``, status headers), the answer is the catalog's ``conflict`` code: never
-  success, never retryable, with the signals spelled out in ``detail`` and the log line;
-* a ``Retry-After`` on a 429 or 503 (``retry_after_statuses``) makes an error retryable.
+The verdict:
+
+1. a hostile body (DTD/entities) → ``transport.unparseable``, whatever else;
+2. some signals say success and others failure → the catalog's ``conflict`` code: never
+   success, never retryable, the signals (and where each came from) in ``detail`` and
+   the log line's ``conflict``;
+3. only failures → the most specific one: a body code, then a header code, then a Fault,
+   then the HTTP status. Between two failures of the same rank the non-retryable one
+   wins, so ``retryable`` is never promised while another failure signal of that rank
+   does not promise it; then the last in the reply, as a JSON parser keeps the last of a
+   duplicate key. Failures that name no code (a status
+   word, an ``*ErrorRsp`` alone) fall back to the HTTP status (2xx →
+   ``INVALID_UPSTREAM_RESPONSE``);
+4. only successes → the first code's entry, else (a MoMS status alone) ``unknown_success``;
+5. no signal at all → the HTTP status (``http`` fallbacks; an answer that cannot carry a
+   body, to HEAD or with 204/304, is ``no_body``);
+
+and a ``Retry-After`` on a 429 or 503 (``retry_after_statuses``) makes an error retryable.
 """
 
 import re
@@ -30,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.catalog import CanonicalCode, Catalog, VendorCode, VendorTable
-from proxy.vendors.base import VendorReply
+from proxy.vendors.base import Signal, VendorReply, signals_of
 from proxy.vocab import FailureKind
 
 # xs:integer's lexical form, surrounding whitespace already stripped; ASCII digits only
@@ -43,6 +63,9 @@ _BODY_WORDS = {
     "malformed": "a body that could not be parsed",
     "unrecognized": "a body that is not a {vendor} answer",
 }
+# How specific a failure signal is: lower wins.
+_BODY_CODE, _HEADER_CODE, _FAULT, _WORD, _HTTP = range(5)
+_SHOWN = 64  # characters of a value quoted in ``detail``
 
 
 @dataclass(slots=True)  # built per request: frozen=True costs a call per field
@@ -77,27 +100,30 @@ class Outcome:
 
 
 @dataclass(slots=True)  # built per request: frozen=True costs a call per field
-class _Answer:
-    """The facts of one gateway answer that classification weighs."""
+class _Judged:
+    """One signal, judged: ``ok`` True (success), False (failure) or None (no verdict).
 
-    table: VendorTable
-    reply: VendorReply
-    http_status: int
-    headers: Mapping[str, str]
-    bodiless: bool
-    header_code: str | None  # a vendor code from a status header
+    ``canonical`` is the code it names, when it names one; ``what`` and ``args`` name the
+    signal (``mm7 status 1000``, ``a SOAP Fault``: formatted only when a conflict or a
+    detail needs it) and ``signal.where`` says where in the answer it sat.
+    """
 
-    @property
-    def code(self) -> str | None:
-        """The vendor code: the body's, else the status header's."""
-        return self.reply.code if self.reply.code is not None else self.header_code
-
-
-@dataclass(slots=True)  # built per request: frozen=True costs a call per field
-class _Verdict:
-    canonical: CanonicalCode
+    ok: bool | None
+    rank: int
+    what: str
+    args: tuple[object, ...]
+    canonical: CanonicalCode | None = None
     entry: VendorCode | None = None
     label: str = "none"
+    signal: Signal | None = None
+
+    def name(self) -> str:
+        return self.what.format(*self.args)
+
+    def placed(self) -> str:
+        """The name with the place it came from, when the answer had several places."""
+        where = self.signal.where if self.signal is not None else None
+        return f"{self.name()} at {where}" if where and where != "body" else self.name()
 
 
 def classify_reply(
@@ -112,9 +138,9 @@ def classify_reply(
     """Classify a gateway answer (``reply`` parsed from its body, with its HTTP status).
 
     ``headers`` are the answer's response headers (status headers, ``Retry-After``);
-    look-ups must be case-insensitive, as aiohttp's are. ``bodiless`` says the answer
-    could not carry a body (a HEAD request, 1xx, 204, 304): its emptiness is then no
-    fault of the gateway's.
+    look-ups must be case-insensitive, as aiohttp's are, and a multidict's repeated field
+    lines each count. ``bodiless`` says the answer could not carry a body (a HEAD request,
+    1xx, 204, 304): its emptiness is then no fault of the gateway's.
     """
     table = catalog.vendors[vendor]
     headers = headers or {}
@@ -126,23 +152,33 @@ def classify_reply(
             detail="The gateway's reply declared a DTD or entities; it was not parsed.",
             failure="unparseable",
         )
-    answer = _Answer(table, reply, http_status, headers, bodiless, _header_code(table, headers))
-    code = answer.code
-    verdict = _verdict(catalog, answer)
-    message = reply.message or (verdict.entry.text if verdict.entry else None)
-    conflict = _conflict(catalog, answer, verdict)
-    canonical = catalog.conflict if conflict else verdict.canonical
-    # A 2xx that says nothing usable is the gateway's failure; an error status with a
-    # body we can't read is already explained by the status.
-    unparseable = code is None and 200 <= http_status < 300 and not canonical.ok
-    detail = _detail(vendor, reply, code, message, http_status)
+    judged = _judge(catalog, table, signals_of(reply), headers, http_status, bodiless)
+    if (unread := _unread(reply)) is not None:
+        judged.append(unread)
+    chosen, canonical, conflicting = _decide(catalog, table, judged, http_status, bodiless)
+    conflict = tuple(_verdict_word(j) + j.name() for j in conflicting)
+    code_signal = chosen if chosen is not None and chosen.rank <= _HEADER_CODE else None
+    if code_signal is None and conflict:
+        code_signal = next((j for j in judged if j.rank <= _HEADER_CODE), None)
+    code = code_signal.signal.value if code_signal and code_signal.signal else None
+    message = _message(reply, code_signal)
+    # A 2xx that holds no code and no success is the gateway's failure; an error status
+    # with a body we can't read is already explained by the status.
+    coded = any(j.rank <= _HEADER_CODE for j in judged)
+    unparseable = not coded and 200 <= http_status < 300 and not canonical.ok
+    detail = _detail(vendor, reply, code_signal, message, http_status, chosen)
     if conflict:
-        detail += f". The reply's signals disagree ({'; '.join(conflict)}): not a success."
+        listed = "; ".join(_verdict_word(j) + j.placed() for j in conflicting)
+        detail += f". The reply's signals disagree ({listed}): not a success."
+    elif chosen is not None and chosen.canonical is not None:
+        others = _other_failures(judged, chosen)
+        if others:
+            detail += f". Other failure signals: {'; '.join(others)}"
     return Outcome(
         code=canonical,
         vendor=vendor,
         vendor_code=code,
-        vendor_code_label=verdict.label,
+        vendor_code_label=code_signal.label if code_signal else "none",
         message=message,
         details=reply.details,
         http_status=http_status,
@@ -173,42 +209,112 @@ def classify_failure(
     )
 
 
-def _verdict(catalog: Catalog, answer: _Answer) -> _Verdict:
-    """The code the reply's strongest signal gives, before the agreement check."""
-    table, reply = answer.table, answer.reply
-    if answer.code is not None:
-        return _by_vendor_code(catalog, table, answer.code, reply)
-    if reply.fault and (fault := _fault(catalog, table, reply, answer.http_status)) is not None:
-        return _Verdict(fault)
-    if _says_success(table, reply.status) and table.unknown_success is not None:
-        return _Verdict(table.unknown_success)
-    return _Verdict(catalog.for_http_status(answer.http_status, bodiless=answer.bodiless))
+# --- judging each signal ------------------------------------------------------------------
+
+
+def _judge(  # noqa: PLR0917 - the facts of one answer
+    catalog: Catalog,
+    table: VendorTable,
+    signals: tuple[Signal, ...],
+    headers: Mapping[str, str],
+    http_status: int,
+    bodiless: bool,
+) -> list[_Judged]:
+    """Every signal of the answer, judged on its own, in the order they came."""
+    judged: list[_Judged] = []
+    statuses = [s for s in signals if s.kind == "status"]
+    all_say_success = bool(statuses) and all(_says_success(table, s) for s in statuses)
+    for signal in signals:
+        kind = signal.kind
+        if kind == "code":
+            judged.append(_code(catalog, table, signal, _BODY_CODE, all_say_success))
+        elif kind == "status":
+            ok = _says_success(table, signal)
+            judged.append(_Judged(ok, _WORD, "status {!r}", (_shown(signal),), signal=signal))
+        elif kind == "fault":
+            fault = _fault(catalog, table, signal, http_status)
+            judged.append(_Judged(False, _FAULT, "a SOAP Fault", (), fault, signal=signal))
+        else:  # an *ErrorRsp
+            judged.append(_Judged(False, _WORD, "an {}", (signal.value,), signal=signal))
+    for signal in _header_signals(table.code_headers, headers, "code"):
+        judged.append(_code(catalog, table, signal, _HEADER_CODE, all_say_success))
+    for signal in _header_signals(table.status_headers, headers, "status"):
+        if not _status_word_ok(table, signal.value or ""):  # success is no verdict here
+            named = (signal.where.partition(",")[0].removeprefix("header "), _shown(signal))
+            judged.append(_Judged(False, _WORD, "{} header {!r}", named, signal=signal))
+    if not 200 <= http_status < 300 and not (bodiless and http_status == 304):
+        fallback = catalog.for_http_status(http_status, bodiless=bodiless)
+        judged.append(_Judged(False, _HTTP, "HTTP status {}", (http_status,), fallback))
+    return judged
+
+
+def _unread(reply: VendorReply) -> _Judged | None:
+    """A body read only in part (salvaged from broken XML or JSON) cannot vouch that every
+    signal in it agrees: a failure beside whatever code was salvaged."""
+    if reply.body_kind != "salvaged":
+        return None
+    return _Judged(False, _WORD, "a body that could not be parsed whole", ())
+
+
+def _code(
+    catalog: Catalog, table: VendorTable, signal: Signal, rank: int, status_success: bool
+) -> _Judged:
+    verdict, entry, label = _by_vendor_code(catalog, table, signal, status_success)
+    what: str
+    args: tuple[object, ...]
+    if rank == _HEADER_CODE:
+        what, args = "status header code {}", (_shown(signal),)
+    else:
+        what, args = "{} status {}", (table.name, _shown(signal))
+    return _Judged(verdict.ok, rank, what, args, verdict, entry, label, signal)
 
 
 def _by_vendor_code(
-    catalog: Catalog, table: VendorTable, code: str, reply: VendorReply
-) -> _Verdict:
-    entry = table.codes.get(code)
-    if entry is not None:  # the common case: the code as the catalog spells it
-        return _Verdict(entry.resolve(reply.message), entry, entry.code)
-    number = _integer(code)
-    if number is not None:
-        entry = table.codes.get(str(number))  # "+2002", "02002" are 2002
-    if entry is not None:
-        return _Verdict(entry.resolve(reply.message), entry, entry.code)
-    if table.class_fallbacks and number is not None:
-        digit = str(number)[0] if 1000 <= number <= 9999 else "default"
-        target = table.class_fallbacks.get(digit) or table.class_fallbacks["default"]
-        fallback = table.codes[target]
-        return _Verdict(fallback.canonical, fallback, "other")
-    if _says_success(table, reply.status) and table.unknown_success is not None:
-        return _Verdict(table.unknown_success, None, "other")
-    return _Verdict(table.unknown, None, "other")
+    catalog: Catalog, table: VendorTable, signal: Signal, status_success: bool
+) -> tuple[CanonicalCode, VendorCode | None, str]:
+    """(canonical code, catalog entry, metric label) of one code signal."""
+    code = signal.value or ""
+    if signal.text and code:  # an empty code, or one that is no text, is no code at all
+        entry = table.codes.get(code)
+        if entry is not None:  # the common case: the code as the catalog spells it
+            return entry.resolve(signal.message), entry, entry.code
+        number = _integer(code)
+        if number is not None:
+            entry = table.codes.get(str(number))  # "+2002", "02002" are 2002
+        if entry is not None:
+            return entry.resolve(signal.message), entry, entry.code
+        if table.class_fallbacks and number is not None:
+            digit = str(number)[0] if 1000 <= number <= 9999 else "default"
+            target = table.class_fallbacks.get(digit) or table.class_fallbacks["default"]
+            fallback = table.codes[target]
+            return fallback.canonical, fallback, "other"
+        if status_success and table.unknown_success is not None:
+            return table.unknown_success, None, "other"
+    return table.unknown, None, "other"
 
 
 def _integer(code: str) -> int | None:
     text = code.strip()
     return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def _header_signals(
+    names: tuple[str, ...], headers: Mapping[str, str], kind: str
+) -> Iterator[Signal]:
+    """Each value of each field line of each header in ``names`` (comma-separated values
+    are several: that is how HTTP joins repeated field lines)."""
+    for name in names:
+        getall = getattr(headers, "getall", None)
+        lines: list[str]
+        if getall is not None:
+            lines = getall(name, [])
+        else:
+            single = headers.get(name)
+            lines = [] if single is None else [single]
+        for number, line in enumerate(lines, 1):
+            where = f"header {name}" + (f", line {number}" if len(lines) > 1 else "")
+            for value in line.split(","):
+                yield Signal("code" if kind == "code" else "status", where, value.strip())
 
 
 def fault_candidates(fault_code: str | None, subcodes: tuple[str, ...] = ()) -> list[str]:
@@ -235,10 +341,10 @@ def _dotted(value: str) -> Iterator[str]:
 
 
 def _fault(
-    catalog: Catalog, table: VendorTable, reply: VendorReply, http_status: int
+    catalog: Catalog, table: VendorTable, fault: Signal, http_status: int
 ) -> CanonicalCode | None:
     """A Fault's canonical code: specific faultcode, else specific HTTP status, else base."""
-    candidates = fault_candidates(reply.fault_code, reply.fault_subcodes)
+    candidates = fault_candidates(fault.value, fault.subcodes)
     for candidate in candidates:
         if candidate not in table.generic_faults and candidate in table.fault_codes:
             return table.fault_codes[candidate]
@@ -247,65 +353,82 @@ def _fault(
     return next((table.fault_codes[c] for c in candidates if c in table.fault_codes), None)
 
 
-def _says_success(table: VendorTable, status: str | None) -> bool:
-    return status is not None and status.strip().lower() in table.success_status
-
-
-def _header_code(table: VendorTable, headers: Mapping[str, str]) -> str | None:
-    for name in table.code_headers:
-        value = headers.get(name)
-        if value is not None and value.strip():
-            return value.strip()
-    return None
-
-
-def _conflict(catalog: Catalog, answer: _Answer, verdict: _Verdict) -> tuple[str, ...]:
-    """The signals, when some say success and others failure; () when they agree.
-
-    Success signals are explicit: a vendor code (in the body or a status header) whose
-    canonical code is a success, and a MoMS ``status`` success word. A 2xx status and a
-    ``Status: OK`` header are no verdict (MoMS and MM7 send errors with them too), but an
-    error status, a SOAP Fault, an ``*ErrorRsp``, any other ``status`` word and a status
-    header that says otherwise are failure signals.
-    """
-    table, reply, header_code = answer.table, answer.reply, answer.header_code
-    http_status, headers = answer.http_status, answer.headers
-    # (says success?, how to name the signal): the names are only written out when the
-    # signals disagree, which is rare.
-    said: list[tuple[bool, str, tuple[object, ...]]] = []
-    if reply.code is not None:
-        said.append((verdict.canonical.ok, "{} status {}", (table.name, reply.code)))
-    if header_code is not None:
-        header = _by_vendor_code(catalog, table, header_code, VendorReply("vendor"))
-        said.append((header.canonical.ok, "status header code {}", (header_code,)))
-    if reply.status is not None:
-        said.append((_says_success(table, reply.status), "status {!r}", (reply.status,)))
-    if reply.code is None and header_code is None and verdict.canonical.ok:
-        said.append((True, "{} from the {} body", (verdict.canonical.name, table.name)))
-    if not 200 <= http_status < 300 and not (answer.bodiless and http_status == 304):
-        said.append((False, "HTTP status {}", (http_status,)))
-    if reply.fault:
-        said.append((False, "a SOAP Fault", ()))
-    if reply.element and reply.element.endswith("ErrorRsp"):
-        said.append((False, "an {}", (reply.element,)))
-    for name in table.status_headers:
-        value = headers.get(name)
-        if value is not None and not _status_word_ok(table, value):
-            said.append((False, "{} header {!r}", (name, value.strip()[:40])))
-    verdicts = {ok for ok, _, _ in said}
-    if len(verdicts) < 2:
-        return ()
-    return tuple(
-        f"{'success' if ok else 'failure'}: {what.format(*args)}" for ok, what, args in said
-    )
+def _says_success(table: VendorTable, signal: Signal) -> bool:
+    """A status signal is a success only as one of the catalog's words, as a string."""
+    return signal.text and (signal.value or "").lower() in table.success_status
 
 
 def _status_word_ok(table: VendorTable, value: str) -> bool:
-    """A status header's verdict: a success word, or an HTTP status number that is 2xx."""
-    number = _HTTP_NUMBER.match(value.strip())
+    """A status header's value agrees with success: a success word, or a 2xx number."""
+    number = _HTTP_NUMBER.match(value)
     if number is not None:
         return number.group(1).startswith("2")
-    return _says_success(table, value)
+    return value.lower() in table.success_status
+
+
+def _shown(signal: Signal) -> str:
+    value = signal.value or "(empty)"
+    return value if len(value) <= _SHOWN else value[:_SHOWN] + "…"
+
+
+# --- deciding over all of them ------------------------------------------------------------
+
+
+def _decide(
+    catalog: Catalog,
+    table: VendorTable,
+    judged: list[_Judged],
+    http_status: int,
+    bodiless: bool,
+) -> tuple[_Judged | None, CanonicalCode, list[_Judged]]:
+    """(the signal the verdict rests on, the verdict, the signals in conflict or [])."""
+    said = {j.ok for j in judged}
+    if True in said and False in said:
+        return None, catalog.conflict, [j for j in judged if j.ok is not None]
+    if False in said:
+        named = [(j.rank, j.canonical.retryable, -i, j) for i, j in enumerate(judged)
+                 if j.ok is False and j.canonical is not None]  # fmt: skip
+        if named:
+            chosen = min(named, key=lambda item: item[:3])[3]
+            assert chosen.canonical is not None
+            return chosen, chosen.canonical, []
+        fallback = catalog.for_http_status(http_status, bodiless=bodiless)
+        if fallback.ok:  # a bodiless answer with a failure signal: they disagree
+            verdict = _Judged(True, _HTTP, "{} from the {} body", (fallback.name, table.name))
+            return None, catalog.conflict, [*(j for j in judged if j.ok is False), verdict]
+        return None, fallback, []
+    if True in said:
+        for j in judged:
+            if j.ok and j.rank <= _HEADER_CODE and j.canonical is not None:
+                return j, j.canonical, []
+        if table.unknown_success is not None:  # a success status word, and no code
+            return None, table.unknown_success, []
+    return None, catalog.for_http_status(http_status, bodiless=bodiless), []
+
+
+def _verdict_word(judged: _Judged) -> str:
+    return "success: " if judged.ok else "failure: "
+
+
+def _other_failures(judged: list[_Judged], chosen: _Judged) -> list[str]:
+    """The other vendor codes that fail with another canonical code, for ``detail`` (a
+    Fault around an MM7 error, or its HTTP status, is how the error is sent: not named)."""
+    assert chosen.canonical is not None
+    return [
+        j.placed()
+        for j in judged
+        if j is not chosen
+        and j.ok is False
+        and j.rank <= _HEADER_CODE
+        and j.canonical is not None
+        and j.canonical.name != chosen.canonical.name
+    ]
+
+
+def _message(reply: VendorReply, code: _Judged | None) -> str | None:
+    if code is not None and code.signal is not None:
+        return code.signal.message or (code.entry.text if code.entry else None)
+    return reply.message
 
 
 def _retry(
@@ -321,14 +444,22 @@ def _retry(
     return True if (headers.get("Retry-After") or "").strip() else None
 
 
-def _detail(
-    vendor: str, reply: VendorReply, code: str | None, message: str | None, http_status: int
+def _detail(  # noqa: PLR0917 - the facts the sentence is made of
+    vendor: str,
+    reply: VendorReply,
+    code: _Judged | None,
+    message: str | None,
+    http_status: int,
+    chosen: _Judged | None,
 ) -> str:
-    if code is not None:
-        text = f"{vendor} status {code}"
-        text += " (from a status header)" if reply.code is None else ""
+    if code is not None and code.signal is not None:
+        text = f"{vendor} status {_shown(code.signal)}"
+        text += " (from a status header)" if code.rank == _HEADER_CODE else ""
         text += f": {message}" if message else ""
         return text + (f" ({reply.details})" if reply.details else "")
+    if chosen is not None and chosen.rank == _FAULT and chosen.signal is not None:
+        fault = chosen.signal.value
+        return f"{vendor} SOAP fault {fault}" + (f": {message}" if message else "")
     if reply.fault_code is not None:
         return f"{vendor} SOAP fault {reply.fault_code}" + (f": {message}" if message else "")
     what = _BODY_WORDS.get(reply.body_kind, "no status code").format(vendor=vendor)

@@ -268,9 +268,12 @@ def _translate(args: argparse.Namespace) -> int:
     vendor: VendorName = args.vendor
     from proxy.classify import classify_reply  # noqa: PLC0415
     from proxy.envelope import build_envelope  # noqa: PLC0415
+    from proxy.headers import content_type_of  # noqa: PLC0415
     from proxy.vendors import parse_reply  # noqa: PLC0415
 
-    reply = parse_reply(vendor, body, headers.get("Content-Type", args.content_type))
+    content_type = content_type_of(headers) if "Content-Type" in headers else args.content_type
+    namespaces = catalog.vendors[vendor].namespaces
+    reply = parse_reply(vendor, body, content_type, namespaces)
     outcome = classify_reply(catalog, vendor, reply, args.http_status, headers=headers)
     envelope = build_envelope(outcome, request_id="translate", route=None)
     sys.stdout.write(orjson.dumps(envelope, option=orjson.OPT_INDENT_2).decode() + "\n")

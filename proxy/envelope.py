@@ -53,17 +53,18 @@ def render(envelope: dict[str, Any]) -> tuple[int, str, bytes]:
 
 
 def passthrough_headers(outcome: Outcome, request_id: str) -> dict[str, str]:
-    """The ``X-Gateway-*`` headers added to a gateway answer returned unchanged."""
-    return {
+    """The ``X-Gateway-*`` headers added to a gateway answer returned unchanged: the same
+    verdict as the envelope's. A header with no value to carry is left out, never empty:
+    ``X-Gateway-Vendor-Code`` when the gateway sent no code."""
+    headers = {
         "X-Gateway-Code": outcome.code.name,
         "X-Gateway-Category": outcome.code.category,
         "X-Gateway-Retryable": "true" if outcome.retryable else "false",
-        "X-Gateway-Vendor-Code": _header_safe(outcome.vendor_code, outcome.vendor_code_label),
         "X-Request-ID": request_id,
     }
-
-
-def _header_safe(code: str | None, label: str) -> str:
-    if code is None:
-        return ""
-    return code if _HEADER_SAFE.match(code) else label
+    if outcome.vendor_code:
+        code = outcome.vendor_code
+        headers["X-Gateway-Vendor-Code"] = (
+            code if _HEADER_SAFE.match(code) else outcome.vendor_code_label
+        )
+    return headers

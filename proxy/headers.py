@@ -6,7 +6,7 @@ Pure functions over plain mappings, so the rules are testable without sockets.
 
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -124,46 +124,94 @@ def upstream_request_headers(
     return out
 
 
+def content_type_of(headers: CIMultiDictProxy[str] | Mapping[str, str]) -> str | None:
+    """The answer's Content-Type; a repeated one as its field lines joined with ``,``
+    (as HTTP combines them), so the parsers see every charset label it gave."""
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        values = headers.getall("Content-Type", [])
+        if len(values) > 1:
+            return ", ".join(values)
+        return values[0] if values else None
+    return headers.get("Content-Type")
+
+
 def downstream_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """A gateway's response headers fit to return unchanged (passthrough mode)."""
     return _without(upstream, _RESPONSE_DROP)
 
 
-def rewrite_location(value: str, *, request_url: str, upstream: str, path_prefix: str) -> str:
+def rewrite_location(
+    value: str,
+    *,
+    request_url: str,
+    upstream: str,
+    path_prefix: str,
+    others: Sequence[tuple[str, str]] = (),
+) -> str:
     """A gateway's ``Location`` (or ``Content-Location``) as the app's client needs it.
 
     ``request_url`` is the URL the proxy requested upstream, ``upstream`` the route's
-    upstream (origin and base path), ``path_prefix`` the route's prefix on the proxy.
-    A reference into the upstream (relative, resolved against ``request_url`` as RFC
-    3986 §5 says, or absolute on the upstream's origin) under the upstream's base path
-    becomes the same place under ``path_prefix``: a path-absolute reference
-    (``/prefix/rest?query#fragment``), so it works behind any Host. Another origin, a
-    path outside the base path, userinfo, a same-document reference (``#frag``: the
-    client already resolves it against the proxied URL) or a malformed value comes back
-    unchanged. Never raises.
+    upstream (origin and base path) and ``path_prefix`` its prefix on the proxy;
+    ``others`` are the other routes' (upstream, path_prefix) pairs. The reference is
+    first resolved against ``request_url`` (RFC 3986 §5, dot segments removed). When the
+    result lies under a route's upstream (this route's first, then the one with the
+    longest base path), it becomes the same place under that route's prefix: a
+    path-absolute reference (``/prefix/rest?query#fragment``), so it works behind any
+    Host. Otherwise a relative reference on the gateway's origin becomes its absolute URL,
+    so the client reaches what the gateway meant rather than the proxy, which has no such
+    path. An absolute reference, one to another origin, userinfo, a same-document
+    reference (``#frag``: the client resolves it against the proxied URL) or a malformed
+    value comes back unchanged. Never raises.
     """
     if value.startswith("#") or not _URI_REFERENCE.match(value):
         return value
-    try:
+    try:  # ValueError: a bad port or IPv6 literal, not a reference we can map
         target = urlsplit(urljoin(request_url, value))
-        base = urlsplit(upstream)
-        same_origin = _origin(target) == _origin(base)
-    except ValueError:  # a bad port or IPv6 literal: not a reference we can map
+        candidates = [(upstream, path_prefix), *others]
+        mapped = _into_route(target, candidates)
+        gateway = _origin(urlsplit(request_url)) == _origin(target)
+    except ValueError:
         return value
-    if not same_origin or "@" in target.netloc:
-        return value
+    if mapped is not None:
+        return mapped
+    if not gateway or urlsplit(value).scheme or "@" in target.netloc:
+        return value  # another origin, or absolute already: as sent
     path = _remove_dot_segments(target.path) or "/"
-    base_path = base.path.rstrip("/")
-    if path != base_path and not path.startswith(base_path + "/"):
-        return value
-    mapped = path_prefix + path[len(base_path) :]
-    if mapped.startswith("//"):  # would read as a host name: no path-absolute form exists
-        return value
-    return urlunsplit(("", "", mapped, target.query, target.fragment))
+    return urlunsplit((target.scheme, target.netloc, path, target.query, target.fragment))
+
+
+def _into_route(target: SplitResult, routes: Sequence[tuple[str, str]]) -> str | None:
+    """``target`` under the prefix of the first route whose upstream holds it, or None."""
+    if "@" in target.netloc:
+        return None
+    path = _remove_dot_segments(target.path) or "/"
+    origin = _origin(target)
+    best: tuple[int, int, str] | None = None  # (-len(base path), order, mapped)
+    for order, (upstream, prefix) in enumerate(routes):
+        base = urlsplit(upstream)
+        if _origin(base) != origin:
+            continue
+        base_path = base.path.rstrip("/")
+        if path != base_path and not path.startswith(base_path + "/"):
+            continue
+        mapped = prefix + path[len(base_path) :]
+        if mapped.startswith("//"):  # would read as a host name: no path-absolute form
+            continue
+        rank = (0 if order == 0 else -len(base_path), order, mapped)
+        if best is None or rank < best:
+            best = rank
+    if best is None:
+        return None
+    return urlunsplit(("", "", best[2], target.query, target.fragment))
 
 
 def rewrite_locations(
-    headers: CIMultiDict[str], *, request_url: str, upstream: str, path_prefix: str
+    headers: CIMultiDict[str],
+    *,
+    request_url: str,
+    upstream: str,
+    path_prefix: str,
+    others: Sequence[tuple[str, str]] = (),
 ) -> CIMultiDict[str]:
     """``headers`` with each ``Location``/``Content-Location`` put through
     ``rewrite_location``; every other field is kept as it is, in order."""
@@ -171,7 +219,11 @@ def rewrite_locations(
         (
             name,
             rewrite_location(
-                value, request_url=request_url, upstream=upstream, path_prefix=path_prefix
+                value,
+                request_url=request_url,
+                upstream=upstream,
+                path_prefix=path_prefix,
+                others=others,
             )
             if name.lower() in _RELOCATED
             else value,

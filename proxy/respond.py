@@ -6,7 +6,9 @@ It knows no request object, so every rule is testable from plain values:
 
 * **passthrough** (a route with ``mode: passthrough``, a complete gateway answer whose
   status can be relayed): the gateway's status, headers (hop-by-hop and framing dropped,
-  ``Location`` mapped under the route's prefix) and body bytes, plus ``X-Gateway-*``;
+  ``Location`` resolved against the upstream request and mapped under the prefix of the
+  route whose upstream holds it, else made absolute on the gateway's origin) and body
+  bytes, plus ``X-Gateway-*`` (one with no value to carry is left out);
 * **envelope** otherwise: the uniform JSON (RFC 9457 problem details on errors) with
   ``X-Request-ID`` and the gateway's ``Retry-After`` (the proxy's own when it shed the
   request or shut down under it). The proxy's own answers (no gateway
@@ -16,6 +18,7 @@ Whether the app receives the body at all is HTTP's business: aiohttp sends none 
 HEAD request.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from multidict import CIMultiDict
@@ -46,8 +49,13 @@ def decide_reply(
     route: Route | None,
     rest_path: str = "",
     answer: UpstreamAnswer | None = None,
+    routes: Sequence[Route] = (),
 ) -> Reply:
-    """The reply for ``outcome``; see the module docstring for the rules."""
+    """The reply for ``outcome``; see the module docstring for the rules.
+
+    ``routes`` are every configured route: a ``Location`` into another route's upstream
+    is mapped under that route's prefix.
+    """
     if (
         route is not None
         and route.mode == "passthrough"
@@ -61,6 +69,7 @@ def decide_reply(
             request_url=str(upstream_url(route, rest_path, "")),
             upstream=route.upstream,
             path_prefix=route.path_prefix,
+            others=[(r.upstream, r.path_prefix) for r in routes if r is not route],
         )
         relayed.update(passthrough_headers(outcome, request_id))
         return Reply(answer.status, relayed, answer.body)

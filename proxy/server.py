@@ -277,11 +277,12 @@ async def _forward(
 
 
 def _classify(request: web.Request, match: RouteMatch, answer: UpstreamAnswer) -> Outcome:
-    vendor = match.route.vendor
-    reply = parse_reply(vendor, answer.content, answer.headers.get("Content-Type"))
+    vendor, catalog = match.route.vendor, request.app[CATALOG_KEY]
+    namespaces = catalog.vendors[vendor].namespaces
+    reply = parse_reply(vendor, answer.content, hdrs.content_type_of(answer.headers), namespaces)
     bodiless = request.method == "HEAD" or answer.status in _BODILESS_STATUSES
     return classify_reply(
-        request.app[CATALOG_KEY],
+        catalog,
         vendor,
         reply,
         answer.status,
@@ -299,6 +300,7 @@ def _finish(request: web.Request, decision: RouteMatch | Refusal, result: Result
         route=decision.route,
         rest_path=decision.rest_path if isinstance(decision, RouteMatch) else "",
         answer=result.answer,
+        routes=request.app[CONFIG_KEY].routes,
     )
     record = _record(
         request.method, request.raw_path, request_id, hdrs.trace_id_from(request.headers),

@@ -467,8 +467,7 @@ async def test_a_client_follows_a_passthrough_redirect_through_the_proxy(
 
 
 @pytest.mark.parametrize(
-    "location",
-    ["http://other.invalid/api/target", "https://127.0.0.1/api/target", "/elsewhere/target"],
+    "location", ["http://other.invalid/api/target", "https://127.0.0.1/api/target"]
 )
 async def test_a_redirect_out_of_the_upstream_is_passed_untouched(
     one_route_proxy: Any, location: str

@@ -28,12 +28,24 @@ Body kinds:
                     (``<response ... code="445"`` or ``"response": {... "code": "436"``), by
                     bounded regexes over the first ``_SALVAGE_WINDOW`` characters only
 
-Field mapping (both formats):
+Signals: **every** ``code`` and ``status`` counts (``VendorReply.signals``): the
+``code``/``status`` attributes of ``<response>`` (unqualified, or in the response's own
+namespace) and each ``<code>``/``<status>`` child (unqualified, or in the response's own
+namespace; an element in another namespace is data); in JSON each ``"code"``/``"status"``
+member of each ``"response"`` object, duplicate keys included. A JSON value that is no
+string is a signal too, spelled as JSON (``false``, ``0``, ``null``, ``{}``): a ``status``
+is a success only when it is one of the catalog's success words, compared as a string,
+and a ``code`` only when it is a success code.
 
-* ``code``     the ``code`` attribute of ``<response>``, else a ``<code>`` child; in JSON the
-               ``"code"`` member. Always a ``str`` (whitespace stripped): JSON ``436`` →
-               ``"436"``, ``1.0`` → ``"1"``; booleans, ``null``, objects, arrays and empty
-               strings → ``None``.
+Text: a BOM, UTF-16/32 without a BOM (NULs beside the first character), a ``charset``
+label (``utf-16`` without a BOM is big-endian), else UTF-8. JSON that is valid UTF-8 is
+read as UTF-8 whatever a legacy label says (RFC 8259 §8.1); XML goes to ``parse_xml``.
+
+Field mapping (both formats), describing the reply:
+
+* ``code``     the first code: the ``code`` attribute of ``<response>``, else a ``<code>``
+               child; in JSON the ``"code"`` member. Always a ``str`` (whitespace
+               stripped): JSON ``436`` → ``"436"``, ``1.0`` → ``"1"``.
 * ``status``   likewise from ``status``; kept **as sent** (only stripped), so ``"Success"``
                stays ``"Success"``: the classifier compares case-insensitively.
 * ``message``  the ``<message>`` child, else the direct (usually CDATA) text of
@@ -56,7 +68,6 @@ Field mapping (both formats):
   ``{"campaign": {"id": "199278", "status": {"code": "1", "value": "OPTEDIN"}}}``.
 """
 
-import codecs
 import json
 import re
 from typing import Any
@@ -64,8 +75,17 @@ from typing import Any
 import orjson
 from lxml import etree
 
-from proxy.vendors.base import VendorReply
-from proxy.vendors.safexml import MAX_XML_BYTES, child_local, local_name, parse_xml, text_of
+from proxy.vendors.base import Signal, SignalKind, VendorReply
+from proxy.vendors.safexml import (
+    MAX_XML_BYTES,
+    bom_codec,
+    charset_labels,
+    label_codecs,
+    local_name,
+    namespace,
+    parse_xml,
+    text_of,
+)
 
 #: JSON bodies longer than this are not parsed (real replies are a few KiB).
 MAX_JSON_BYTES = MAX_XML_BYTES
@@ -73,18 +93,20 @@ MAX_JSON_BYTES = MAX_XML_BYTES
 #: nest 3 deep; the cap keeps hostile nesting away from the envelope's own JSON encoder.
 MAX_DEPTH = 32
 
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: it starts with the same bytes
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
+# UTF-16/32 without a BOM: where the NULs sit around the first character (RFC 4627 §3).
+_WIDE = (
+    (re.compile(rb"[^\x00]\x00\x00\x00"), "utf-32-le"),
+    (re.compile(rb"\x00\x00\x00[^\x00]"), "utf-32-be"),
+    (re.compile(rb"[^\x00]\x00"), "utf-16-le"),
+    (re.compile(rb"\x00[^\x00]"), "utf-16-be"),
 )
+_WIDE_LABELS = frozenset({"utf-16-be", "utf-16-le", "utf-32-be", "utf-32-le"})
 # A JSONP callback name (optionally behind the "/**/" guard some servers prepend).
 _JSONP = re.compile(rb"(?:/\*\*/)?\s{0,16}[A-Za-z_$][\w$.]{0,128}\s{0,16}\(\s{0,64}")
-_FIRST_VALUE = json.JSONDecoder()
 _WS = b" \t\r\n"
 _KNOWN = frozenset({"code", "status", "message"})
+_SIGNAL_KINDS: dict[str | None, SignalKind] = {"code": "code", "status": "status"}
+_JSON_SIGNALS: tuple[SignalKind, ...] = ("code", "status")
 # Salvage reads only the start of a broken body: a code sits at the top of every reply.
 _SALVAGE_WINDOW = 4096
 
@@ -114,12 +136,13 @@ class _TooDeep(Exception):
 
 
 def parse_moms(body: bytes, content_type: str | None) -> VendorReply:
-    """Parse a MoMS/CM reply body; ``content_type`` only guides XML decoding. Never raises.
+    """Parse a MoMS/CM reply body. Never raises.
 
-    See the module docstring for the body kinds and the field mapping.
+    ``content_type`` gives the charset label(s). See the module docstring for the body
+    kinds, the signals and the field mapping.
     """
-    head = _without_bom(body)
-    if head is None:  # a BOM, then bytes its encoding cannot decode
+    head = _as_utf8(body, content_type)
+    if head is None:  # a BOM or label, then bytes its encoding cannot decode
         return VendorReply(body_kind="malformed")
     head = head.lstrip(_WS)
     if not head:
@@ -132,58 +155,157 @@ def parse_moms(body: bytes, content_type: str | None) -> VendorReply:
     return _parse_xml_reply(body, content_type)
 
 
-def _without_bom(body: bytes) -> bytes | None:
-    """The body without a leading BOM, as UTF-8 (None if it does not decode)."""
-    for bom, codec in _BOMS:
-        if body.startswith(bom):
-            if codec == "utf-8":
-                return body[len(bom) :]
-            try:
-                return body[len(bom) :].decode(codec).encode("utf-8", "surrogatepass")
-            except UnicodeError:
-                return None
+def _as_utf8(body: bytes, content_type: str | None) -> bytes | None:
+    """The body as UTF-8 bytes, without a BOM (None if its encoding cannot decode it).
+
+    A BOM settles the encoding; else NULs around the first character (UTF-16/32 without a
+    BOM); else a label of the UTF-16/32 family; else bytes that are valid UTF-8 are kept
+    as they are (JSON is UTF-8, RFC 8259 §8.1, whatever a legacy label says); else the
+    label's codec. Most bodies (UTF-8, no BOM) come back as the very same bytes.
+    """
+    bom = bom_codec(body)
+    if bom is not None:
+        codec, skip = bom
+        if codec == "utf-8":
+            return body[skip:]
+        return _transcode(body[skip:], codec)
+    if b"\x00" in body[:4]:
+        stripped = body.lstrip(b" \t\r\n")[:4]
+        for pattern, codec in _WIDE:
+            if pattern.match(body) or pattern.match(stripped):
+                return _transcode(body, codec)
+    labels = label_codecs(charset_labels(content_type)) if content_type else ()
+    wide = [codec for codec in labels if codec in _WIDE_LABELS]
+    if wide:
+        return _transcode(body, wide[0])
+    if not labels or body.isascii():
+        return body
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _transcode(body, labels[0])
     return body
 
 
+def _transcode(data: bytes, codec: str) -> bytes | None:
+    try:
+        return data.decode(codec).encode("utf-8", "surrogatepass")
+    except (UnicodeError, LookupError):
+        return None
+
+
 # --- JSON -------------------------------------------------------------------------------
+
+
+class _Pairs(dict[str, Any]):
+    """A JSON object that keeps every member, duplicate keys included (``pairs``)."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
+_ALL_PAIRS = json.JSONDecoder(object_pairs_hook=_Pairs)
+# A key that can repeat is spelled at least twice, or escaped (``"\u0063ode"``).
+_KEYS = (b'"response"', b'"code"', b'"status"')
 
 
 def _parse_json(body: bytes) -> VendorReply:
     """A JSON body (``body`` starts at its first value), trailing text allowed."""
     if len(body) > MAX_JSON_BYTES:
         return VendorReply(body_kind="malformed")  # never scanned, not even for salvage
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:  # also invalid UTF-8
-        if "depth" in exc.msg:  # orjson's own nesting limit: hostile, nothing to salvage
-            return VendorReply(body_kind="malformed")
-        doc = _first_value(body)
+    doc: Any
+    if b"\\u" in body or any(body.count(key) > 1 for key in _KEYS):
+        doc = _first_value(body)  # every member kept: a repeated code or status counts
         if doc is None:
             return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
-    response = doc.get("response") if isinstance(doc, dict) else None
-    if not isinstance(response, dict):
+    else:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:  # also invalid UTF-8
+            if "depth" in exc.msg:  # orjson's own nesting limit: hostile, nothing to salvage
+                return VendorReply(body_kind="malformed")
+            doc = _first_value(body)
+            if doc is None:
+                return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
+    responses = [v for v in _members(doc, "response") if isinstance(v, dict)]
+    if not responses:
         return VendorReply(body_kind="unrecognized")
-    if _json_depth(response) > MAX_DEPTH:
+    if any(_json_depth(response) > MAX_DEPTH for response in responses):
         return VendorReply(body_kind="malformed")
+    signals: list[Signal] = []
+    for index, response in enumerate(responses):
+        where = "response" if len(responses) == 1 else f"response[{index + 1}]"
+        message = _json_text(response.get("message"))
+        for name in _JSON_SIGNALS:
+            for value in _members(response, name):
+                signals.append(_json_signal(name, value, f"{where}.{name}", message))
+    last = responses[-1]  # as a JSON parser keeps the last of a duplicate key
     return VendorReply(
         body_kind="vendor",
-        code=_json_code(response.get("code")),
-        status=_json_text(response.get("status")),
-        message=_json_text(response.get("message")),
-        data={k: v for k, v in response.items() if k not in _KNOWN},
+        code=_described(signals, "code", last=True),
+        status=_described(signals, "status", last=True),
+        message=_json_text(last.get("message")),
+        data={k: v for k, v in last.items() if k not in _KNOWN},
+        signals=tuple(signals),
     )
 
 
-def _first_value(body: bytes) -> dict[str, Any] | None:
-    """The JSON object a body starts with, when only trailing text broke the whole.
+def _described(signals: list[Signal], kind: SignalKind, *, last: bool = False) -> str | None:
+    """The ``code`` or ``status`` field: the first (JSON: the last) text value given;
+    None when there is none (the signals still hold every value, text or not)."""
+    values = [s.value for s in signals if s.kind == kind and s.text and s.value]
+    if not values:
+        return None
+    return values[-1] if last else values[0]
 
-    Used after a strict parse failed: a JSONP callback's ``);``, a server comment or a
-    newline and junk after the document. Only an object counts (anything else is not a
-    MoMS answer); bad JSON, or nesting too deep to read, gives None. Invalid UTF-8 (in
-    trailing junk, typically) is replaced, as the salvage would.
+
+def _members(obj: object, key: str) -> list[Any]:
+    """Every value of ``key`` in a JSON object, duplicates included, in order."""
+    if isinstance(obj, _Pairs):
+        return [value for name, value in obj.pairs if name == key]
+    if isinstance(obj, dict) and key in obj:
+        return [obj[key]]
+    return []
+
+
+def _json_signal(kind: SignalKind, value: object, where: str, message: str | None) -> Signal:
+    """A ``code`` or ``status`` member as a signal: a string as sent (stripped), a number
+    as the code it spells; anything else spelled as JSON, and never a success."""
+    if isinstance(value, str):
+        return Signal(kind, where, value.strip(), message=message)
+    if kind == "code" and isinstance(value, int | float) and not isinstance(value, bool):
+        return Signal(kind, where, _json_code(value), message=message)
+    if isinstance(value, dict | list):  # spelled by its brackets: it may be large
+        spelled = "{…}" if isinstance(value, dict) else "[…]"
+    else:
+        spelled = orjson.dumps(value).decode()[:64]
+    return Signal(kind, f"{where} ({_json_type(value)})", spelled, text=False, message=message)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _first_value(body: bytes) -> dict[str, Any] | None:
+    """The JSON object a body starts with, every member kept (duplicates in ``pairs``).
+
+    Used when a key may repeat, and after a strict parse failed: a JSONP callback's
+    ``);``, a server comment or a newline and junk after the document. Only an object
+    counts (anything else is not a MoMS answer); bad JSON, or nesting too deep to read,
+    gives None. Invalid UTF-8 (in trailing junk, typically) is replaced, as the salvage
+    would.
     """
     try:
-        value, _ = _FIRST_VALUE.raw_decode(body.decode("utf-8", "replace"))
+        value, _ = _ALL_PAIRS.raw_decode(body.decode("utf-8", "replace"))
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
         return None
     return value if isinstance(value, dict) else None
@@ -210,7 +332,10 @@ def _json_depth(value: object) -> int:
 
 
 def _json_code(value: object) -> str | None:
-    """A JSON code as a string: 436 → "436", 1.0 → "1", "  1 " → "1"; others → None."""
+    """A JSON code as a string: 436 → "436", 1.0 → "1", "  1 " → "1"; others → None.
+
+    (The reply's signals spell every other value; this is for the fields that describe
+    it.)"""
     if isinstance(value, bool):  # bool is an int subclass: true is not code "1"
         return None
     if isinstance(value, int):
@@ -244,11 +369,16 @@ def _salvage_json(text: str) -> VendorReply:
         name: _json_unescape(m.group(1)) if (m := rx.search(text, start.end())) else None
         for name, rx in _JSON_STRING.items()
     }
+    value = code.group(1) or code.group(2)
+    signals = [Signal("code", "salvaged response.code", value, message=fields["message"])]
+    if fields["status"] is not None:
+        signals.append(Signal("status", "salvaged response.status", fields["status"]))
     return VendorReply(
         body_kind="salvaged",
-        code=code.group(1) or code.group(2),
+        code=value,
         status=fields["status"],
         message=fields["message"],
+        signals=tuple(signals),
     )
 
 
@@ -276,39 +406,73 @@ def _parse_xml_reply(body: bytes, content_type: str | None) -> VendorReply:
     root = result.root
     if local_name(root) != "response":
         return VendorReply(body_kind="unrecognized")
+    own = namespace(root)
     try:
-        data = _xml_data(root)
+        data = _xml_data(root, own)
     except _TooDeep:
         return VendorReply(body_kind="malformed")
+    signals = _xml_signals(root, own)
     # A <message> child wins; the error form carries the text directly (as CDATA).
-    message = text_of(child_local(root, "message")) or _own_text(root) or None
+    message = (
+        next((text_of(c) for c in _elements(root) if _own_child(c, own) == "message"), None)
+        or _own_text(root)
+        or None
+    )
+    if message is not None:
+        signals = [
+            Signal(s.kind, s.where, s.value, message=message) if s.kind == "code" else s
+            for s in signals
+        ]
     return VendorReply(
         body_kind="vendor",
-        code=_xml_field(root, "code"),
-        status=_xml_field(root, "status"),
+        code=_described(signals, "code"),
+        status=_described(signals, "status"),
         message=message,
         data=data,
+        signals=tuple(signals),
     )
 
 
-def _xml_field(root: etree._Element, name: str) -> str | None:
-    """``name`` as an attribute of ``root``, else as a child element; stripped."""
-    attr = root.get(name)
-    if attr is not None and attr.strip():
-        return attr.strip()
-    return text_of(child_local(root, name))
+def _own_child(el: etree._Element, own: str | None) -> str | None:
+    """The local name of a child in the response's own namespace (or none); else None."""
+    ns = namespace(el)
+    return local_name(el) if ns is None or ns == own else None
 
 
-def _xml_data(root: etree._Element) -> dict[str, Any]:
+def _own_attribute(key: str | bytes, own: str | None) -> str | None:
+    """The name of an attribute that is unqualified or in the response's namespace."""
+    name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    if name.startswith("{"):
+        ns, _, local = name[1:].partition("}")
+        return local if ns == own else None
+    return name
+
+
+def _xml_signals(root: etree._Element, own: str | None) -> list[Signal]:
+    """Every ``code`` and ``status``: the attributes first, then each child element."""
+    signals: list[Signal] = []
+    for key, value in root.attrib.items():
+        name = _own_attribute(key, own)
+        if name in _SIGNAL_KINDS:
+            signals.append(Signal(_SIGNAL_KINDS[name], f"response@{name}", str(value).strip()))
+    counts: dict[str | None, int] = {"code": 0, "status": 0}
+    for child in _elements(root):
+        name = _own_child(child, own)
+        if name in _SIGNAL_KINDS:
+            counts[name] += 1
+            where = f"response/{name}" + (f"[{counts[name]}]" if counts[name] > 1 else "")
+            signals.append(Signal(_SIGNAL_KINDS[name], where, text_of(child) or ""))
+    return signals
+
+
+def _xml_data(root: etree._Element, own: str | None) -> dict[str, Any]:
     items: list[tuple[str, object]] = []
     for key, value in root.attrib.items():
-        name = _attr_name(key)
-        if name not in ("code", "status"):
-            items.append((name, value))
+        if _own_attribute(key, own) not in ("code", "status"):
+            items.append((_attr_name(key), value))
     for child in _elements(root):
-        name = local_name(child)
-        if name not in _KNOWN:
-            items.append((name, _element_value(child, 1)))
+        if _own_child(child, own) not in _KNOWN:
+            items.append((local_name(child), _element_value(child, 1)))
     return _group(items)
 
 
@@ -363,13 +527,19 @@ def _salvage_xml(text: str) -> VendorReply:
         code = child.group(1)
     if code is None:
         return VendorReply(body_kind="malformed")
-    status = _XML_ATTR["status"].search(attrs)
-    message = _XML_MESSAGE_CHILD.search(after) or _XML_DIRECT_TEXT.match(after)
+    status_match = _XML_ATTR["status"].search(attrs)
+    status = (status_match.group(1).strip() or None) if status_match else None
+    found = _XML_MESSAGE_CHILD.search(after) or _XML_DIRECT_TEXT.match(after)
+    message = (found.group(1).strip() or None) if found else None
+    signals = [Signal("code", "salvaged response code", code, message=message)]
+    if status_match is not None:
+        signals.append(Signal("status", "salvaged response@status", status or ""))
     return VendorReply(
         body_kind="salvaged",
         code=code,
-        status=(status.group(1).strip() or None) if status else None,
-        message=(message.group(1).strip() or None) if message else None,
+        status=status,
+        message=message,
+        signals=tuple(signals),
     )
 
 

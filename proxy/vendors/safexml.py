@@ -11,13 +11,21 @@
                   not parsed at all, and callers must not salvage from it either: we never
                   scan more than the cap)
 
-Encodings follow RFC 7303: a BOM wins, then the HTTP ``charset=`` parameter, then the XML
-declaration, then UTF-8. The chosen codec is applied by Python (so legacy charsets such as
-EUC-KR or GB2312 work whatever libxml2/iconv was built with), the text is re-encoded as
-UTF-8 and parsed with an encoding-override parser. If the chosen codec cannot decode the
-bytes strictly, UTF-8 is tried, and finally the chosen codec with U+FFFD replacements.
+Encodings: what the body itself declares wins over the header when they disagree. In
+order: a BOM; UTF-16 or UTF-32 without a BOM, told by where the NULs sit around the first
+``<`` (XML 1.0 appendix F); the XML declaration's ``encoding``; the HTTP ``charset=``
+labels (every one, when a repeated Content-Type gives several); UTF-8. A ``utf-16`` or
+``utf-32`` label on a body without a BOM means big-endian (RFC 2781 §4.3). The chosen
+codec is applied by Python (so legacy charsets such as EUC-KR or GB2312 work whatever
+libxml2/iconv was built with), the text is re-encoded as UTF-8 and parsed with an
+encoding-override parser. If the chosen codec cannot decode the bytes strictly, the other
+labels and then UTF-8 are tried, and finally the chosen codec with U+FFFD replacements.
 libxml2 never sees the raw bytes: the DTD scan and the parser must read the same text, or
 a body could show the scan one thing (say, UTF-16 garbage) and libxml2 a DOCTYPE.
+
+Namespaces are part of a name: ``namespace(el)`` gives an element's namespace URI (None
+when unqualified), and callers match ``(namespace, local name)``, never the local name
+alone.
 """
 
 import codecs
@@ -52,6 +60,11 @@ _XML_DECL_ENCODING = re.compile(
 )
 _UTF16LE_START = re.compile(rb"(?:[ \t\r\n]\x00){0,64}<\x00[^\x00]\x00")
 _UTF16BE_START = re.compile(rb"(?:\x00[ \t\r\n]){0,64}\x00<\x00[^\x00]")
+_UTF32LE_START = re.compile(rb"(?:[ \t\r\n]\x00\x00\x00){0,64}<\x00\x00\x00")
+_UTF32BE_START = re.compile(rb"(?:\x00\x00\x00[ \t\r\n]){0,64}\x00\x00\x00<")
+# Without a BOM, a bare "utf-16"/"utf-32" label means big-endian (RFC 2781 §4.3);
+# Python's own codecs would take the machine's byte order.
+_BIG_ENDIAN_DEFAULT = {"utf-16": "utf-16-be", "utf-32": "utf-32-be"}
 # After the prolog (comments, PIs), what the first markup says. Anchored with .match at a
 # known offset and free of nested repetition, so matching is linear in the input.
 _DOCTYPE = re.compile(r"<!DOCTYPE\s+([^\s>\[]*)[^>\[]{0,1024}(\[?)", re.I)
@@ -82,13 +95,53 @@ def content_type_params(ct: str | None) -> tuple[str, dict[str, str]]:
     """Split a Content-Type header into (lowercase mime type, {lowercase param: value}).
 
     Quoted values are unquoted; malformed parameters are skipped. ``None`` or garbage gives
-    ``("", {})``-like results, never an exception.
+    ``("", {})``-like results, never an exception. A value holding several media types
+    (a repeated Content-Type, its field lines joined with ``,``) gives the first one's.
     """
     if not ct:
         return "", {}
     # A gateway sends the same few Content-Types on every answer: split each once.
-    mime, params = _split_content_type(ct)
+    mime, params = _split_content_type(_media_types(ct)[0])
     return mime, dict(params)
+
+
+def charset_labels(ct: str | None) -> tuple[str, ...]:
+    """Every ``charset`` label in a Content-Type value, in order, duplicates removed.
+
+    Several appear when a gateway repeats the header (its field lines joined with ``,``,
+    as HTTP combines them: a comma never occurs in one media type outside quotes).
+    """
+    return _charset_labels(ct) if ct else ()
+
+
+@functools.lru_cache(maxsize=256)
+def _charset_labels(ct: str) -> tuple[str, ...]:
+    labels = (dict(_split_content_type(media)[1]).get("charset") for media in _media_types(ct))
+    return tuple(dict.fromkeys(label.strip() for label in labels if label and label.strip()))
+
+
+@functools.lru_cache(maxsize=256)
+def _media_types(ct: str) -> tuple[str, ...]:
+    """The media types of a Content-Type value: split at commas outside quoted strings."""
+    if "," not in ct:
+        return (ct,)
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in ct:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return tuple(part for part in parts if part.strip()) or ("",)
 
 
 @functools.lru_cache(maxsize=256)
@@ -122,27 +175,64 @@ def _codec_of_label(name: str) -> str | None:
     return _SUPERSETS.get(canonical.replace("-", "_"), canonical)
 
 
-def _choose_encoding(body: bytes, http_charset: str | None) -> tuple[str, int]:
-    """(codec, bytes to skip) per RFC 7303: BOM, HTTP charset, XML declaration, UTF-8."""
+def bom_codec(body: bytes) -> tuple[str, int] | None:
+    """(codec, BOM length) when ``body`` starts with a Unicode BOM, else None."""
     if body[:1] in _BOM_STARTS:  # the byte every BOM starts with; most bodies start "<"
         for bom, name in _BOMS:
             if body.startswith(bom):
                 return name, len(bom)
-    from_http = _codec(http_charset)
-    if from_http is not None:
-        return from_http, 0
-    # UTF-16 without a BOM still starts with "<" as a 16-bit unit (XML 1.0 appendix F):
-    # a NUL in its first two bytes.
-    if b"\x00" in body[:2]:
-        if _UTF16LE_START.match(body):
-            return "utf-16-le", 0
-        if _UTF16BE_START.match(body):
-            return "utf-16-be", 0
+    return None
+
+
+def label_codecs(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """The Python codecs of charset labels, in order, unknown ones dropped; a bare
+    ``utf-16``/``utf-32`` (no BOM here: callers look for one first) is big-endian."""
+    codecs_: list[str] = []
+    for label in labels:
+        codec = _codec(label)
+        if codec is not None:
+            codec = _BIG_ENDIAN_DEFAULT.get(codec, codec)
+            if codec not in codecs_:
+                codecs_.append(codec)
+    return tuple(codecs_)
+
+
+def _sniff_wide(body: bytes) -> str | None:
+    """UTF-16 or UTF-32 without a BOM: a NUL beside the first ``<`` (XML appendix F)."""
+    if b"\x00" not in body[:4]:
+        return None
+    for pattern, codec in (
+        (_UTF32LE_START, "utf-32-le"),
+        (_UTF32BE_START, "utf-32-be"),
+        (_UTF16LE_START, "utf-16-le"),
+        (_UTF16BE_START, "utf-16-be"),
+    ):
+        if pattern.match(body):
+            return codec
+    return None
+
+
+def _choose_encodings(body: bytes, http_charsets: tuple[str, ...]) -> tuple[tuple[str, ...], int]:
+    """(codecs to try in order, bytes to skip): what the body declares before the header.
+
+    A BOM settles it. Else the byte pattern of UTF-16/32 without a BOM, then the XML
+    declaration, then the HTTP labels (a repeated Content-Type can give several), then
+    UTF-8. Labels that disagree with the chosen one stay on the list as fallbacks.
+    """
+    bom = bom_codec(body)
+    if bom is not None:
+        return (bom[0],), bom[1]
+    from_http = label_codecs(http_charsets)
+    wide = _sniff_wide(body)
+    if wide is not None:
+        return (wide, *from_http), 0
     m = _XML_DECL_ENCODING.match(body[:512])
     declared = _codec(m.group(1).decode("ascii")) if m else None
     if declared in ("utf-16", "utf-32"):  # a declaration read as ASCII cannot be UTF-16
         declared = None
-    return declared or "utf-8", 0
+    if declared is not None:
+        return tuple(dict.fromkeys((declared, *from_http))), 0
+    return from_http or ("utf-8",), 0
 
 
 def _skip_whitespace(text: str, pos: int) -> int:
@@ -169,19 +259,19 @@ def _after_prolog(text: str) -> int:
             return pos
 
 
-def _decode(body: bytes, http_charset: str | None) -> tuple[str, str, bytes | None]:
-    """(codec used, text, its UTF-8 bytes when they are ``body``'s own): the RFC 7303
-    choice, then UTF-8, then the choice with U+FFFD."""
-    encoding, skip = _choose_encoding(body, http_charset)
+def _decode(body: bytes, http_charsets: tuple[str, ...]) -> tuple[str, str, bytes | None]:
+    """(codec used, text, its UTF-8 bytes when they are ``body``'s own): the chosen codecs
+    in order (``_choose_encodings``), then UTF-8, then the first choice with U+FFFD."""
+    encodings, skip = _choose_encodings(body, http_charsets)
     data = body[skip:] if skip else body
-    for candidate in dict.fromkeys((encoding, "utf-8")):
+    for candidate in dict.fromkeys((*encodings, "utf-8")):
         try:
             text = data.decode(candidate)
         except ValueError:  # UnicodeDecodeError, or UnicodeError from an odd codec
             continue
         # Strict UTF-8 round-trips exactly: these bytes are the text, no re-encoding needed.
         return candidate, text, data if candidate == "utf-8" else None
-    return encoding, data.decode(encoding, "replace"), None
+    return encodings[0], data.decode(encodings[0], "replace"), None
 
 
 def _classify_prolog(text: str) -> XmlKind | None:
@@ -244,8 +334,8 @@ def parse_xml(body: bytes, content_type: str | None) -> XmlResult:
     """Parse a gateway body safely; see the module docstring for the kinds. Never raises."""
     if len(body) > MAX_XML_BYTES:
         return XmlResult("malformed")
-    mime, params = content_type_params(content_type)
-    encoding, text, utf8 = _decode(body, params.get("charset"))
+    mime, _ = content_type_params(content_type)
+    encoding, text, utf8 = _decode(body, charset_labels(content_type))
     if not text or text.isspace():
         return XmlResult("empty", text=text, encoding=encoding)
     early = _classify_prolog(text)
@@ -274,6 +364,14 @@ def local_name(el: etree._Element) -> str:
     if not isinstance(tag, str):
         return ""
     return tag.rpartition("}")[2]
+
+
+def namespace(el: etree._Element) -> str | None:
+    """The element's namespace URI, or None when it is unqualified (or not an element)."""
+    tag: object = el.tag
+    if not isinstance(tag, str) or not tag.startswith("{"):
+        return None
+    return tag[1 : tag.index("}")]
 
 
 def iter_local(el: etree._Element, name: str) -> Iterator[etree._Element]:
@@ -325,12 +423,16 @@ __all__ = [
     "MAX_XML_BYTES",
     "XmlKind",
     "XmlResult",
+    "bom_codec",
+    "charset_labels",
     "child_local",
     "children_by_local",
     "content_type_params",
     "find_local",
     "iter_local",
+    "label_codecs",
     "local_name",
+    "namespace",
     "parse_xml",
     "text_of",
 ]
