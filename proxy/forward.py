@@ -45,7 +45,8 @@ from proxy.config import Pool, Route
 from proxy.upstream import Connection, Origin, UpstreamPool
 from proxy.vocab import FailureKind
 
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_GZIP_MAGIC = b"\x1f\x8b"
 _METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _LAST_CHUNK = b"0\r\n\r\n"
 # What reading the app's body can raise: a broken upload, or the app gone (RuntimeError,
@@ -176,11 +177,20 @@ async def exchange(
         if conn is not None:
             pool.deadlines.stop(conn)
             pool.release(conn)
+    codings = headers.getall("Content-Encoding", None)
+    content = payload
+    if codings:
+        try:
+            content = decode_content(payload, ", ".join(codings), route.max_response_bytes)
+        except ProxyFailure as failure:
+            failure.elapsed_s = time.perf_counter() - started
+            failure.bytes_sent = counter.bytes_sent
+            raise
     return UpstreamAnswer(
         status=status,
         headers=headers,
         body=payload,
-        content=decode_content(payload, headers.get("Content-Encoding"), route.max_response_bytes),
+        content=content,
         duration_s=time.perf_counter() - started,
         bytes_out=counter.bytes_sent,
     )
@@ -366,26 +376,71 @@ async def _read_capped(
 
 
 def decode_content(body: bytes, coding: str | None, limit: int) -> bytes:
-    """Undo a gzip/deflate Content-Encoding, never inflating past ``limit`` bytes.
+    """Undo every Content-Encoding completely, never inflating past ``limit`` bytes.
 
-    The proxy asks for ``identity``; this is for gateways that compress anyway. A body
-    that does not decode is returned as it is (the parser then calls it malformed); one
-    that would inflate past ``limit`` is ``too_large`` (a zip bomb is not read whole).
+    ``coding`` lists the codings in the order they were applied (RFC 9110 §8.4), one
+    header or several joined with ``,``; they are undone in reverse. ``gzip`` (and
+    ``x-gzip``) is read member after member to the end (RFC 1952 allows any number, empty
+    ones too; zero padding after the last is ignored); ``deflate`` with or without its
+    zlib wrapper. The proxy asks for ``identity``; this is for gateways that compress
+    anyway. Raises ``ProxyFailure``: ``unparseable`` when a body cannot be decoded
+    completely (an unknown coding, corrupt or truncated data, bytes after the end), with
+    the reason; ``too_large`` when it would inflate past ``limit`` (a zip bomb is never
+    read whole). A body that decodes in part is never used in part.
     """
-    coding = (coding or "").strip().lower()
-    if coding in ("", "identity") or not body:
+    if not coding or not body:
         return body
-    wbits = _WBITS.get(coding)
-    if wbits is None:
-        return body
-    inflater = zlib.decompressobj(wbits)
-    try:
-        content = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        return body
-    if len(content) > limit:
-        raise ProxyFailure("too_large", f"gateway answer inflates to over {limit} bytes")
+    for name in reversed([c.strip().lower() for c in coding.split(",") if c.strip()]):
+        if name == "identity":
+            continue
+        if name in ("gzip", "x-gzip"):
+            body = _gunzip(body, limit)
+        elif name == "deflate":
+            body = _inflate(body, limit)
+        else:
+            raise _undecodable(f"content coding {name[:32]!r} is not one the proxy decodes")
+    return body
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Every gzip member of ``body``, concatenated."""
+    out = bytearray()
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(_GZIP_WBITS)
+        out += _inflated(inflater, rest, limit - len(out), "gzip")
+        rest = inflater.unused_data
+        if not rest.strip(b"\x00"):  # the end, or the zero padding gzip(1) also allows
+            return bytes(out)
+        if not rest.startswith(_GZIP_MAGIC):
+            raise _undecodable("gzip data is followed by bytes that are not a gzip member")
+
+
+def _inflate(body: bytes, limit: int) -> bytes:
+    """A ``deflate`` body: zlib-wrapped as RFC 9110 says, or raw as many servers send it."""
+    wrapped = len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
+    inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+    content = _inflated(inflater, body, limit, "deflate")
+    if inflater.unused_data.strip(b"\x00"):
+        raise _undecodable("deflate data is followed by more bytes")
     return content
+
+
+def _inflated(inflater: "zlib._Decompress", data: bytes, room: int, name: str) -> bytes:
+    """One stream inflated to its end, in at most ``room`` bytes."""
+    try:
+        content = inflater.decompress(data, room + 1)
+    except zlib.error as exc:
+        raise _undecodable(f"{name} data is corrupt ({exc})") from None
+    if len(content) > room or inflater.unconsumed_tail:
+        raise ProxyFailure("too_large", "gateway answer inflates to over the route's limit")
+    if not inflater.eof:
+        raise _undecodable(f"{name} data ends before its end (truncated)")
+    return content
+
+
+def _undecodable(reason: str) -> ProxyFailure:
+    return ProxyFailure("unparseable", f"the gateway's answer could not be decoded: {reason}")
 
 
 def map_exception(exc: BaseException) -> tuple[FailureKind, str]:

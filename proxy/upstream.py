@@ -17,6 +17,10 @@ cost of a request in the profile. What is left, and what it promises::
 
 A request is never sent twice: nothing here retries. A pooled connection the gateway
 closed while idle, or one holding bytes nobody asked for, is dropped before it is used.
+
+Bytes after a complete answer (a ``Content-Length`` that undercounts) are not an answer
+to anything: ``AnswerBound`` hands the parser only the answer's own bytes, drops the
+rest, and marks the connection not reusable. The answer stands.
 """
 
 import asyncio
@@ -25,6 +29,7 @@ import errno
 import ipaddress
 import math
 import os
+import re
 import socket
 import ssl
 import time
@@ -43,7 +48,12 @@ _DNS_TTL = 60.0
 # Parser limits, as aiohttp's client has them.
 _MAX_LINE, _MAX_FIELD, _MAX_HEADERS = 8190, 8190, 128
 _READ_BUFSIZE = 2**16
-_METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# The end of a response head, as llhttp accepts it (bare LF line ends included).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})")
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length[ \t]*:[ \t]*([0-9]+)[ \t]*\r?(?=\n|$)", re.I)
+_TRANSFER_ENCODING = re.compile(rb"\ntransfer-encoding[ \t]*:", re.I)
+_MAX_HEAD = _MAX_FIELD * 8  # past this the parser refuses the head anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +88,99 @@ def request_target(origin: Origin, rest_path: str, raw_query: str) -> str:
     return f"{target}?{raw_query}" if raw_query else target
 
 
+class AnswerBound(ResponseHandler):
+    """aiohttp's response protocol, fed no byte past the end of the answer it waits for.
+
+    It reads the answer's head as it arrives (interim 1xx heads skipped) and, when the
+    final head frames its body by ``Content-Length`` (or has none: HEAD, 204, 304), knows
+    where the answer ends. What comes after that end is not given to the parser: it would
+    read it as the start of another response and fail the one it has. It is dropped, and
+    the connection is closed when the exchange is over (``stray`` says so). Answers
+    framed otherwise (chunked, or read until the connection closes) are passed on whole.
+    """
+
+    __slots__ = ("_end", "_head", "_scanning", "_seen", "_skip_body", "stray")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.begin(skip_body=False)
+
+    def begin(self, *, skip_body: bool) -> None:
+        """A new exchange: its answer starts with the next byte (a HEAD's has no body)."""
+        self._skip_body = skip_body
+        self._seen = 0  # bytes of this exchange's answer received so far
+        self._end: int | None = None  # where the answer ends, once its head says
+        self._head = bytearray()  # the head being read, from its first byte
+        self._scanning = True
+        self.stray = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._scanning:
+            self._read_head(data)
+        end = self._end
+        if end is not None and self._seen + len(data) > end:
+            data = data[: max(end - self._seen, 0)]
+            self._strayed()
+            if not data:
+                return
+        self._seen += len(data)
+        super().data_received(data)
+
+    def _strayed(self) -> None:
+        self.stray = True
+        self.force_close()  # never reused: what it holds answers nothing
+
+    def _read_head(self, data: bytes) -> None:
+        """Find the end of the answer in the bytes that have come so far, if it can be."""
+        held = len(self._head)
+        head = bytes(self._head) + data if held else data  # most heads come in one piece
+        offset = self._seen - held  # where ``head`` starts in the answer
+        while True:
+            found = _HEAD_END.search(head)
+            if found is None:
+                if len(head) > _MAX_HEAD:
+                    self._stop_scanning()
+                else:
+                    self._head = bytearray(head)
+                return
+            length = self._body_length(head[: found.start()])
+            if length != -1:
+                if length is not None:
+                    self._end = offset + found.end() + length
+                self._stop_scanning()
+                return
+            head = head[found.end() :]  # an interim 1xx head: the answer follows it
+            offset += found.end()
+
+    def _stop_scanning(self) -> None:
+        self._scanning = False
+        self._head = bytearray()
+
+    def _body_length(self, head: bytes) -> int | None:
+        """-1 for an interim head; the body's length when the head frames it; else None."""
+        status = _STATUS_LINE.match(head)
+        if status is None:
+            return None  # the parser will say what is wrong with it
+        code = int(status.group(1))
+        if 100 <= code < 200:
+            return None if code == 101 else -1
+        if self._skip_body or code in (204, 304):
+            return 0
+        if _TRANSFER_ENCODING.search(head) is not None:
+            return None
+        lengths = set(_CONTENT_LENGTH.findall(head))
+        if len(lengths) != 1:
+            return None  # none (read until close), or several: left to the parser
+        length = lengths.pop()
+        return int(length) if len(length) < 19 else None
+
+
 class Connection:
     """One upstream connection, used by one exchange at a time."""
 
     __slots__ = ("expired", "idle_since", "origin", "protocol", "reusable")
 
-    def __init__(self, origin: Origin, protocol: ResponseHandler) -> None:
+    def __init__(self, origin: Origin, protocol: AnswerBound) -> None:
         self.origin = origin
         self.protocol = protocol
         self.idle_since = 0.0
@@ -97,6 +194,7 @@ class Connection:
         own check: no header injection) and ``ConnectionResetError`` if the connection is gone.
         """
         protocol = self.protocol
+        protocol.begin(skip_body=method == "HEAD")
         protocol.set_response_params(
             skip_payload=method == "HEAD",
             read_until_eof=True,
@@ -369,14 +467,14 @@ class UpstreamPool:
             self._schedule_cleanup()
 
     # --- opening ----------------------------------------------------------------------------
-    async def _open_connection(self, origin: Origin) -> ResponseHandler:
+    async def _open_connection(self, origin: Origin) -> AnswerBound:
         loop = asyncio.get_running_loop()
         tls = self._tls_context() if origin.scheme == "https" else None
         last: OSError | None = None
         for family, address in await self._resolve(origin.host, origin.port):
             try:
                 _, protocol = await loop.create_connection(
-                    lambda: ResponseHandler(loop),
+                    lambda: AnswerBound(loop),
                     address,
                     origin.port,
                     family=family,
@@ -419,4 +517,12 @@ class UpstreamPool:
         return self._tls
 
 
-__all__ = ["Connection", "Deadlines", "Origin", "UpstreamPool", "origin_of", "request_target"]
+__all__ = [
+    "AnswerBound",
+    "Connection",
+    "Deadlines",
+    "Origin",
+    "UpstreamPool",
+    "origin_of",
+    "request_target",
+]

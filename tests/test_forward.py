@@ -244,10 +244,10 @@ async def test_a_zip_bomb_is_not_inflated(one_route_proxy: Any) -> None:
     assert "inflates" in env["detail"]
 
 
-def test_undecodable_content_is_left_for_the_parser() -> None:
-    assert decode_content(b"not gzip", "gzip", 100) == b"not gzip"
-    assert decode_content(b"raw", "br", 100) == b"raw"
+def test_deflate_is_read_with_or_without_its_zlib_wrapper() -> None:
     assert decode_content(zlib.compress(b"abc"), "deflate", 100) == b"abc"
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    assert decode_content(raw.compress(b"abc") + raw.flush(), "deflate", 100) == b"abc"
 
 
 async def test_tls_failure_is_a_connection_error(gateway: Any, proxy_client: Any) -> None:
