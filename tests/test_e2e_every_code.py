@@ -233,3 +233,34 @@ async def test_every_moms_code_as_jsonp(through_proxy: Client, catalog: Catalog)
         )
         check(status, envelope, catalog, entry.canonical.name)
         assert envelope["vendor"]["code"] == code
+
+
+async def test_every_mm7_code_with_a_second_status_header_line(
+    through_proxy: Client, catalog: Catalog
+) -> None:
+    """A stale ``X-MM7-Status-Code: 1000`` line first: only a success code stays one."""
+    for code, entry in catalog.vendors["mm7"].codes.items():
+        status, envelope = await mm7(
+            through_proxy,
+            "+15550009999",
+            **{"X-Sim-Code": code, "X-Sim-Shape": "status-header-twice"},
+        )
+        expected = entry.canonical.name if entry.canonical.ok else catalog.conflict.name
+        check(status, envelope, catalog, expected)
+        assert envelope["retryable"] is False
+
+
+async def test_every_code_in_gzip_members(through_proxy: Client, catalog: Catalog) -> None:
+    """An empty member, then each half of the answer: every member is read."""
+    for code, entry in catalog.vendors["mm7"].codes.items():
+        status, envelope = await mm7(
+            through_proxy, "+15550009999", **{"X-Sim-Code": code, "X-Sim-Shape": "gzip-members"}
+        )
+        check(status, envelope, catalog, entry.canonical.name)
+        assert envelope["vendor"]["code"] == code
+    for code, entry in catalog.vendors["moms"].codes.items():
+        status, envelope = await moms(
+            through_proxy, "15550009999", **{"X-Sim-Code": code, "X-Sim-Shape": "gzip-members"}
+        )
+        check(status, envelope, catalog, entry.canonical.name)
+        assert envelope["vendor"]["code"] == code

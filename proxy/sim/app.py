@@ -65,8 +65,9 @@ GET|POST /moms/<object>.<method> MoMS API (format=json for JSON)
 GET|POST /cm/<object>.<method>   CM API
 Outcome: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed
          X-Sim-Code: <code>, or a recipient ending in the code (+15550002002 -> 2002)
-Shape:   X-Sim-Shape: status-header|status-header-empty|nested-details|dotted-fault-401|
-                      multipart-late-soap (MM7), jsonp (MoMS)
+Shape:   X-Sim-Shape: status-header|status-header-empty|status-header-twice|
+                      nested-details|dotted-fault-401|multipart-late-soap (MM7),
+                      jsonp (MoMS), gzip-members (both)
 Reports: with --callback-url, a DeliveryReportReq after each accepted SubmitReq; its
          MMStatus: X-Sim-MMStatus: <word>, or a recipient ending in 9000..9007
 """

@@ -20,6 +20,10 @@ A reply *shape* (``outcome.Mm7Shape``) lays the same answer out the way some rel
     dotted-fault-401     HTTP 401 with a Fault ``env:Client.Auth`` and no MM7 status
     multipart-late-soap  ``multipart/related`` whose first part is text/plain and whose
                          SOAP part comes second, named by ``start=``
+    status-header-twice  the usual answer, and ``X-MM7-Status-Code`` on two field lines:
+                         ``1000`` (a front end's stale line), then the code
+    gzip-members         the usual answer, gzip-coded in three members: an empty one,
+                         then each half of the body
 
 ``parse_request`` (mm7_request.py, re-exported here) reads the requests. ``submit_request``
 builds the minimal SubmitReq the demo guide, the benchmarks and the end-to-end tests send.
@@ -36,7 +40,7 @@ from lxml import etree
 from proxy.sim.codes import Mm7Layout, SimCodes, load_sim_codes
 from proxy.sim.mm7_request import KNOWN_REQUESTS, Mm7Request, Mm7RequestError, parse_request
 from proxy.sim.outcome import Mm7Shape
-from proxy.sim.reply import Reply
+from proxy.sim.reply import Reply, in_gzip_members
 
 MM7_NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -180,6 +184,12 @@ def render(
             return Reply(status, CONTENT_TYPE, body, code_header)
         case "status-header-empty":
             return Reply(status, CONTENT_TYPE, b"", code_header)
+        case "status-header-twice":
+            # A front end's stale line first, then the relay's own: two field lines.
+            twice = ((STATUS_HEADER, "1000"), (STATUS_HEADER, answer.code))
+            return Reply(status, CONTENT_TYPE, _standard(answer, layout), twice)
+        case "gzip-members":
+            return in_gzip_members(Reply(status, CONTENT_TYPE, _standard(answer, layout)))
         case "dotted-fault-401":
             auth = (("WWW-Authenticate", 'Basic realm="MM7 relay"'),)
             return Reply(

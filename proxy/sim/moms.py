@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 from lxml import etree
 
 from proxy.sim.outcome import MomsShape
-from proxy.sim.reply import Reply
+from proxy.sim.reply import Reply, in_gzip_members
 
 Api = Literal["moms", "cm"]
 Format = Literal["xml", "json"]
@@ -262,8 +262,11 @@ def render(
     """Serialise ``answer`` as the live API would (always HTTP 200).
 
     Shape ``jsonp``: the JSON answer (whatever ``fmt``) as ``callback({...});``, with the
-    call's ``callback`` when it is a JavaScript name, else ``JSONP_CALLBACK``.
+    call's ``callback`` when it is a JavaScript name, else ``JSONP_CALLBACK``. Shape
+    ``gzip-members``: the usual answer, gzip-coded in three members (``in_gzip_members``).
     """
+    if shape == "gzip-members":
+        return in_gzip_members(render(call_api, fmt, answer, callback=callback))
     if shape == "jsonp":
         name = callback if callback and _JS_NAME.match(callback) else JSONP_CALLBACK
         return Reply(200, JSONP_CONTENT_TYPE, f"{name}({_json_text(answer)});\n".encode())

@@ -32,10 +32,10 @@ from proxy.vocab import FAULT_NAMES, FaultName
 
 FAULTS = FAULT_NAMES
 Mm7Shape = Literal[
-    "status-header", "status-header-empty", "nested-details", "dotted-fault-401",
-    "multipart-late-soap",
+    "status-header", "status-header-empty", "status-header-twice", "nested-details",
+    "dotted-fault-401", "multipart-late-soap", "gzip-members",
 ]  # fmt: skip
-MomsShape = Literal["jsonp"]
+MomsShape = Literal["jsonp", "gzip-members"]
 ShapeName = Mm7Shape | MomsShape
 SHAPES: Mapping[SimVendor, tuple[str, ...]] = {
     "mm7": get_args(Mm7Shape),
