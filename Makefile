@@ -67,6 +67,21 @@ bench: $(STAMP)
 	@bash scripts/install-bench-tools.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
 
+# Two builds (git refs) or two config variants, paired and interleaved on the bench's lab:
+# req per CPU-second (bench/ab.py), and instructions per request under callgrind, which the
+# VM's drifting CPU speed does not move (bench/instructions.py).
+#   make ab AB_ARGS="--a HEAD~3 --b ."      make instructions AB_ARGS="--a HEAD~3 --b ."
+.PHONY: ab instructions
+ab: $(STAMP)
+	@bash scripts/install-bench-tools.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.ab $(AB_ARGS)
+
+instructions: $(STAMP)
+	@bash scripts/install-bench-tools.sh
+	@command -v valgrind >/dev/null || \
+	  bash -c 'source scripts/lib/apt.sh && apt_install make-instructions - valgrind'
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.instructions $(AB_ARGS)
+
 # Where the CPU goes (bench/profile.py: py-spy on gateway-proxy and the minimal proxy under
 # the bench's load, function by function) and where idle RSS goes (bench/imports.py).
 .PHONY: profile

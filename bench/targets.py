@@ -13,10 +13,12 @@ four replies wrongly is not measured.
 
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,9 +197,19 @@ def workers_supported() -> bool:
 
 
 def start(
-    lab: Lab, name: TargetName, *, cpus: str | None = None, workers: int | None = None
+    lab: Lab,
+    name: TargetName,
+    *,
+    cpus: str | None = None,
+    workers: int | None = None,
+    tree: Path | None = None,
+    config: Callable[[str], str] | None = None,
 ) -> Target:
-    """Start ``name`` on ``cpus`` (default: the proxy core) and wait until it is ready."""
+    """Start ``name`` on ``cpus`` (default: the proxy core) and wait until it is ready.
+
+    gateway-proxy only: ``tree`` runs the ``proxy`` package of another source tree with this
+    venv (``bench.ab``), ``config`` rewrites its config text.
+    """
     if name == "direct":
         return lab.gateway
     cpus = cpus or lab.layout.proxy_cpus
@@ -215,14 +227,17 @@ def start(
         probe = _Probe(port)
     else:
         admin = free_port()
-        config = instance / "gateway-proxy.yaml"
-        config.write_text(gateway_proxy_config(port, admin, lab.gateway.port))
-        command = [*gateway_proxy_command(), "serve", "--config", str(config)]
+        path = instance / "gateway-proxy.yaml"
+        text = gateway_proxy_config(port, admin, lab.gateway.port)
+        path.write_text(config(text) if config else text)
+        program = [sys.executable, "-m", "proxy"] if tree else gateway_proxy_command()
+        command = [*program, "serve", "--config", str(path)]
         command += ["--workers", str(workers)] if workers else []
         probe = _Probe(admin, "/readyz")
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            ["taskset", "-c", cpus, *command], stdout=out, stderr=subprocess.STDOUT
+            ["taskset", "-c", cpus, *command], stdout=out, stderr=subprocess.STDOUT, env=env
         )
     return _ready_or_stop(name, proc, started, port, probe, log=log)
 

@@ -152,7 +152,26 @@ def classify_reply(
             detail="The gateway's reply declared a DTD or entities; it was not parsed.",
             failure="unparseable",
         )
-    judged = _judge(catalog, table, signals_of(reply), headers, http_status, bodiless)
+    signals = signals_of(reply)
+    if reply.body_kind == "vendor" and not _has_status_headers(table, headers):
+        agreed = _agreed(catalog, table, signals, http_status)
+        if agreed is not None:  # the common answer: one code, every other signal agreeing
+            return _coded_outcome(vendor, reply, http_status, headers, catalog, agreed)
+    return _by_the_rules(catalog, table, reply, http_status, headers, bodiless)
+
+
+def _by_the_rules(  # noqa: PLR0917 - classify_reply's own arguments
+    catalog: Catalog,
+    table: VendorTable,
+    reply: VendorReply,
+    http_status: int,
+    headers: Mapping[str, str],
+    bodiless: bool,
+) -> Outcome:
+    """Every signal judged, then the verdict over all of them (the module docstring)."""
+    vendor = table.name
+    signals = signals_of(reply)
+    judged = _judge(catalog, table, signals, headers, http_status, bodiless)
     if (unread := _unread(reply)) is not None:
         judged.append(unread)
     chosen, canonical, conflicting = _decide(catalog, table, judged, http_status, bodiless)
@@ -188,6 +207,72 @@ def classify_reply(
         data=reply.data if canonical.ok else {},
         conflict=conflict,
         retry=_retry(catalog, canonical, conflict, headers, http_status),
+    )
+
+
+def _has_status_headers(table: VendorTable, headers: Mapping[str, str]) -> bool:
+    for name in table.code_headers:
+        if name in headers:
+            return True
+    return any(name in headers for name in table.status_headers)
+
+
+def _agreed(
+    catalog: Catalog, table: VendorTable, signals: tuple[Signal, ...], http_status: int
+) -> tuple[Signal, CanonicalCode, VendorCode | None, str] | None:
+    """The verdict when the body holds exactly one code and every other signal agrees
+    with it; else None, and the general rules decide (they would give the same verdict
+    here: this only skips weighing what cannot disagree).
+
+    Agreeing: a success code with only success status words and a 2xx; a failure code
+    with status words, Faults and error responses that all fail (a failure code ranks
+    above them: it is the verdict). Status headers are weighed by the caller's check.
+    """
+    code: Signal | None = None
+    for signal in signals:
+        if signal.kind == "code":
+            if code is not None:
+                return None
+            code = signal
+    if code is None:
+        return None
+    statuses = [s for s in signals if s.kind == "status"]
+    status_success = bool(statuses) and all(_says_success(table, s) for s in statuses)
+    canonical, entry, label = _by_vendor_code(catalog, table, code, status_success)
+    if canonical.ok:
+        if not 200 <= http_status < 300 or len(statuses) != len(signals) - 1:
+            return None  # a Fault, an error response or an error status beside it
+        if statuses and not status_success:
+            return None
+    elif any(s.kind == "status" and _says_success(table, s) for s in statuses):
+        return None
+    return code, canonical, entry, label
+
+
+def _coded_outcome(  # noqa: PLR0917 - the facts the outcome is made of
+    vendor: str,
+    reply: VendorReply,
+    http_status: int,
+    headers: Mapping[str, str],
+    catalog: Catalog,
+    agreed: tuple[Signal, CanonicalCode, VendorCode | None, str],
+) -> Outcome:
+    code, canonical, entry, label = agreed
+    message = code.message or (entry.text if entry else None)
+    text = f"{vendor} status {_shown(code)}"
+    text += f": {message}" if message else ""
+    return Outcome(
+        code=canonical,
+        vendor=vendor,
+        vendor_code=code.value,
+        vendor_code_label=label,
+        message=message,
+        details=reply.details,
+        http_status=http_status,
+        transaction_id=reply.transaction_id,
+        detail=text + (f" ({reply.details})" if reply.details else ""),
+        data=reply.data if canonical.ok else {},
+        retry=_retry(catalog, canonical, (), headers, http_status),
     )
 
 

@@ -632,3 +632,28 @@ def test_moms_neutral_changes_keep_the_verdict(
     for op in ops:
         reply = neutral_moms(data.draw, reply, op)
     assert summary(moms_verdict(reply)) == before, ops
+
+
+@PROPERTIES
+@given(st.data(), st.booleans(), st.sampled_from(["mm7", "moms"]))
+def test_the_fast_path_gives_the_rules_verdict(data: st.DataObject, ok: bool, vendor: str) -> None:
+    """classify_reply's shortcut for a single agreeing code is exact: the same Outcome as
+    judging every signal by the rules, for any reply the generators build."""
+    from proxy.classify import _by_the_rules
+
+    if vendor == "mm7":
+        reply = data.draw(mm7_replies(ok))
+        if data.draw(st.booleans()):
+            reply = inject_mm7(data.draw, reply, data.draw(st.sampled_from(MM7_FAILURE_OPS)))
+        body, headers, http = mm7_bytes(reply)
+    else:
+        moms = data.draw(moms_replies(ok))
+        if data.draw(st.booleans()):
+            moms = inject_moms(data.draw, moms, data.draw(st.sampled_from(MOMS_FAILURE_OPS)))
+        body, headers, http = moms_bytes(moms)
+    codings = headers.getall("Content-Encoding", [])
+    content = decode_content(body, ", ".join(codings), 1 << 22) if codings else body
+    parsed = parse_reply(vendor, content, content_type_of(headers))  # type: ignore[arg-type]
+    table = CATALOG.vendors[vendor]
+    fast = classify_reply(CATALOG, vendor, parsed, http, headers=headers)
+    assert fast == _by_the_rules(CATALOG, table, parsed, http, headers, False)

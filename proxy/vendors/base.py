@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from proxy.vocab import VENDOR_NAMES, VendorName
 
@@ -24,8 +24,7 @@ BodyKind = Literal[
 SignalKind = Literal["code", "status", "fault", "error"]
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
+class Signal(NamedTuple):  # a tuple: built several times per answer, cheaply
     """One status-bearing occurrence in a reply, and where it came from.
 
     ``where`` names the place: a body element with its path and namespace

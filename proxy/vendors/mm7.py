@@ -37,6 +37,7 @@ below count (``signals``); this never raises. The classifier decides over all of
   never salvaged.
 """
 
+import functools
 import re
 from collections.abc import Collection
 from typing import Any
@@ -110,7 +111,7 @@ def _parse(
         return _salvage(xml.text)
     if xml.root is None:  # empty, html, hostile
         return VendorReply(body_kind=xml.kind)
-    return _Reader(namespaces).read(xml.root)
+    return _reader(frozenset(namespaces)).read(xml.root)
 
 
 def _salvage(text: str) -> VendorReply:
@@ -146,76 +147,92 @@ def _qname_local(raw: str | None) -> str | None:
     return raw.rpartition("}")[2].rpartition(":")[2].strip() or None
 
 
-def _split(el: etree._Element) -> tuple[str | None, str]:
-    """(namespace or None, local name) of an element; ("", "") for comments and PIs."""
-    tag: object = el.tag
-    if not isinstance(tag, str):
-        return "", ""
-    if tag[:1] != "{":
-        return None, tag
-    end = tag.index("}")
-    return tag[1:end], tag[end + 1 :]
-
-
 def _short(ns: str | None) -> str:
     """How a namespace is named in a signal's ``where``: its last path segment."""
     return "no namespace" if ns is None else ns.rstrip("/").rpartition("/")[2] or ns
 
 
+def _clark(name: str, spaces: Collection[str]) -> frozenset[str]:
+    """``name`` unqualified and in each of ``spaces``, as lxml spells tags."""
+    return frozenset({name, *(f"{{{ns}}}{name}" for ns in spaces)})
+
+
+@functools.lru_cache(maxsize=8)
+def _reader(namespaces: frozenset[str]) -> "_Reader":
+    """One reader per set of MM7 namespaces (the catalog's): its tag sets are built once."""
+    return _Reader(namespaces)
+
+
 class _Reader:
-    """Reads one parsed tree against one set of MM7 namespaces."""
+    """Reads parsed trees against one set of MM7 namespaces.
 
-    __slots__ = ("_mm7",)
+    Every name is matched as lxml spells tags, ``{namespace}Local`` or ``Local``, against
+    sets built once: one set look-up per element, no string splitting on the hot path.
+    """
 
-    def __init__(self, namespaces: Collection[str]) -> None:
+    def __init__(self, namespaces: frozenset[str]) -> None:
         self._mm7 = namespaces
+        soap, mm7 = SOAP_NAMESPACES, namespaces
+        self.envelope, self.body = _clark("Envelope", soap), _clark("Body", soap)
+        self.header, self.fault = _clark("Header", soap), _clark("Fault", soap)
+        self.detail = _clark("detail", soap) | _clark("Detail", soap)
+        self.faultcode, self.faultstring = _clark("faultcode", soap), _clark("faultstring", soap)
+        self.code, self.value = _clark("Code", soap), _clark("Value", soap)
+        self.subcode, self.reason = _clark("Subcode", soap), _clark("Reason", soap)
+        self.text = _clark("Text", soap)
+        self.status, self.status_code = _clark("Status", mm7), _clark("StatusCode", mm7)
+        self.status_text, self.details = _clark("StatusText", mm7), _clark("Details", mm7)
+        self.message_id, self.version = _clark("MessageID", mm7), _clark("MM7Version", mm7)
+        self.transaction_id = _clark("TransactionID", mm7)
+        # tag -> the local name of an MM7 response (a *Rsp or Status), or "" for any other;
+        # (place, tag, wrapped) -> a code's ``where``. Gateways repeat their shapes.
+        self._responses: dict[object, str] = {}
+        self._wheres: dict[tuple[str, str, bool], str] = {}
 
-    # --- names ------------------------------------------------------------------------
-    def _soap(self, el: etree._Element, *names: str) -> bool:
-        ns, name = _split(el)
-        return name in names and (ns is None or ns in SOAP_NAMESPACES)
+    def response_name(self, el: etree._Element) -> str:
+        """The local name when ``el`` is an MM7 response (``*Rsp``, ``Status``), else ""."""
+        tag: object = el.tag
+        name = self._responses.get(tag)
+        if name is None:
+            name = ""
+            if isinstance(tag, str):
+                ns, _, local = tag[1:].partition("}") if tag[:1] == "{" else (None, "", tag)
+                if (ns is None or ns in self._mm7) and (local.endswith("Rsp") or local == "Status"):
+                    name = local
+            if len(self._responses) < 4096:  # tags repeat across answers; hostile ones don't
+                self._responses[tag] = name
+        return name
 
-    def _mm7_name(self, el: etree._Element) -> str | None:
-        """The local name of an MM7 (or unqualified) element; None for any other."""
-        ns, name = _split(el)
-        return name if name and (ns is None or ns in self._mm7) else None
-
-    def _is_response(self, el: etree._Element) -> bool:
-        name = self._mm7_name(el)
-        return name is not None and (name.endswith("Rsp") or name == "Status")
-
-    def _soap_children(self, el: etree._Element, *names: str) -> list[etree._Element]:
-        return [child for child in el if self._soap(child, *names)]
-
-    def _mm7_child(self, el: etree._Element, name: str) -> etree._Element | None:
-        for child in el:
-            if self._mm7_name(child) == name:
-                return child
-        return None
+    @staticmethod
+    def _children(el: etree._Element, tags: frozenset[str]) -> list[etree._Element]:
+        return [child for child in el if child.tag in tags]
 
     # --- the document ------------------------------------------------------------------
     def read(self, root: etree._Element) -> VendorReply:
         """Map a parsed tree to a reply; ``unrecognized`` when it holds no response and
         no Fault."""
-        responses: list[tuple[etree._Element, str]] = []
+        responses: list[tuple[etree._Element, str, str]] = []  # (element, where, name)
         faults: list[tuple[etree._Element, str]] = []
         header: etree._Element | None = None
-        if self._is_response(root):
-            responses.append((root, ""))
-        elif self._soap(root, "Fault"):
+        tag = root.tag
+        if name := self.response_name(root):
+            responses.append((root, "", name))
+        elif tag in self.fault:
             faults.append((root, "Fault"))
-        elif self._soap(root, "Envelope", "Body"):
-            bodies = [root] if self._soap(root, "Body") else self._soap_children(root, "Body")
+        elif tag in self.envelope or tag in self.body:
+            bodies = [root] if tag in self.body else self._children(root, self.body)
             for body in bodies:
                 self._collect(body, "Body", responses, faults)
-            if self._soap(root, "Envelope"):
-                header = next(iter(self._soap_children(root, "Header")), None)
-                # Some relays put the Fault beside the Body.
-                faults.extend((f, "Envelope/Fault") for f in self._soap_children(root, "Fault"))
-        elif self._soap(root, "Header"):
+            if tag in self.envelope:
+                for child in root:
+                    if child.tag in self.header and header is None:
+                        header = child
+                    elif child.tag in self.fault:  # some relays put the Fault beside the Body
+                        faults.append((child, "Envelope/Fault"))
+        elif tag in self.header:
             header = root
         for fault, where in list(faults):
-            for detail in self._soap_children(fault, "detail", "Detail"):
+            for detail in self._children(fault, self.detail):
                 self._collect(detail, f"{where}/detail", responses, None)
         transaction_id = self._transaction_id(header)
         if not responses and not faults:
@@ -226,50 +243,49 @@ class _Reader:
         self,
         container: etree._Element,
         where: str,
-        responses: list[tuple[etree._Element, str]],
+        responses: list[tuple[etree._Element, str, str]],
         faults: list[tuple[etree._Element, str]] | None,
     ) -> None:
         """The responses (and, in a Body, the Faults) that are direct children."""
         for child in container:
-            if self._is_response(child):
-                responses.append((child, where))
-            elif faults is not None and self._soap(child, "Fault"):
+            if name := self.response_name(child):
+                responses.append((child, where, name))
+            elif faults is not None and child.tag in self.fault:
                 faults.append((child, f"{where}/Fault"))
 
     def _transaction_id(self, header: etree._Element | None) -> str | None:
         if header is None:
             return None
-        for el in header.iter():
-            if self._mm7_name(el) == "TransactionID":
+        for el in header.iter():  # cheaper than lxml's tag matcher over many namespaces
+            if el.tag in self.transaction_id:
                 return text_of(el)
         return None
 
     # --- responses and faults ----------------------------------------------------------
     def _reply(
         self,
-        responses: list[tuple[etree._Element, str]],
+        responses: list[tuple[etree._Element, str, str]],
         faults: list[tuple[etree._Element, str]],
         transaction_id: str | None,
     ) -> VendorReply:
         signals: list[Signal] = []
-        first: tuple[etree._Element, Signal, str | None] | None = None
-        for response, where in responses:
-            name = self._mm7_name(response) or ""
+        # The response of the first code (else the first response) describes the reply.
+        described: tuple[str, dict[str, Any]] | None = None
+        first_code: Signal | None = None
+        first_details: str | None = None
+        for element, where, name in responses:
             path = f"{where}/{name}" if where else name
             if name.endswith("ErrorRsp"):
                 signals.append(Signal("error", path, name))
-            for code_el, message, details in self._codes(response):
-                code_ns, _ = _split(code_el)
-                code_path = f"{path}/{'' if code_el.getparent() is response else 'Status/'}"
-                signal = Signal(
-                    "code",
-                    f"{code_path}StatusCode ({_short(code_ns)})",
-                    _code_text(code_el),
-                    message=message,
-                )
+            codes, data = self._read_response(element, bare=name == "Status")
+            for code_el, wrapped, message, details in codes:
+                place = self._code_place(path, code_el.tag, wrapped)
+                signal = Signal("code", place, _code_text(code_el), message=message)
                 signals.append(signal)
-                if first is None:
-                    first = (response, signal, details)
+                if first_code is None:
+                    first_code, first_details, described = signal, details, (name, data)
+            if described is None:
+                described = (name, data)
         fault_code: str | None = None
         subcodes: tuple[str, ...] = ()
         for index, (fault, where) in enumerate(faults):
@@ -277,21 +293,13 @@ class _Reader:
             if index == 0:
                 fault_code, subcodes = code, chain
             signals.append(Signal("fault", where, code, subcodes=chain))
-        data: dict[str, Any] = {}
-        described = first[0] if first is not None else (responses[0][0] if responses else None)
-        if described is not None:
-            for key, name in (("message_id", "MessageID"), ("mm7_version", "MM7Version")):
-                value = text_of(self._mm7_child(described, name))
-                if value is not None:
-                    data[key] = value
         code = message = details = None
-        if first is not None:
-            code, message, details = first[1].value or None, first[1].message, first[2]
+        if first_code is not None:
+            code, message, details = first_code.value or None, first_code.message, first_details
         elif faults:
             message = self._fault_message(faults[0][0])
-            details = text_of(
-                next(iter(self._soap_children(faults[0][0], "detail", "Detail")), None)
-            )
+            detail = self._children(faults[0][0], self.detail)
+            details = text_of(detail[0]) if detail else None
         return VendorReply(
             body_kind="vendor",
             code=code,
@@ -301,58 +309,85 @@ class _Reader:
             fault_code=fault_code,
             fault_subcodes=subcodes,
             fault=bool(faults),
-            element=self._mm7_name(described) if described is not None else None,
-            data=data,
+            element=described[0] if described is not None else None,
+            data=described[1] if described is not None else {},
             signals=tuple(signals),
         )
 
-    def _codes(
-        self, response: etree._Element
-    ) -> list[tuple[etree._Element, str | None, str | None]]:
-        """(StatusCode, its StatusText, the Details beside it) for every code a response
-        holds: in each ``Status`` wrapper, then directly in the ``*Rsp``."""
-        scopes = [response]
-        if self._mm7_name(response) != "Status":
-            scopes = [c for c in response if self._mm7_name(c) == "Status"] + [response]
-        found: list[tuple[etree._Element, str | None, str | None]] = []
-        own_details = text_of(self._mm7_child(response, "Details"))
-        for scope in scopes:
-            text: str | None = None
-            details: str | None = None
-            codes: list[etree._Element] = []
-            for child in scope:
-                name = self._mm7_name(child)
-                if name == "StatusCode":
-                    codes.append(child)
-                elif name == "StatusText" and text is None:
+    def _code_place(self, path: str, tag: str, wrapped: bool) -> str:
+        """``Body/SubmitRsp/Status/StatusCode (REL-6-MM7-1-4)``: where a code sat."""
+        key = (path, tag, wrapped)
+        place = self._wheres.get(key)
+        if place is None:
+            ns = tag[1:].partition("}")[0] if tag[:1] == "{" else None
+            place = f"{path}/{'Status/' if wrapped else ''}StatusCode ({_short(ns)})"
+            if len(self._wheres) < 4096:
+                self._wheres[key] = place
+        return place
+
+    def _read_response(
+        self, response: etree._Element, *, bare: bool
+    ) -> tuple[list[tuple[etree._Element, bool, str | None, str | None]], dict[str, Any]]:
+        """One pass over a response's children (and each ``Status`` wrapper's): every
+        ``StatusCode`` (with whether a ``Status`` wraps it, and the ``StatusText`` and
+        ``Details`` beside it), wrapped ones first; and its data."""
+        codes: list[tuple[etree._Element, bool, str | None, str | None]] = []
+        data: dict[str, Any] = {}
+        own_text = own_details = None
+        direct: list[etree._Element] = []
+        wrappers: list[etree._Element] = []
+        for child in response:
+            t = child.tag
+            if t in self.status_code:
+                direct.append(child)
+            elif t in self.status and not bare:
+                wrappers.append(child)
+            elif t in self.status_text:
+                own_text = own_text or text_of(child)
+            elif t in self.details:
+                own_details = own_details or text_of(child)
+            elif t in self.message_id or t in self.version:
+                key = "message_id" if t in self.message_id else "mm7_version"
+                value = text_of(child)
+                if value is not None and key not in data:
+                    data[key] = value
+        for wrapper in wrappers:
+            text = details = None
+            wrapped: list[etree._Element] = []
+            for child in wrapper:
+                t = child.tag
+                if t in self.status_code:
+                    wrapped.append(child)
+                elif t in self.status_text and text is None:
                     text = text_of(child)
-                elif name == "Details" and details is None:
+                elif t in self.details and details is None:
                     details = text_of(child)
-            found.extend((code, text, details or own_details) for code in codes)
-        return found
+            codes.extend((c, True, text, details or own_details) for c in wrapped)
+        codes.extend((c, False, own_text, own_details) for c in direct)
+        return codes, data
 
     def _fault_codes(self, fault: etree._Element) -> tuple[str | None, tuple[str, ...]]:
         """(faultcode, SOAP 1.2 subcodes outermost first), without namespace prefixes."""
-        for child in self._soap_children(fault, "faultcode"):
+        for child in self._children(fault, self.faultcode):
             return _qname_local(text_of(child)), ()
-        code = next(iter(self._soap_children(fault, "Code")), None)
+        code = next(iter(self._children(fault, self.code)), None)
         if code is None:
             return None, ()
-        base = _qname_local(text_of(next(iter(self._soap_children(code, "Value")), None)))
+        base = _qname_local(text_of(next(iter(self._children(code, self.value)), None)))
         subcodes: list[str] = []
-        sub = next(iter(self._soap_children(code, "Subcode")), None)
+        sub = next(iter(self._children(code, self.subcode)), None)
         while sub is not None and len(subcodes) < 8:  # real chains are one or two deep
-            value = _qname_local(text_of(next(iter(self._soap_children(sub, "Value")), None)))
+            value = _qname_local(text_of(next(iter(self._children(sub, self.value)), None)))
             if value is not None:
                 subcodes.append(value)
-            sub = next(iter(self._soap_children(sub, "Subcode")), None)
+            sub = next(iter(self._children(sub, self.subcode)), None)
         return base, tuple(subcodes)
 
     def _fault_message(self, fault: etree._Element) -> str | None:
-        for child in self._soap_children(fault, "faultstring"):
+        for child in self._children(fault, self.faultstring):
             return text_of(child)
-        for reason in self._soap_children(fault, "Reason"):
-            texts = self._soap_children(reason, "Text")
+        for reason in self._children(fault, self.reason):
+            texts = self._children(reason, self.text)
             return text_of(texts[0]) if texts else text_of(reason)
         return None
 

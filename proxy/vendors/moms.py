@@ -217,31 +217,68 @@ def _parse_json(body: bytes) -> VendorReply:
     if len(body) > MAX_JSON_BYTES:
         return VendorReply(body_kind="malformed")  # never scanned, not even for salvage
     doc: Any
-    if b"\\u" in body or any(body.count(key) > 1 for key in _KEYS):
+    if (
+        b"\\u" in body
+        or body.count(b'"code"') > 1
+        or body.count(b'"status"') > 1
+        or body.count(b'"response"') > 1
+    ):
         doc = _first_value(body)  # every member kept: a repeated code or status counts
         if doc is None:
             return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
-    else:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:  # also invalid UTF-8
-            if "depth" in exc.msg:  # orjson's own nesting limit: hostile, nothing to salvage
-                return VendorReply(body_kind="malformed")
-            doc = _first_value(body)
-            if doc is None:
-                return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
-    responses = [v for v in _members(doc, "response") if isinstance(v, dict)]
+        return _json_reply([v for v in _members(doc, "response") if isinstance(v, dict)])
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:  # also invalid UTF-8
+        if "depth" in exc.msg:  # orjson's own nesting limit: hostile, nothing to salvage
+            return VendorReply(body_kind="malformed")
+        doc = _first_value(body)
+        if doc is None:
+            return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
+    response = doc.get("response") if isinstance(doc, dict) else None
+    if not isinstance(response, dict):
+        return VendorReply(body_kind="unrecognized")
+    return _json_response(response)
+
+
+def _json_response(response: dict[str, Any]) -> VendorReply:
+    """The reply of one ``response`` object (the common case: no duplicate keys)."""
+    if _json_depth(response) > MAX_DEPTH:
+        return VendorReply(body_kind="malformed")
+    message = _json_text(response.get("message"))
+    signals: list[Signal] = []
+    code = status = None
+    if "code" in response:
+        signals.append(_json_signal("code", response["code"], "response.code", message))
+        code = signals[-1].value if signals[-1].text else None
+    if "status" in response:
+        signals.append(_json_signal("status", response["status"], "response.status", message))
+        status = signals[-1].value if signals[-1].text else None
+    return VendorReply(
+        body_kind="vendor",
+        code=code or None,
+        status=status or None,
+        message=message,
+        data={k: v for k, v in response.items() if k not in _KNOWN},
+        signals=tuple(signals),
+    )
+
+
+def _json_reply(responses: list[dict[str, Any]]) -> VendorReply:
+    """The reply of the ``response`` objects found (several only with a duplicate key)."""
     if not responses:
         return VendorReply(body_kind="unrecognized")
-    if any(_json_depth(response) > MAX_DEPTH for response in responses):
-        return VendorReply(body_kind="malformed")
+    for response in responses:
+        if _json_depth(response) > MAX_DEPTH:
+            return VendorReply(body_kind="malformed")
     signals: list[Signal] = []
     for index, response in enumerate(responses):
         where = "response" if len(responses) == 1 else f"response[{index + 1}]"
         message = _json_text(response.get("message"))
         for name in _JSON_SIGNALS:
-            for value in _members(response, name):
-                signals.append(_json_signal(name, value, f"{where}.{name}", message))
+            if name in response:
+                for value in _members(response, name):
+                    signals.append(_json_signal(name, value, f"{where}.{name}", message))
     last = responses[-1]  # as a JSON parser keeps the last of a duplicate key
     return VendorReply(
         body_kind="vendor",
@@ -264,7 +301,7 @@ def _described(signals: list[Signal], kind: SignalKind, *, last: bool = False) -
 
 def _members(obj: object, key: str) -> list[Any]:
     """Every value of ``key`` in a JSON object, duplicates included, in order."""
-    if isinstance(obj, _Pairs):
+    if type(obj) is _Pairs:
         return [value for name, value in obj.pairs if name == key]
     if isinstance(obj, dict) and key in obj:
         return [obj[key]]
@@ -274,7 +311,7 @@ def _members(obj: object, key: str) -> list[Any]:
 def _json_signal(kind: SignalKind, value: object, where: str, message: str | None) -> Signal:
     """A ``code`` or ``status`` member as a signal: a string as sent (stripped), a number
     as the code it spells; anything else spelled as JSON, and never a success."""
-    if isinstance(value, str):
+    if type(value) is str:
         return Signal(kind, where, value.strip(), message=message)
     if kind == "code" and isinstance(value, int | float) and not isinstance(value, bool):
         return Signal(kind, where, _json_code(value), message=message)
@@ -406,74 +443,64 @@ def _parse_xml_reply(body: bytes, content_type: str | None) -> VendorReply:
     root = result.root
     if local_name(root) != "response":
         return VendorReply(body_kind="unrecognized")
-    own = namespace(root)
     try:
-        data = _xml_data(root, own)
+        return _xml_reply(root)
     except _TooDeep:
         return VendorReply(body_kind="malformed")
-    signals = _xml_signals(root, own)
+
+
+def _xml_reply(root: etree._Element) -> VendorReply:
+    """One pass over ``<response>``: its ``code``/``status`` attributes and children (the
+    signals, when unqualified or in the response's own namespace), its ``message``, and
+    everything else as data."""
+    own = namespace(root)
+    found: list[tuple[SignalKind, str, str]] = []  # (kind, where, value)
+    items: list[tuple[str, object]] = []
+    for key, value in root.attrib.items():
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        ns, local = _split(name)
+        if local in _SIGNAL_KINDS and (ns is None or ns == own):
+            found.append((_SIGNAL_KINDS[local], f"response@{local}", str(value).strip()))
+        else:
+            items.append((local, value))
+    message: str | None = None
+    counts = {"code": 0, "status": 0}
+    for child in root:
+        tag: object = child.tag
+        if not isinstance(tag, str):  # comments and PIs are removed; be safe anyway
+            continue
+        ns, local = _split(tag)
+        mine = ns is None or ns == own
+        if mine and local in counts:
+            counts[local] += 1
+            where = f"response/{local}" + (f"[{counts[local]}]" if counts[local] > 1 else "")
+            found.append((_SIGNAL_KINDS[local], where, text_of(child) or ""))
+        elif mine and local == "message":
+            message = message or text_of(child)
+        else:
+            items.append((local, _element_value(child, 1)))
     # A <message> child wins; the error form carries the text directly (as CDATA).
-    message = (
-        next((text_of(c) for c in _elements(root) if _own_child(c, own) == "message"), None)
-        or _own_text(root)
-        or None
-    )
-    if message is not None:
-        signals = [
-            Signal(s.kind, s.where, s.value, message=message) if s.kind == "code" else s
-            for s in signals
-        ]
+    message = message or _own_text(root) or None
+    signals = [
+        Signal(kind, where, value, message=message if kind == "code" else None)
+        for kind, where, value in found
+    ]
     return VendorReply(
         body_kind="vendor",
         code=_described(signals, "code"),
         status=_described(signals, "status"),
         message=message,
-        data=data,
+        data=_group(items),
         signals=tuple(signals),
     )
 
 
-def _own_child(el: etree._Element, own: str | None) -> str | None:
-    """The local name of a child in the response's own namespace (or none); else None."""
-    ns = namespace(el)
-    return local_name(el) if ns is None or ns == own else None
-
-
-def _own_attribute(key: str | bytes, own: str | None) -> str | None:
-    """The name of an attribute that is unqualified or in the response's namespace."""
-    name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-    if name.startswith("{"):
+def _split(name: str) -> tuple[str | None, str]:
+    """(namespace or None, local name) of a Clark-notation tag or attribute name."""
+    if name[:1] == "{":
         ns, _, local = name[1:].partition("}")
-        return local if ns == own else None
-    return name
-
-
-def _xml_signals(root: etree._Element, own: str | None) -> list[Signal]:
-    """Every ``code`` and ``status``: the attributes first, then each child element."""
-    signals: list[Signal] = []
-    for key, value in root.attrib.items():
-        name = _own_attribute(key, own)
-        if name in _SIGNAL_KINDS:
-            signals.append(Signal(_SIGNAL_KINDS[name], f"response@{name}", str(value).strip()))
-    counts: dict[str | None, int] = {"code": 0, "status": 0}
-    for child in _elements(root):
-        name = _own_child(child, own)
-        if name in _SIGNAL_KINDS:
-            counts[name] += 1
-            where = f"response/{name}" + (f"[{counts[name]}]" if counts[name] > 1 else "")
-            signals.append(Signal(_SIGNAL_KINDS[name], where, text_of(child) or ""))
-    return signals
-
-
-def _xml_data(root: etree._Element, own: str | None) -> dict[str, Any]:
-    items: list[tuple[str, object]] = []
-    for key, value in root.attrib.items():
-        if _own_attribute(key, own) not in ("code", "status"):
-            items.append((_attr_name(key), value))
-    for child in _elements(root):
-        if _own_child(child, own) not in _KNOWN:
-            items.append((local_name(child), _element_value(child, 1)))
-    return _group(items)
+        return ns, local
+    return None, name
 
 
 def _element_value(el: etree._Element, depth: int) -> str | dict[str, Any]:

@@ -184,6 +184,7 @@ def bom_codec(body: bytes) -> tuple[str, int] | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def label_codecs(labels: tuple[str, ...]) -> tuple[str, ...]:
     """The Python codecs of charset labels, in order, unknown ones dropped; a bare
     ``utf-16``/``utf-32`` (no BOM here: callers look for one first) is big-endian."""
@@ -226,13 +227,18 @@ def _choose_encodings(body: bytes, http_charsets: tuple[str, ...]) -> tuple[tupl
     wide = _sniff_wide(body)
     if wide is not None:
         return (wide, *from_http), 0
-    m = _XML_DECL_ENCODING.match(body[:512])
-    declared = _codec(m.group(1).decode("ascii")) if m else None
-    if declared in ("utf-16", "utf-32"):  # a declaration read as ASCII cannot be UTF-16
-        declared = None
+    declared = _declared(body) if body[:5] == b"<?xml" or body[:1].isspace() else None
     if declared is not None:
         return tuple(dict.fromkeys((declared, *from_http))), 0
     return from_http or ("utf-8",), 0
+
+
+def _declared(body: bytes) -> str | None:
+    """The codec an XML declaration read as ASCII names (never UTF-16/32: then it could
+    not be read as ASCII)."""
+    m = _XML_DECL_ENCODING.match(body, 0, 512)
+    declared = _codec(m.group(1).decode("ascii")) if m else None
+    return None if declared in ("utf-16", "utf-32") else declared
 
 
 def _skip_whitespace(text: str, pos: int) -> int:
