@@ -79,33 +79,33 @@ def assert_refused(outcome: Outcome) -> None:
 # --- cause 1: every occurrence counts -------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param(rsp("1000") + rsp("2002"), id="two-responses"),
-        pytest.param(rsp("1000") + rsp("3000", "RSErrorRsp"), id="a-sibling-error-response"),
-        pytest.param(rsp("1000") + "<mm7:RSErrorRsp/>", id="an-empty-error-response"),
-        pytest.param(rsp("1000") + status("2002"), id="a-bare-status-beside"),
-        pytest.param(
-            "<mm7:SubmitRsp><mm7:Status><mm7:StatusCode>1000</mm7:StatusCode>"
-            "<mm7:StatusCode>2002</mm7:StatusCode></mm7:Status></mm7:SubmitRsp>",
-            id="two-statuscodes",
-        ),
-        pytest.param(
-            f"<mm7:SubmitRsp>{status('1000')}{status('4006')}</mm7:SubmitRsp>",
-            id="two-status-wrappers",
-        ),
-        pytest.param(
-            f"<mm7:SubmitRsp>{status('1000')}<mm7:StatusCode>2001</mm7:StatusCode></mm7:SubmitRsp>",
-            id="a-direct-code-beside-the-wrapper",
-        ),
-        pytest.param(
-            rsp("1000") + "<env:Fault><faultcode>env:Server</faultcode><faultstring>x"
-            "</faultstring></env:Fault>",
-            id="a-fault-after-the-response",
-        ),
-    ],
-)
+MM7_BODY_SHAPES = [
+    pytest.param(rsp("1000") + rsp("2002"), id="two-responses"),
+    pytest.param(rsp("1000") + rsp("3000", "RSErrorRsp"), id="a-sibling-error-response"),
+    pytest.param(rsp("1000") + "<mm7:RSErrorRsp/>", id="an-empty-error-response"),
+    pytest.param(rsp("1000") + status("2002"), id="a-bare-status-beside"),
+    pytest.param(
+        "<mm7:SubmitRsp><mm7:Status><mm7:StatusCode>1000</mm7:StatusCode>"
+        "<mm7:StatusCode>2002</mm7:StatusCode></mm7:Status></mm7:SubmitRsp>",
+        id="two-statuscodes",
+    ),
+    pytest.param(
+        f"<mm7:SubmitRsp>{status('1000')}{status('4006')}</mm7:SubmitRsp>",
+        id="two-status-wrappers",
+    ),
+    pytest.param(
+        f"<mm7:SubmitRsp>{status('1000')}<mm7:StatusCode>2001</mm7:StatusCode></mm7:SubmitRsp>",
+        id="a-direct-code-beside-the-wrapper",
+    ),
+    pytest.param(
+        rsp("1000") + "<env:Fault><faultcode>env:Server</faultcode><faultstring>x"
+        "</faultstring></env:Fault>",
+        id="a-fault-after-the-response",
+    ),
+]
+
+
+@pytest.mark.parametrize("body", MM7_BODY_SHAPES)
 def test_every_response_and_code_in_the_body_counts(catalog: Catalog, body: str) -> None:
     assert_refused(classify(catalog, "mm7", soap(body)))
 
@@ -135,21 +135,19 @@ def test_the_parser_returns_every_signal_with_where_it_came_from() -> None:
     assert reply.signals[2].where == "Body/RSErrorRsp/Status/StatusCode (REL-6-MM7-1-4)"
 
 
-@pytest.mark.parametrize(
-    "lines",
-    [
-        pytest.param(
-            [("X-MM7-Status-Code", "1000"), ("X-MM7-Status-Code", "2002")], id="two-lines"
-        ),
-        pytest.param(
-            [("X-MM7-Status-Code", "2002"), ("X-MM7-Status-Code", "1000")], id="failure-first"
-        ),
-        pytest.param([("X-MM7-Status-Code", "1000, 2002")], id="one-line-joined"),
-        pytest.param([("X-MM7-Status-Code", "1000"), ("X-MM7-StatusCode", "2002")], id="two-names"),
-        pytest.param([("X-MM7-StatusCode", "1000"), ("X-Mm7-Status", "4006")], id="other-names"),
-        pytest.param([("X-MM7-Status-Code", "")], id="an-empty-one"),
-    ],
-)
+MM7_HEADER_SHAPES = [
+    pytest.param([("X-MM7-Status-Code", "1000"), ("X-MM7-Status-Code", "2002")], id="two-lines"),
+    pytest.param(
+        [("X-MM7-Status-Code", "2002"), ("X-MM7-Status-Code", "1000")], id="failure-first"
+    ),
+    pytest.param([("X-MM7-Status-Code", "1000, 2002")], id="one-line-joined"),
+    pytest.param([("X-MM7-Status-Code", "1000"), ("X-MM7-StatusCode", "2002")], id="two-names"),
+    pytest.param([("X-MM7-StatusCode", "1000"), ("X-Mm7-Status", "4006")], id="other-names"),
+    pytest.param([("X-MM7-Status-Code", "")], id="an-empty-one"),
+]
+
+
+@pytest.mark.parametrize("lines", MM7_HEADER_SHAPES)
 def test_every_status_header_line_and_name_counts(
     catalog: Catalog, lines: list[tuple[str, str]]
 ) -> None:
@@ -193,51 +191,51 @@ def test_moms_status_headers_that_say_success_are_no_verdict(catalog: Catalog) -
     assert (outcome.code.name, outcome.conflict) == ("RECIPIENT_OPTED_OUT", ())
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param(
-            b'<response code="1" status="success"><code>606</code></response>',
-            id="attr-then-element",
-        ),
-        pytest.param(
-            b'<response code="606" status="success"><code>1</code></response>', id="element-success"
-        ),
-        pytest.param(
-            b'<response status="success"><code>1</code><code>436</code></response>',
-            id="two-elements",
-        ),
-        pytest.param(
-            b'<response code="1" status="success"><status>error</status></response>',
-            id="status-twin",
-        ),
-        pytest.param(
-            b'<response code="1"><status>success</status><status>error</status></response>',
-            id="two-statuses",
-        ),
-        pytest.param(
-            b'{"response": {"code": "1", "code": "606", "status": "success"}}',
-            id="json-duplicate-code",
-        ),
-        pytest.param(
-            b'{"response": {"code": "606", "status": "success", "code": "1"}}',
-            id="json-failure-first",
-        ),
-        pytest.param(
-            b'{"response": {"code": 1, "status": "success", "status": "error"}}',
-            id="json-duplicate-status",
-        ),
-        pytest.param(
-            b'{"response": {"code": 1, "status": "success"}, "response": {"code": 606}}',
-            id="json-two-responses",
-        ),
-        pytest.param(
-            b'{"response": {"\\u0063ode": "606", "code": "1", "status": "success"}}',
-            id="json-escaped-key",
-        ),
-        pytest.param(b'cb({"response": {"code": "1", "code": "436"}});', id="jsonp-duplicate"),
-    ],
-)
+MOMS_SHAPES = [
+    pytest.param(
+        b'<response code="1" status="success"><code>606</code></response>',
+        id="attr-then-element",
+    ),
+    pytest.param(
+        b'<response code="606" status="success"><code>1</code></response>', id="element-success"
+    ),
+    pytest.param(
+        b'<response status="success"><code>1</code><code>436</code></response>',
+        id="two-elements",
+    ),
+    pytest.param(
+        b'<response code="1" status="success"><status>error</status></response>',
+        id="status-twin",
+    ),
+    pytest.param(
+        b'<response code="1"><status>success</status><status>error</status></response>',
+        id="two-statuses",
+    ),
+    pytest.param(
+        b'{"response": {"code": "1", "code": "606", "status": "success"}}',
+        id="json-duplicate-code",
+    ),
+    pytest.param(
+        b'{"response": {"code": "606", "status": "success", "code": "1"}}',
+        id="json-failure-first",
+    ),
+    pytest.param(
+        b'{"response": {"code": 1, "status": "success", "status": "error"}}',
+        id="json-duplicate-status",
+    ),
+    pytest.param(
+        b'{"response": {"code": 1, "status": "success"}, "response": {"code": 606}}',
+        id="json-two-responses",
+    ),
+    pytest.param(
+        b'{"response": {"\\u0063ode": "606", "code": "1", "status": "success"}}',
+        id="json-escaped-key",
+    ),
+    pytest.param(b'cb({"response": {"code": "1", "code": "436"}});', id="jsonp-duplicate"),
+]
+
+
+@pytest.mark.parametrize("body", MOMS_SHAPES)
 def test_every_moms_code_and_status_counts(catalog: Catalog, body: bytes) -> None:
     assert_refused(classify(catalog, "moms", body))
 

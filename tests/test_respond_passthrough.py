@@ -9,7 +9,7 @@ with GET and 307/308 with the method and body kept) and the standard library's
 import asyncio
 import urllib.request
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import requests
 from aiohttp import web
@@ -160,3 +160,55 @@ async def test_the_passthrough_verdict_is_the_envelopes(
     assert relayed.headers["X-Gateway-Code"] == enveloped["code"] == "INVALID_UPSTREAM_RESPONSE"
     assert relayed.headers["X-Gateway-Retryable"] == "false"
     assert relayed.headers["X-Gateway-Vendor-Code"] == enveloped["vendor"]["code"] == "1000"
+
+
+def signal_shapes() -> list[tuple[str, bytes, int, list[tuple[str, str]]]]:
+    """(vendor, body, HTTP status, headers) of tests/test_classify_signals.py's cases."""
+    from tests import test_classify_signals as shapes
+
+    success = shapes.soap(shapes.rsp("1000"))
+    cases: list[tuple[str, bytes, int, list[tuple[str, str]]]] = []
+    cases += [("mm7", shapes.soap(cast(str, p.values[0])), 200, []) for p in shapes.MM7_BODY_SHAPES]
+    cases += [
+        ("mm7", success, 200, cast(list[tuple[str, str]], p.values[0]))
+        for p in shapes.MM7_HEADER_SHAPES
+    ]
+    cases += [("moms", cast(bytes, p.values[0]), 200, []) for p in shapes.MOMS_SHAPES]
+    cases.append(("mm7", success, 200, []))  # and a plain success, last
+    return cases
+
+
+async def test_passthrough_and_envelope_agree_on_every_signal_shape(
+    gateway: Any, proxy_client: ProxyFactory
+) -> None:
+    cases = signal_shapes()
+
+    async def handle(request: web.Request) -> web.Response:
+        _, body, status, headers = cases[int(request.match_info["n"])]
+        return web.Response(
+            status=status, body=body, content_type="text/xml", headers=CIMultiDict(headers)
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{vendor}/{n}", handle)
+    server = await gateway(app)
+    routes = []
+    for vendor in ("mm7", "moms"):
+        upstream = str(server.make_url(f"/{vendor}"))
+        routes += [
+            {"name": f"{vendor}-pass", "vendor": vendor, "path_prefix": f"/{vendor}-pass",
+             "upstream": upstream, "mode": "passthrough"},
+            {"name": f"{vendor}-env", "vendor": vendor, "path_prefix": f"/{vendor}-env",
+             "upstream": upstream},
+        ]  # fmt: skip
+    proxy = await proxy_client(make_config(*routes))
+    verdicts = []
+    for n, (vendor, _, _, _) in enumerate(cases):
+        relayed = await proxy.post(f"/{vendor}-pass/{n}", data=b"x")
+        enveloped = await (await proxy.post(f"/{vendor}-env/{n}", data=b"x")).json()
+        assert relayed.headers["X-Gateway-Code"] == enveloped["code"], n
+        assert relayed.headers["X-Gateway-Retryable"] == str(enveloped["retryable"]).lower()
+        assert relayed.headers.get("X-Gateway-Vendor-Code") == enveloped["vendor"]["code"]
+        verdicts.append(enveloped["ok"])
+    assert verdicts[-1] is True  # the plain success
+    assert not any(verdicts[:-1])  # every shape with a failure signal: never ok
