@@ -1,6 +1,6 @@
 """Where gateway-proxy's idle RSS goes: the resident memory each import adds.
 
-A fresh interpreter imports what ``gateway-proxy serve`` imports (the CLI, ``proxy.serve``,
+A fresh interpreter imports what ``gateway-proxy serve`` imports (the CLI, ``proxy.process.serve``,
 uvloop), loads a config and builds the app, recording the RSS before and after each
 module's body runs. A module's **own** cost is its growth minus that of the imports it
 triggered; costs are added up per top-level package (``proxy`` modules one by one).
@@ -62,7 +62,7 @@ start = rss_kib()
 sys.meta_path.insert(0, Recorder())
 from proxy import cli
 cli.build_parser("serve")
-import proxy.serve, uvloop
+import proxy.process.serve, uvloop
 from proxy.config import load_config
 from proxy.server import create_app
 imported = rss_kib()

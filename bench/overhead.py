@@ -35,7 +35,7 @@ from bench.common import (
     stop_process,
     wait_http,
 )
-from proxy.sim.mm7 import submit_request
+from proxy.tools.sim.mm7 import submit_request
 
 SUBMIT_REQ = submit_request("+15550001000", transaction_id="bench-1").encode()
 MOMS_QUERY = "client_id=1&token=t&campaign_id=1&from=21534&to=15550000001&message=hi&format=json"
@@ -54,7 +54,8 @@ routes:
 def _start_proxy(config_path: Path, observe: bool) -> subprocess.Popen[bytes]:
     code = (
         "import sys; from proxy.config import load_config;"
-        "from proxy.logs import configure_logging; from proxy.serve import run;"
+        "from proxy.observability.logs import configure_logging;"
+        "from proxy.process.serve import run;"
         "on = sys.argv[2] == 'on'; configure_logging('info' if on else 'error', 'json');"
         "run(load_config(sys.argv[1]), metrics_enabled=on)"
     )
@@ -136,12 +137,12 @@ def micro(calls: int = 20_000) -> dict[str, float]:
     """Microseconds per call of ``Metrics.observe`` and of the request log line."""
     from prometheus_client import CollectorRegistry
 
-    from proxy.catalog import load_catalog
-    from proxy.classify import Outcome
+    from proxy.codes.catalog import load_catalog
+    from proxy.codes.classify import Outcome
     from proxy.config import parse_config
-    from proxy.logs import configure_logging
-    from proxy.metrics import Metrics
-    from proxy.observe import RequestRecord, log_request
+    from proxy.observability.logs import configure_logging
+    from proxy.observability.metrics import Metrics
+    from proxy.observability.record import RequestRecord, log_request
 
     catalog = load_catalog()
     config = parse_config(

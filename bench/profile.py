@@ -52,14 +52,14 @@ INSTALL_HINT = "pip install py-spy (make profile installs it)"
 # The pipeline's stages, each by the function that runs it and where it lives (inclusive).
 STAGES: dict[str, tuple[str, str]] = {
     "aiohttp's connection handler (all of a request)": ("_handle_request", "aiohttp/"),
-    "gateway-proxy's handler": ("handle", "proxy/server.py"),
-    "upstream exchange (send, wait, read)": ("exchange", "proxy/forward.py"),
+    "gateway-proxy's handler": ("handle", "proxy/server/handle.py"),
+    "upstream exchange (send, wait, read)": ("exchange", "proxy/upstream/exchange.py"),
     "vendor parsing (XML, JSON)": ("parse_reply", "proxy/vendors/"),
-    "classification": ("_classify", "proxy/server.py"),
-    "reply decision": ("decide_reply", "proxy/respond.py"),
-    "finish (observe, build the response)": ("_finish", "proxy/server.py"),
-    "  the log line": ("log_request", "proxy/observe.py"),
-    "  the metrics": ("observe", "proxy/metrics.py"),
+    "classification": ("_classify", "proxy/server/handle.py"),
+    "reply decision": ("decide_reply", "proxy/server/respond.py"),
+    "finish (observe, build the response)": ("_finish", "proxy/server/handle.py"),
+    "  the log line": ("log_request", "proxy/observability/record.py"),
+    "  the metrics": ("observe", "proxy/observability/metrics.py"),
 }
 
 # "function (path:line)" as py-spy's raw format writes a frame.

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from proxy.sim.mm7 import submit_request
+from proxy.tools.sim.mm7 import submit_request
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_IN_FLIGHT = 20

@@ -1,46 +1,51 @@
 """gateway-proxy: one envelope for every MM7 and MoMS gateway answer.
 
-How a request flows, and which module owns each step. ``server.handle`` is this list,
-each stage a function that returns the value the next one takes::
+How a request flows, and where each step lives. ``server/handle.py``'s ``handle`` is this
+list, each stage a function that returns the value the next one takes::
 
-    app ──► server.py    aiohttp app on ``listen``; ``handle`` runs the stages below,
-            │            called straight from the guarded connection handler (protocol.py:
-            │            head deadline, parser refusals as envelopes, any method; no router)
-            │
-            ├─ route     routing.py   pure ``decide(routes, method, target)`` → ``RouteMatch``
-            │                         or ``Refusal`` (no route → ROUTE_NOT_FOUND; absolute-URI,
-            │                         CONNECT and dot-segment paths → INVALID_REQUEST)
-            ├─ forward   forward.py   stream the body to the route's upstream over the one
-            │                         keep-alive pool (upstream.py: HTTP/1.1 on aiohttp's
-            │                         connection protocol, never a retry) →
-            │                         ``UpstreamAnswer``; every aiohttp/OS error is mapped
-            │                         here, once, to a ``ProxyFailure`` kind (vocab.py's
-            │                         ``FailureKind``)
-            ├─ parse     vendors/     pure: bytes + content type in, ``VendorReply`` out
-            │                         (mm7.py, moms.py; hostile-XML-safe: safexml.py)
-            ├─ classify  classify.py  pure: ``VendorReply`` + status + headers, or a failure
-            │                         kind → ``Outcome``, against the catalog (catalog.py,
-            │                         loaded from ``config/codes.yaml``)
-            ├─ respond   respond.py   pure ``decide_reply``: passthrough or the envelope
-            │                         (envelope.py: RFC 9457 on errors) → ``Reply``
-            └─ observe   metrics.py, observe.py   one counter increment, histograms and one
-                                      redacted structured log line (logs.py, written off
-                                      the event loop by log_sink.py)
+    app ──► aio/server.py      aiohttp's connection handler, guarded (head deadline,
+            │                  parser refusals as envelopes, any method; no router)
+            ├─ route    server/routing.py    pure ``decide`` → RouteMatch, InboundMatch
+            │                                or Refusal (no route, absolute-URI, dot
+            │                                segments)
+            ├─ admit    server/admission.py  ``admitted``: max_in_flight, the drain; the
+            │                                one way in, for sends and callbacks alike
+            ├─ forward  upstream/            ``exchange``: the body streamed to the
+            │                                route's endpoint over the one keep-alive pool,
+            │                                within a deadline; every OS/aiohttp error
+            │                                mapped once (errors.py) to an
+            │                                ExchangeFailure(kind, reached)
+            ├─ parse    vendors/             pure: bytes → VendorReply with every status
+            │                                signal (mm7.py, moms.py; safexml.py)
+            ├─ classify codes/classify.py    pure: the signals, the HTTP status, headers →
+            │                                Outcome, against the catalog (codes/catalog.py,
+            │                                from config/codes.yaml)
+            ├─ respond  server/respond.py    pure: passthrough or the envelope
+            │                                (codes/envelope.py: RFC 9457 on errors)
+            └─ observe  observability/       one counter, histograms and one redacted
+                                             structured log line (written off the loop)
 
-    operator ──► admin.py  ``admin_listen``: /metrics, /healthz, /readyz
-    serve.py  both servers in one event loop; SIGTERM → not ready → drain → stop
-    workers.py  ``serve --workers N``: N such processes on one port (SO_REUSEPORT); the
-              parent serves the admin port, /metrics adding up every worker
+    relay ──► the same edge, an inbound route: inbound/ reads the callback (pure), posts
+              one JSON event to the app's webhook (upstream/webhook.py: the same pool),
+              and answers the relay once the app has
+    operator ──► server/admin.py on ``admin_listen``: /metrics, /healthz, /readyz
 
-Shared ground: vocab.py holds every closed set of names (vendors, categories, failure
-kinds, faults); loading.py is the one way to read a data file (config.py, catalog.py and
-the simulator's tables all report ``file: key: reason``). Configuration is parsed once
-into frozen objects; state that lives for the process (config, catalog, the upstream
-pool, the ClientSession for the app's webhooks, metrics) sits in typed ``web.AppKey``s
-(server.py). The command line (cli.py, a table of subcommands) serves, checks configs,
-prints the catalog, translates captured replies offline and runs the gateway simulator
-(sim/, an independent oracle: it shares no parsing or codes with the proxy) and the demo
-(demo.py).
+The rooms::
+
+    aio/            the fence: every private aiohttp name, and only there (pinned, with a
+                    canary test)
+    server/         the HTTP edge and the pipeline: app.py (create_app, state in typed
+                    AppKeys: keys.py), handle.py, routing, admission, headers, respond
+    upstream/       endpoints, the pool, one exchange, the error map, webhooks
+    vendors/        the gateways' answers parsed (sans-io, hostile-XML-safe)
+    codes/          the catalog, the verdict, the envelope
+    inbound/        relay callbacks: parse, event, answer (sans-io); handler.py, the HTTP side
+    observability/  metrics, the log line, logging, redaction
+    config/         the YAML → frozen objects; the one loader of data files
+    process/        serve (signals, drain), --workers, listening ports
+    tools/          the gateway simulator (an independent oracle), the demo
+    cli.py          the command line, a table of subcommands
+    vocab.py        every closed set of names (vendors, categories, failure kinds, reasons)
 """
 
 __version__ = "0.1.0"

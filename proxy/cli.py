@@ -18,7 +18,7 @@ import orjson
 from multidict import CIMultiDict
 
 from proxy import __version__
-from proxy.catalog import Catalog, CatalogError, load_catalog
+from proxy.codes.catalog import Catalog, CatalogError, load_catalog
 from proxy.config import (
     DEFAULT_CONFIG_PATH,
     ENV_CONFIG,
@@ -26,7 +26,7 @@ from proxy.config import (
     load_config,
     resolve_config_path,
 )
-from proxy.logs import configure_logging, get_logger
+from proxy.observability.logs import configure_logging, get_logger
 from proxy.vocab import LOG_FORMATS, LOG_LEVELS, VENDOR_NAMES, LogFormat, LogLevel, VendorName
 
 
@@ -122,19 +122,19 @@ def _translate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
-    from proxy.sim.settings import add_simulate_arguments  # noqa: PLC0415 - lazy
+    from proxy.tools.sim.settings import add_simulate_arguments  # noqa: PLC0415 - lazy
 
     add_simulate_arguments(parser)
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from proxy.demo import add_demo_arguments  # noqa: PLC0415 - lazy
+    from proxy.tools.demo import add_demo_arguments  # noqa: PLC0415 - lazy
 
     add_demo_arguments(parser)
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from proxy import sim  # noqa: PLC0415 - the simulator only when simulating
+    from proxy.tools import sim  # noqa: PLC0415 - the simulator only when simulating
 
     try:
         settings = sim.settings_from_args(args)
@@ -147,7 +147,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from proxy.demo import run_demo  # noqa: PLC0415 - the demo only when asked for
+    from proxy.tools.demo import run_demo  # noqa: PLC0415 - the demo only when asked for
 
     return run_demo(args)
 
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from proxy.serve import ListenError, run  # noqa: PLC0415 - the server only when serving
+    from proxy.process.serve import ListenError, run  # noqa: PLC0415 - the server only when serving
 
     path = resolve_config_path(args.config)
     try:
@@ -206,7 +206,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(level, fmt)
     try:
         if args.workers > 1:
-            from proxy.workers import run_workers  # noqa: PLC0415 - only with --workers
+            from proxy.process.workers import run_workers  # noqa: PLC0415 - only with --workers
 
             return run_workers(config, args.workers, level, fmt)
         run(config)
@@ -243,7 +243,7 @@ def _codes(args: argparse.Namespace) -> int:
     catalog = _load_catalog_or_report(args.catalog)
     if catalog is None:
         return EXIT_USAGE
-    from proxy.codes_table import render_codes  # noqa: PLC0415
+    from proxy.codes.table import render_codes  # noqa: PLC0415
 
     sys.stdout.write(render_codes(catalog, vendor=args.vendor, fmt=args.format))
     return EXIT_OK
@@ -266,9 +266,9 @@ def _translate(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         headers.add(name.strip(), value.strip())
     vendor: VendorName = args.vendor
-    from proxy.classify import classify_reply  # noqa: PLC0415
-    from proxy.envelope import build_envelope  # noqa: PLC0415
-    from proxy.headers import content_type_of  # noqa: PLC0415
+    from proxy.codes.classify import classify_reply  # noqa: PLC0415
+    from proxy.codes.envelope import build_envelope  # noqa: PLC0415
+    from proxy.server.headers import content_type_of  # noqa: PLC0415
     from proxy.vendors import parse_reply  # noqa: PLC0415
 
     content_type = content_type_of(headers) if "Content-Type" in headers else args.content_type

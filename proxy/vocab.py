@@ -29,6 +29,36 @@ FAILURE_KINDS: tuple[FailureKind, ...] = (*get_args(UpstreamFailure), *get_args(
 #: The ``reason`` label of ``gateway_proxy_upstream_failures_total``.
 UPSTREAM_FAILURES: tuple[UpstreamFailure, ...] = get_args(UpstreamFailure)
 
+#: ``reason`` of ``gateway_proxy_rejected_requests_total``: the proxy refused a request on
+#: its own account (``head_timeout``: a connection whose head never arrived, no request).
+RejectionReason = Literal[
+    "shed", "shutdown", "client_timeout", "header_too_large", "uri_too_long", "bad_request",
+    "head_timeout",
+]  # fmt: skip
+REJECTION_REASONS: tuple[RejectionReason, ...] = get_args(RejectionReason)
+
+#: ``reason`` of ``gateway_proxy_webhook_failures_total``: the app's webhook answered
+#: 4xx (``refused``: not retried), 5xx or 3xx; or the exchange with it failed.
+WebhookRefusal = Literal["refused", "server_error", "redirect"]
+WebhookFailure = WebhookRefusal | Literal["connect", "timeout", "connection_lost", "unparseable"]
+WEBHOOK_FAILURES: tuple[WebhookFailure, ...] = (
+    *get_args(WebhookRefusal),
+    "connect",
+    "timeout",
+    "connection_lost",
+    "unparseable",
+)
+
+#: ``event`` label of ``gateway_proxy_inbound_events_total``: the three callbacks, and
+#: ``invalid`` for one the proxy could not take.
+InboundEvent = Literal["delivery_report", "read_reply", "message", "invalid"]
+INBOUND_EVENTS: tuple[InboundEvent, ...] = get_args(InboundEvent)
+
+#: HTTP facts several modules rely on: answers that carry no body (RFC 9110 §6.4.1, §15.4.5)
+#: and methods a request body is not expected with.
+BODILESS_STATUSES = frozenset({204, 304})
+METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
 #: Transport faults the gateway simulator can play (``X-Sim-Fault``, the mix).
 FaultName = Literal["refuse", "hang", "drip", "reset", "oversize", "html502", "empty", "malformed"]
 FAULT_NAMES: tuple[FaultName, ...] = get_args(FaultName)
@@ -39,21 +69,30 @@ LogFormat = Literal["json", "console"]
 LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
 
 __all__ = [
+    "BODILESS_STATUSES",
     "CATEGORIES",
     "FAILURE_KINDS",
     "FAULT_NAMES",
+    "INBOUND_EVENTS",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "METHODS_WITHOUT_BODY",
     "MODES",
+    "REJECTION_REASONS",
     "UPSTREAM_FAILURES",
     "VENDOR_NAMES",
+    "WEBHOOK_FAILURES",
     "Category",
     "FailureKind",
     "FaultName",
+    "InboundEvent",
     "LogFormat",
     "LogLevel",
     "Mode",
     "OwnFailure",
+    "RejectionReason",
     "UpstreamFailure",
     "VendorName",
+    "WebhookFailure",
+    "WebhookRefusal",
 ]

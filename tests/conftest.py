@@ -20,9 +20,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from proxy.catalog import Catalog, load_catalog
+from proxy.codes.catalog import Catalog, load_catalog
 from proxy.config import Config, parse_config
-from proxy.logs import configure_logging
+from proxy.observability.logs import configure_logging
 from tests import pii
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,13 +155,12 @@ def make_config(*routes: dict[str, Any], **top: Any) -> Config:
 ProxyFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
-class ProxyTestServer(TestServer):
+def ProxyTestServer(app: web.Application) -> TestServer:
     """aiohttp's TestServer on the proxy's own runner (the guarded connection handler)."""
+    from proxy.aio.testing import GuardedTestServer
+    from proxy.server import runner
 
-    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
-        from proxy.server import ProxyRunner
-
-        return ProxyRunner(self.app, **kwargs)
+    return GuardedTestServer(app, runner)
 
 
 @pytest.fixture

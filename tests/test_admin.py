@@ -4,7 +4,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from proxy.admin import Readiness, create_admin_app
+from proxy.server.admin import Readiness, create_admin_app
 
 
 async def test_health_and_readiness(aiohttp_client: Any) -> None:

@@ -5,11 +5,11 @@ import pytest
 from bench import imports, profile
 
 RAW = [
-    "run (asyncio/events.py:80);handle (main/proxy/server.py:150);"
-    "exchange (main/proxy/forward.py:170);_send (main/proxy/forward.py:230) 30\n",
-    "run (asyncio/events.py:80);handle (main/proxy/server.py:150);"
-    "_finish (main/proxy/server.py:300);log_request (main/proxy/observe.py:50) 20\n",
-    "run (asyncio/events.py:80);handle (main/proxy/server.py:150) 10\n",
+    "run (asyncio/events.py:80);handle (main/proxy/server/handle.py:150);"
+    "exchange (main/proxy/upstream/exchange.py:170);_send (main/proxy/upstream/connection.py:230) 30\n",
+    "run (asyncio/events.py:80);handle (main/proxy/server/handle.py:150);"
+    "_finish (main/proxy/server/handle.py:300);log_request (main/proxy/observability/record.py:50) 20\n",
+    "run (asyncio/events.py:80);handle (main/proxy/server/handle.py:150) 10\n",
     "run (asyncio/events.py:80);_handle_request (aiohttp/web_protocol.py:500) 40\n",
     "not a stack line\n",
     "\n",
@@ -17,8 +17,8 @@ RAW = [
 
 
 def test_frames_are_function_and_a_short_path() -> None:
-    frame = "exchange (/work/main/proxy/forward.py:170)"
-    assert profile.frame_key(frame) == ("exchange", "proxy/forward.py")
+    frame = "exchange (/work/main/proxy/upstream/exchange.py:170)"
+    assert profile.frame_key(frame) == ("exchange", "proxy/upstream/exchange.py")
     site = "feed_data (/x/.venv/lib/python3.11/site-packages/aiohttp/streams.py:12)"
     assert profile.frame_key(site) == ("feed_data", "aiohttp/streams.py")
     assert profile.frame_key("<native>") == ("<native>", "")
@@ -68,14 +68,14 @@ def test_the_import_probe_measures_a_real_interpreter() -> None:
     packages = figures["packages_kib"]
     assert isinstance(packages, dict)
     assert {"aiohttp", "lxml", "proxy.server"} <= set(packages)
-    assert "proxy.sim" not in packages  # serve does not load the simulator
+    assert "proxy.tools.sim" not in packages  # serve does not load the simulator
     assert isinstance(figures["imports_kib"], int)
     assert figures["imports_kib"] > 0
 
 
 def test_stages_match_class_qualified_names_as_py_spy_writes_them() -> None:
     raw = ["run (a.py:1);RequestHandler._handle_request (aiohttp/web_protocol.py:9) 5\n",
-           "run (a.py:1);Metrics.observe (main/proxy/metrics.py:9) 5\n"]  # fmt: skip
+           "run (a.py:1);Metrics.observe (main/proxy/observability/metrics.py:9) 5\n"]  # fmt: skip
     rows, total = profile.parse_raw(raw)
     shares = profile.stage_shares(rows, total)
     assert shares["aiohttp's connection handler (all of a request)"] == pytest.approx(0.5)
@@ -105,9 +105,9 @@ def test_side_by_side_adds_self_time_per_module_for_each_target() -> None:
     gp = profile.by_module(rows, total, 100.0)
     assert gp == {
         "aiohttp server (request, response, writer)": 40.0,
-        "proxy/forward.py": 30.0,
-        "proxy/observe.py": 20.0,
-        "proxy/server.py": 10.0,
+        "proxy/upstream/connection.py": 30.0,
+        "proxy/observability/record.py": 20.0,
+        "proxy/server/handle.py": 10.0,
     }
     text = profile.render_side_by_side({"gateway-proxy": gp, "minimal": {"asyncio": 50.0}}, 10)
     lines = text.splitlines()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy.catalog import Catalog, CatalogError, load_catalog, parse_catalog
+from proxy.codes.catalog import Catalog, CatalogError, load_catalog, parse_catalog
 
 # The product's tables, transcribed independently of config/codes.yaml.
 CANONICAL = {

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.catalog import CatalogError, builtin_catalog_path, load_catalog, parse_catalog
+from proxy.codes.catalog import CatalogError, builtin_catalog_path, load_catalog, parse_catalog
 from tests.test_vendors_fuzz import FUZZ
 
 BUILTIN: dict[str, Any] = yaml.safe_load(builtin_catalog_path().read_text(encoding="utf-8"))

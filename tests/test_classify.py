@@ -2,8 +2,8 @@
 
 import pytest
 
-from proxy.catalog import Catalog
-from proxy.classify import classify_failure, classify_reply
+from proxy.codes.catalog import Catalog
+from proxy.codes.classify import classify_failure, classify_reply
 from proxy.vendors.base import VendorReply
 
 

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from proxy.catalog import load_catalog
-from proxy.classify import classify_reply
-from proxy.envelope import build_envelope
+from proxy.codes.catalog import load_catalog
+from proxy.codes.classify import classify_reply
+from proxy.codes.envelope import build_envelope
 from proxy.vendors import parse_reply
 from proxy.vendors.mm7 import parse_mm7
 from proxy.vendors.moms import parse_moms

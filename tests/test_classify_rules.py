@@ -9,9 +9,9 @@ from collections.abc import Mapping
 import pytest
 from multidict import CIMultiDict
 
-from proxy.catalog import Catalog
-from proxy.classify import Outcome, classify_reply, fault_candidates
-from proxy.envelope import build_envelope
+from proxy.codes.catalog import Catalog
+from proxy.codes.classify import Outcome, classify_reply, fault_candidates
+from proxy.codes.envelope import build_envelope
 from proxy.vendors.mm7 import parse_mm7
 from proxy.vendors.moms import parse_moms
 

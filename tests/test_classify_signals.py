@@ -12,9 +12,9 @@ from collections.abc import Mapping
 import pytest
 from multidict import CIMultiDict
 
-from proxy.catalog import Catalog
-from proxy.classify import Outcome, classify_reply
-from proxy.envelope import build_envelope
+from proxy.codes.catalog import Catalog
+from proxy.codes.classify import Outcome, classify_reply
+from proxy.codes.envelope import build_envelope
 from proxy.vendors import parse_reply
 from proxy.vendors.base import VendorReply
 from proxy.vendors.mm7 import MM7_NAMESPACES, parse_mm7

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.catalog import load_catalog
 from proxy.cli import main
-from proxy.codes_table import render_codes
+from proxy.codes.catalog import load_catalog
+from proxy.codes.table import render_codes
 from tests.conftest import validate_envelope
 
 ROOT = Path(__file__).resolve().parents[1]

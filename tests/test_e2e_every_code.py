@@ -1,7 +1,7 @@
 """End to end: every catalog code, fault and reply shape, from the simulator through the proxy.
 
-The simulator (proxy/sim) is the upstream and the oracle: it shares no code with the proxy
-(tests/test_sim_codes.py checks that). The proxy (proxy/server.py) classifies its answers.
+The simulator (proxy/tools/sim) is the upstream and the oracle: it shares no code with the proxy
+(tests/test_sim_codes.py checks that). The proxy (proxy/server/) classifies its answers.
 Each vendor code of the catalog must come out as the catalog's canonical code, whatever
 reply shape (X-Sim-Shape) the simulator lays it out in.
 """
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from proxy.catalog import Catalog
-from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.mm7 import submit_request
+from proxy.codes.catalog import Catalog
+from proxy.tools.sim import SimSettings, create_sim_app
+from proxy.tools.sim.mm7 import submit_request
 from tests.conftest import ProxyFactory, make_config
 
 Client = TestClient[Any, Any]

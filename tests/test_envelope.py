@@ -2,9 +2,9 @@
 
 import orjson
 
-from proxy.catalog import Catalog
-from proxy.classify import Outcome, classify_failure
-from proxy.envelope import build_envelope, passthrough_headers, render
+from proxy.codes.catalog import Catalog
+from proxy.codes.classify import Outcome, classify_failure
+from proxy.codes.envelope import build_envelope, passthrough_headers, render
 from tests.conftest import validate_envelope
 
 

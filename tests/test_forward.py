@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.forward import decode_content, map_exception
+from proxy.upstream import decode_content
+from proxy.upstream.errors import connect_failure, exchange_failure
 from tests.conftest import make_config
 
 
@@ -188,16 +189,21 @@ async def test_large_upload_is_streamed_not_buffered(one_route_proxy: Any) -> No
     assert growth_mb < 20, f"memory grew by {growth_mb:.1f} MB while streaming {total} bytes"
 
 
-def test_map_exception_kinds() -> None:
-    key = aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None)
-    refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
-    assert map_exception(refused)[0] == "connect"
-    assert map_exception(aiohttp.ConnectionTimeoutError())[0] == "connect"
-    assert map_exception(aiohttp.SocketTimeoutError())[0] == "timeout"
-    assert map_exception(TimeoutError())[0] == "timeout"
-    assert map_exception(aiohttp.ServerDisconnectedError())[0] == "connection_lost"
-    assert map_exception(aiohttp.ClientPayloadError("x"))[0] == "connection_lost"
-    assert map_exception(ConnectionResetError())[0] == "connection_lost"
+def test_the_error_map_says_what_failed_and_whether_it_reached_the_gateway() -> None:
+    import socket
+    import ssl
+
+    assert connect_failure(ConnectionRefusedError(111, "refused")).kind == "connect"
+    assert not connect_failure(socket.gaierror(-2, "x")).reached
+    assert "TLS" in connect_failure(ssl.SSLCertVerificationError("x")).detail
+    assert exchange_failure(aiohttp.SocketTimeoutError(), reached=True).kind == "timeout"
+    assert exchange_failure(TimeoutError(), reached=True).kind == "timeout"
+    lost = exchange_failure(aiohttp.ServerDisconnectedError(), reached=True)
+    assert (lost.kind, lost.reached) == ("connection_lost", True)
+    assert exchange_failure(aiohttp.ClientPayloadError("x"), reached=True).kind == "connection_lost"
+    # A pooled connection found reset before a byte went out: it never had the request.
+    gone = exchange_failure(ConnectionResetError(), reached=False)
+    assert (gone.kind, gone.reached) == ("connect", False)
 
 
 def gzip_reply(body: bytes, status: int = 200) -> web.Response:

@@ -1,4 +1,4 @@
-"""Decode whole or fail (README "Codes", rule 8): proxy/forward.py ``decode_content``, and
+"""Decode whole or fail (README "Codes", rule 8): proxy/upstream/decode.py ``decode_content``, and
 what an answer whose body cannot be decoded becomes.
 
 A body decoded in part used to fall back to the HTTP status: for a 500 that is the
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from proxy.forward import ProxyFailure, decode_content
+from proxy.upstream import ExchangeFailure, decode_content
 
 NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
 REFUSED = (
@@ -76,7 +76,7 @@ def test_codings_are_undone_in_reverse_order_of_application() -> None:
 def test_a_body_that_cannot_be_decoded_whole_is_refused(
     body: bytes, coding: str, reason: str
 ) -> None:
-    with pytest.raises(ProxyFailure) as failure:
+    with pytest.raises(ExchangeFailure) as failure:
         decode_content(body, coding, 1 << 20)
     assert failure.value.kind == "unparseable"
     assert reason in failure.value.detail
@@ -85,7 +85,7 @@ def test_a_body_that_cannot_be_decoded_whole_is_refused(
 
 def test_the_limit_holds_across_members() -> None:
     bomb = members(*(b"a" * 60_000 for _ in range(4)))
-    with pytest.raises(ProxyFailure) as failure:
+    with pytest.raises(ExchangeFailure) as failure:
         decode_content(bomb, "gzip", 100_000)
     assert failure.value.kind == "too_large"
     assert decode_content(bomb, "gzip", 240_000) == b"a" * 240_000

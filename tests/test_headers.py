@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.headers import (
+from proxy.server.headers import (
     downstream_response_headers,
     request_id_from,
     rewrite_location,

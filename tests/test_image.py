@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy.sim.mm7 import submit_request
+from proxy.tools.sim.mm7 import submit_request
 from tests.prometheus_harness import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.catalog import CatalogError, builtin_catalog_path
+from proxy.codes.catalog import CatalogError, builtin_catalog_path
+from proxy.config.loading import Checker, read_yaml
 from proxy.inbound import InboundTablesError, parse_inbound_tables, read_inbound_tables
-from proxy.loading import Checker, read_yaml
 
 CODES = Path(__file__).resolve().parents[1] / "config" / "codes.yaml"
 

@@ -23,10 +23,10 @@ print("\\n".join(sorted(sys.modules)))
 
 # Neither the simulator, the demo, nor (without inbound routes) the callback side.
 _NOT_FOR_SERVE = (
-    "proxy.sim",
-    "proxy.demo",
-    "proxy.demo_webhook",
-    "proxy.callbacks",
+    "proxy.tools.sim",
+    "proxy.tools.demo",
+    "proxy.tools.demo_webhook",
+    "proxy.inbound.handler",
     "proxy.inbound.mm7",
     "proxy.inbound.event",
     "proxy.inbound.answer",
@@ -58,8 +58,8 @@ def test_serve_without_inbound_routes_loads_no_simulator_demo_or_callback_code(
 
 def test_a_config_with_inbound_routes_loads_the_callback_side() -> None:
     loaded = _modules_after_serve_setup(REPO / "config" / "demo.yaml")
-    assert {"proxy.callbacks", "proxy.inbound.mm7", "proxy.inbound.event"} <= loaded
-    assert "proxy.sim" not in loaded
+    assert {"proxy.inbound.handler", "proxy.inbound.mm7", "proxy.inbound.event"} <= loaded
+    assert "proxy.tools.sim" not in loaded
 
 
 @pytest.mark.parametrize("name", ["build_event", "parse_callback", "Echo", "RETRY_CODES"])

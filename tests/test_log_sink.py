@@ -1,4 +1,4 @@
-"""Tests for proxy.log_sink: the bounded line buffer, its writer thread and its metric,
+"""Tests for proxy.observability.log_sink: the bounded line buffer, its writer thread and its metric,
 and the buffered output configure_logging builds from them."""
 
 import io
@@ -19,7 +19,7 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 
-from proxy.log_sink import (
+from proxy.observability.log_sink import (
     CAPACITY_CHARS,
     CAPACITY_LINES,
     DroppedLinesCollector,
@@ -27,7 +27,13 @@ from proxy.log_sink import (
     LineSink,
     sink_for,
 )
-from proxy.logs import close_logs, configure_logging, dropped_lines, flush_logs, get_logger
+from proxy.observability.logs import (
+    close_logs,
+    configure_logging,
+    dropped_lines,
+    flush_logs,
+    get_logger,
+)
 from tests.conftest import configure_suite_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,7 +280,7 @@ def test_a_pipe_shared_with_other_processes_gets_pipe_buf_writes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``serve --workers``: another worker may take the room between the look and the write."""
-    monkeypatch.setattr("proxy.log_sink._SHARED", True)
+    monkeypatch.setattr("proxy.observability.log_sink._SHARED", True)
     read_end, write_end = os.pipe()
     try:
         counted = _CountedWrites(monkeypatch)
@@ -320,7 +326,7 @@ def test_dropped_lines_collector_exposes_the_count() -> None:
 
 
 def test_dropped_lines_collector_defaults_to_the_process_count() -> None:
-    """Without a count, the collector reports proxy.logs.dropped_lines()."""
+    """Without a count, the collector reports proxy.observability.logs.dropped_lines()."""
     registry = CollectorRegistry()
     registry.register(DroppedLinesCollector())
     value = registry.get_sample_value("gateway_proxy_log_lines_dropped_total")
@@ -384,7 +390,7 @@ def test_one_sink_per_file(pipe: tuple[int, IO[str]]) -> None:
 
 CHILD = """
 import asyncio, json, sys
-from proxy.logs import close_logs, configure_logging, dropped_lines, get_logger
+from proxy.observability.logs import close_logs, configure_logging, dropped_lines, get_logger
 
 LINES, TICKS = 100_000, 200
 
@@ -461,7 +467,7 @@ def test_an_unread_stdout_pipe_never_stalls_the_event_loop() -> None:
 
 EXITING_CHILD = """
 import sys
-from proxy.logs import configure_logging, get_logger
+from proxy.observability.logs import configure_logging, get_logger
 
 configure_logging("info", "json")
 log = get_logger("child")

@@ -1,4 +1,4 @@
-"""Tests for proxy.logs: JSON/console output, level filtering and the redaction processor."""
+"""Tests for proxy.observability.logs: JSON/console output, level filtering and the redaction processor."""
 
 import io
 import json
@@ -13,7 +13,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.logs import (
+from proxy.observability.logs import (
     REDACTED,
     SECRET_KEYS,
     configure_logging,
@@ -406,7 +406,7 @@ def test_non_secret_keys_are_not_redacted() -> None:
 
 def test_every_secret_key_has_a_fast_path_hint() -> None:
     """The cheap pre-check must see every secret name, or text secrets would slip past."""
-    from proxy.redact import _SECRET_HINTS
+    from proxy.observability.redact import _SECRET_HINTS
 
     for key in SECRET_KEYS:
         assert any(hint in key for hint in _SECRET_HINTS), key

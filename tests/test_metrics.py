@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import DuplicateTimeseries
 
-from proxy.admin import Readiness, create_admin_app
-from proxy.catalog import Catalog
-from proxy.classify import Outcome
-from proxy.metrics import BUCKETS, Metrics, expose_without_created, upstream_buckets
+from proxy.codes.catalog import Catalog
+from proxy.codes.classify import Outcome
+from proxy.observability.metrics import BUCKETS, Metrics, expose_without_created, upstream_buckets
+from proxy.server.admin import Readiness, create_admin_app
 from tests.conftest import make_config
 
 ROUTES = make_config(

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from proxy.metrics import UNMATCHED_ROUTE
+from proxy.observability.metrics import UNMATCHED_ROUTE
 from proxy.server import create_app
 from tests.conftest import make_config
 

@@ -46,11 +46,11 @@ from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from bench import traffic
-from proxy.admin import create_admin_app
-from proxy.metrics import UNMATCHED_ROUTE
+from proxy.observability.metrics import UNMATCHED_ROUTE
 from proxy.server import READINESS_KEY, create_app
-from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.mm7 import render_reply, submit_request
+from proxy.server.admin import create_admin_app
+from proxy.tools.sim import SimSettings, create_sim_app
+from proxy.tools.sim.mm7 import render_reply, submit_request
 from tests.conftest import make_config
 from tests.prometheus_harness import (
     INSTALL_HINT,

@@ -1,6 +1,6 @@
 """The README's quickstart is real: its curl commands, run against a live demo, return its JSON.
 
-The demo (``python -m proxy demo``, proxy/demo.py) runs as a subprocess with the shipped
+The demo (``python -m proxy demo``, proxy/tools/demo.py) runs as a subprocess with the shipped
 ``config/demo.yaml`` moved to free ports (timeouts unchanged, so the timeout call takes the
 config's own ``timeout.total``). Each ``sh`` block of the README's Quickstart is run with the
 real ``curl`` when there is one (else an urllib translation), and its answer must equal the
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.sim.mm7 import submit_request
+from proxy.tools.sim.mm7 import submit_request
 from tests.demo_process import DEMO_CONFIG, DemoProcess, running_demo
 from tests.test_sim_demo import run_curl
 

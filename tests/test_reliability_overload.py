@@ -78,7 +78,7 @@ async def test_listen_backlog_sets_the_listen_queue(gateway: Any) -> None:
     """The kernel shows a listening socket's backlog as its Send-Q (ss -ltn)."""
     import shutil
 
-    from proxy.serve import serve
+    from proxy.process.serve import serve
     from tests.conftest import make_config
     from tests.test_forward import free_port
 

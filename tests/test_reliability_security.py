@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from proxy.serve import serve
+from proxy.process.serve import serve
 from tests import pii
 from tests.conftest import ProxyFactory, make_config
 from tests.test_reliability_gateway import (

@@ -4,11 +4,11 @@ import orjson
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.catalog import Catalog
-from proxy.classify import Outcome, classify_failure, classify_reply
+from proxy.codes.catalog import Catalog
+from proxy.codes.classify import Outcome, classify_failure, classify_reply
 from proxy.config import Route
-from proxy.forward import UpstreamAnswer
-from proxy.respond import decide_reply
+from proxy.server.respond import decide_reply
+from proxy.upstream import Answer, endpoint_of
 from proxy.vendors import parse_reply
 from tests.conftest import make_config, validate_envelope
 
@@ -29,12 +29,13 @@ FAULT = (
 )
 
 
-def answer(status: int, body: bytes, **headers: str) -> UpstreamAnswer:
+def answer(status: int, body: bytes, **headers: str) -> Answer:
     h = CIMultiDictProxy(CIMultiDict({k.replace("_", "-"): v for k, v in headers.items()}))
-    return UpstreamAnswer(status, h, body, body, duration_s=0.01, bytes_out=3)
+    endpoint = endpoint_of("http://relay.invalid/api")
+    return Answer(status, h, body, body, duration_s=0.01, bytes_out=3, endpoint=endpoint)
 
 
-def outcome_for(catalog: Catalog, route: Route, ans: UpstreamAnswer) -> Outcome:
+def outcome_for(catalog: Catalog, route: Route, ans: Answer) -> Outcome:
     reply = parse_reply(route.vendor, ans.content, ans.headers.get("Content-Type"))
     return classify_reply(catalog, route.vendor, reply, ans.status, headers=ans.headers)
 

@@ -1,4 +1,4 @@
-"""Passthrough routes (proxy/respond.py): the envelope's verdict in ``X-Gateway-*``, no
+"""Passthrough routes (proxy/server/respond.py): the envelope's verdict in ``X-Gateway-*``, no
 empty header, and gateway redirects that real client libraries can follow.
 
 The clients are ``requests`` (what Python MoMS clients are built on, following 301-303

@@ -6,7 +6,7 @@ of the path and query, or the refusal's kind.
 
 import pytest
 
-from proxy.routing import Refusal, RouteMatch, decide, is_safe_path
+from proxy.server.routing import Refusal, RouteMatch, decide, is_safe_path
 from tests.conftest import make_config
 
 ROUTES = make_config(

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.serve import serve
+from proxy.process.serve import serve
 from tests.conftest import make_config
 from tests.test_forward import free_port
 

@@ -291,7 +291,7 @@ async def test_an_unexpected_error_still_gets_an_envelope_and_a_traceback(
     def broken(*args: Any) -> Any:
         raise RuntimeError("parser bug")
 
-    monkeypatch.setattr("proxy.server.parse_reply", broken)
+    monkeypatch.setattr("proxy.server.handle.parse_reply", broken)
     client = await one_route_proxy(Recorder())
     resp = await client.post("/gw", data=SUBMIT_REQ, headers={"X-Request-ID": "bug-1"})
     env = await resp.json()

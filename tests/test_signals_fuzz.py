@@ -33,10 +33,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.catalog import load_catalog
-from proxy.classify import Outcome, classify_reply
-from proxy.forward import decode_content
-from proxy.headers import content_type_of
+from proxy.codes.catalog import load_catalog
+from proxy.codes.classify import Outcome, classify_reply
+from proxy.server.headers import content_type_of
+from proxy.upstream import decode_content
 from proxy.vendors import parse_reply
 from proxy.vendors.mm7 import MM7_NAMESPACES
 
@@ -639,7 +639,7 @@ def test_moms_neutral_changes_keep_the_verdict(
 def test_the_fast_path_gives_the_rules_verdict(data: st.DataObject, ok: bool, vendor: str) -> None:
     """classify_reply's shortcut for a single agreeing code is exact: the same Outcome as
     judging every signal by the rules, for any reply the generators build."""
-    from proxy.classify import _by_the_rules
+    from proxy.codes.classify import _by_the_rules
 
     if vendor == "mm7":
         reply = data.draw(mm7_replies(ok))

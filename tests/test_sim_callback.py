@@ -1,4 +1,4 @@
-"""Sending the relay's delivery reports (proxy/sim/callback.py): after the delay, to
+"""Sending the relay's delivery reports (proxy/tools/sim/callback.py): after the delay, to
 ``--callback-url``, with a real relay's retries; tracked tasks, cancelled at shutdown.
 What the reports say is tests/test_sim_mm7_reports.py's subject.
 
@@ -18,9 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from lxml import etree
 
-from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.callback import REPORTER_KEY, Reporter
-from proxy.sim.mm7 import MM7_NS, SOAP_NS
+from proxy.tools.sim import SimSettings, create_sim_app
+from proxy.tools.sim.callback import REPORTER_KEY, Reporter
+from proxy.tools.sim.mm7 import MM7_NS, SOAP_NS
 from tests.demo_process import free_port
 from tests.test_sim_mm7 import _PARSER, NS, Client
 

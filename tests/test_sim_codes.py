@@ -1,4 +1,4 @@
-"""The simulator's codes, vendor names, request builder and settings (proxy/sim/codes.py,
+"""The simulator's codes, vendor names, request builder and settings (proxy/tools/sim/codes.py,
 datafile.py, outcome.py, mm7.submit_request, settings.py): its table is its own, strictly
 checked and in step with the catalog; wrong names fail loudly, options take effect."""
 
@@ -15,10 +15,10 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient
 
-from proxy.catalog import load_catalog
 from proxy.cli import build_parser
-from proxy.sim import create_sim_app, settings_from_args
-from proxy.sim.codes import (
+from proxy.codes.catalog import load_catalog
+from proxy.tools.sim import create_sim_app, settings_from_args
+from proxy.tools.sim.codes import (
     SIM_VENDORS,
     CodesError,
     Mm7Layout,
@@ -27,18 +27,17 @@ from proxy.sim.codes import (
     load_sim_codes,
     parse_sim_codes,
 )
-from proxy.sim.mm7 import MM7_NS, parse_request, submit_request
-from proxy.sim.outcome import Mix, MixEntry, MixError, parse_mix
-from proxy.sim.settings import parse_listen
+from proxy.tools.sim.mm7 import MM7_NS, parse_request, submit_request
+from proxy.tools.sim.outcome import Mix, MixEntry, MixError, parse_mix
+from proxy.tools.sim.settings import parse_listen
 
 Client = TestClient[Any, Any]
 ROOT = Path(__file__).resolve().parent.parent
-SIM_DIR = ROOT / "proxy" / "sim"
+SIM_DIR = ROOT / "proxy" / "tools" / "sim"
 #: What the simulator must not use: the proxy's parsers, catalog and classifier, and its
 #: inbound side (the relay's delivery reports are the simulator's own).
-FORBIDDEN_MODULES = (
-    "proxy.vendors", "proxy.catalog", "proxy.classify", "proxy.inbound", "proxy.callbacks",
-)  # fmt: skip
+# The proxy's parsers, its codes (catalog, classifier, envelope) and its inbound side.
+FORBIDDEN_MODULES = ("proxy.vendors", "proxy.codes", "proxy.inbound")
 _CATALOG_FILE = re.compile(r"(?<!vendor_)codes\.yaml")
 
 
@@ -57,7 +56,7 @@ def test_the_simulator_and_the_catalog_know_the_same_codes(vendor: SimVendor) ->
 
 
 def test_the_table_ships_inside_the_package() -> None:
-    """proxy/sim/vendor_codes.yaml: hatchling puts it in the wheel with the package."""
+    """proxy/tools/sim/vendor_codes.yaml: hatchling puts it in the wheel with the package."""
     assert builtin_path() == SIM_DIR / "vendor_codes.yaml"
     assert builtin_path().is_file()
 
@@ -184,10 +183,10 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return found
 
 
-def borrowed(source: str, package: str = "proxy.sim") -> Iterator[str]:
+def borrowed(source: str, package: str = "proxy.tools.sim") -> Iterator[str]:
     """What in ``source`` (a module of ``package``) uses the proxy's parsers, catalog,
     classifier or catalog file: imports (relative ones resolved), and string constants
-    outside docstrings (``importlib.import_module("proxy.catalog")``, ``"codes.yaml"``)."""
+    outside docstrings (``importlib.import_module("proxy.codes.catalog")``, ``"codes.yaml"``)."""
     tree = ast.parse(source)
     docstrings = _docstrings(tree)
     for node in ast.walk(tree):
@@ -215,15 +214,14 @@ def borrowed(source: str, package: str = "proxy.sim") -> Iterator[str]:
 
 @pytest.mark.parametrize("path", sim_modules(), ids=lambda p: p.name)
 def test_the_simulator_shares_no_code_with_the_proxy(path: Path) -> None:
-    """No module of proxy/sim imports proxy.vendors, proxy.catalog, proxy.classify,
-    proxy.inbound or proxy.callbacks, or names the catalog file: a bug there must not pass
-    on both sides of a test."""
+    """No module of proxy/tools/sim imports proxy.vendors, proxy.codes or proxy.inbound, or
+    names the catalog file: a bug there must not pass on both sides of a test."""
     assert list(borrowed(path.read_text(encoding="utf-8"))) == []
 
 
 def test_importing_the_simulator_loads_none_of_them() -> None:
     """Not even indirectly: a fresh interpreter imports every simulator module."""
-    names = [f"proxy.sim.{path.stem}" for path in sim_modules() if path.stem != "__init__"]
+    names = [f"proxy.tools.sim.{path.stem}" for path in sim_modules() if path.stem != "__init__"]
     code = (
         f"import importlib, sys\nfor name in {names!r}:\n    importlib.import_module(name)\n"
         "print('\\n'.join(sorted(sys.modules)))"
@@ -247,14 +245,17 @@ def test_the_sim_data_file_does_not_point_at_the_catalog() -> None:
     [
         ("from proxy.vendors import parse_reply", "uses proxy.vendors"),
         ("from proxy.vendors.base import VENDOR_NAMES", "uses proxy.vendors.base"),
-        ("import proxy.catalog as c", "uses proxy.catalog"),
-        ("from proxy import classify", "uses proxy.classify"),
-        ("from .. import catalog", "uses proxy.catalog"),
-        ("from ..vendors.safexml import parse_xml", "uses proxy.vendors.safexml"),
+        ("import proxy.codes.catalog as c", "uses proxy.codes.catalog"),
+        ("from proxy.codes import classify", "uses proxy.codes.classify"),
+        ("from ...codes import catalog", "uses proxy.codes.catalog"),
+        ("from ...vendors.safexml import parse_xml", "uses proxy.vendors.safexml"),
         ("from proxy.inbound import parse_callback", "uses proxy.inbound"),
         ("from proxy.inbound.answer import build_answer", "uses proxy.inbound.answer"),
-        ("from .. import callbacks", "uses proxy.callbacks"),
-        ("import importlib\nm = importlib.import_module('proxy.catalog')", "uses proxy.catalog"),
+        ("from ...inbound import handler", "uses proxy.inbound.handler"),
+        (
+            "import importlib\nm = importlib.import_module('proxy.codes.catalog')",
+            "uses proxy.codes.catalog",
+        ),
         ("PATH = 'config/codes.yaml'", "mentions 'config/codes.yaml'"),
     ],
 )
@@ -264,8 +265,8 @@ def test_the_independence_check_catches_a_borrowing(source: str, finding: str) -
 
 def test_the_independence_check_allows_the_simulators_own_names() -> None:
     source = (
-        '"""Not from proxy.catalog, never config/codes.yaml."""\n'
-        "from proxy.sim.codes import SimVendor\nTABLE = 'vendor_codes.yaml'\n"
+        '"""Not from proxy.codes.catalog, never config/codes.yaml."""\n'
+        "from proxy.tools.sim.codes import SimVendor\nTABLE = 'vendor_codes.yaml'\n"
     )
     assert list(borrowed(source)) == []
 
@@ -336,7 +337,9 @@ async def test_simulate_credentials_reach_the_app(
 )
 def test_the_sans_io_modules_do_not_import_aiohttp(module: str) -> None:
     """Only faults.py and app.py (the aiohttp edge) may; the rest is tested with plain data."""
-    tree = ast.parse((ROOT / "proxy" / "sim" / f"{module}.py").read_text(encoding="utf-8"))
+    tree = ast.parse(
+        (ROOT / "proxy" / "tools" / "sim" / f"{module}.py").read_text(encoding="utf-8")
+    )
     imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -344,4 +347,4 @@ def test_the_sans_io_modules_do_not_import_aiohttp(module: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
     assert not {name for name in imported if name.split(".")[0] == "aiohttp"}
-    assert not imported & {"proxy.sim.app", "proxy.sim.faults"}
+    assert not imported & {"proxy.tools.sim.app", "proxy.tools.sim.faults"}

@@ -1,4 +1,4 @@
-"""``gateway-proxy demo`` (proxy/demo.py): a fresh process tree, the guide's own curl calls.
+"""``gateway-proxy demo`` (proxy/tools/demo.py): a fresh process tree, the guide's own curl calls.
 
 The demo runs as a real subprocess (``python -m proxy demo``) on free ports. The test reads
 the guide it prints, runs every curl command of the guide (translated to urllib, so no
@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from proxy.config import Config, load_config
-from proxy.demo import (
+from proxy.tools.demo import (
     add_demo_arguments,
     builtin_demo_config_path,
     callback_url,
@@ -36,7 +36,7 @@ from proxy.demo import (
     simulator_address,
     webhook_address,
 )
-from proxy.demo_webhook import PREFIX
+from proxy.tools.demo_webhook import PREFIX
 from tests.conftest import validate_envelope
 from tests.demo_process import (
     DemoProcess,

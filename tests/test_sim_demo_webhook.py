@@ -1,5 +1,5 @@
-"""The demo's webhook (proxy/demo_webhook.py): it prints every event it receives, as one
-recognisable block, and answers 200; ``python -m proxy.demo_webhook`` serves it."""
+"""The demo's webhook (proxy/tools/demo_webhook.py): it prints every event it receives, as one
+recognisable block, and answers 200; ``python -m proxy.tools.demo_webhook`` serves it."""
 
 import json
 import signal
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.demo_webhook import PREFIX, create_webhook_app, render_event
+from proxy.tools.demo_webhook import PREFIX, create_webhook_app, render_event
 from tests.demo_process import free_port, webhook_events
 
 Client = TestClient[Any, Any]
@@ -79,7 +79,7 @@ async def test_healthz(webhook: tuple[Client, list[str]]) -> None:
 def test_run_as_a_module_serves_until_sigterm() -> None:
     port = free_port()
     child = subprocess.Popen(
-        [sys.executable, "-m", "proxy.demo_webhook", "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "proxy.tools.demo_webhook", "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -109,7 +109,7 @@ def test_run_as_a_module_serves_until_sigterm() -> None:
 
 def test_a_bad_listen_address_is_a_usage_error() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "proxy.demo_webhook", "--listen", "nowhere"],
+        [sys.executable, "-m", "proxy.tools.demo_webhook", "--listen", "nowhere"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2

@@ -1,4 +1,4 @@
-"""Transport faults of the simulator (proxy/sim/faults.py), by header and by the mix."""
+"""Transport faults of the simulator (proxy/tools/sim/faults.py), by header and by the mix."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
-from proxy.sim import SimSettings, create_sim_app, faults
-from proxy.sim.faults import DRIP_BYTES, HTML_502, OVERSIZE_BYTES
-from proxy.sim.mm7 import submit_request
-from proxy.sim.reply import Reply
+from proxy.tools.sim import SimSettings, create_sim_app, faults
+from proxy.tools.sim.faults import DRIP_BYTES, HTML_502, OVERSIZE_BYTES
+from proxy.tools.sim.mm7 import submit_request
+from proxy.tools.sim.reply import Reply
 
 Client = TestClient[Any, Any]
 MM7_BODY = submit_request("+15550001234")

@@ -1,4 +1,4 @@
-"""The simulated MM7 relay (proxy/sim/mm7.py, mm7_request.py, app.py)."""
+"""The simulated MM7 relay (proxy/tools/sim/mm7.py, mm7_request.py, app.py)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -9,11 +9,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
-from proxy.catalog import Catalog
-from proxy.classify import classify_reply
-from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.codes import Mm7Layout
-from proxy.sim.mm7 import (
+from proxy.codes.catalog import Catalog
+from proxy.codes.classify import classify_reply
+from proxy.tools.sim import SimSettings, create_sim_app
+from proxy.tools.sim.codes import Mm7Layout
+from proxy.tools.sim.mm7 import (
     MM7_NS,
     SOAP_NS,
     render_reply,

@@ -1,4 +1,4 @@
-"""What the simulated relay reports, and when (proxy/sim/app.py, report.py): after each
+"""What the simulated relay reports, and when (proxy/tools/sim/app.py, report.py): after each
 accepted SubmitReq, a REL-6-MM7-1-4 DeliveryReportReq for its MessageID, recipient and
 sender, with the MMStatus the request chose (``X-Sim-MMStatus``, the recipient's suffix).
 
@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from lxml import etree
 
-from proxy.sim.mm7 import SOAP_NS
-from proxy.sim.report import RECIPIENT_STATUSES, STATUS_TEXTS
+from proxy.tools.sim.mm7 import SOAP_NS
+from proxy.tools.sim.report import RECIPIENT_STATUSES, STATUS_TEXTS
 from tests.test_sim_callback import (
     StartInbound,
     StartRelay,

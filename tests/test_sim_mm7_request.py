@@ -1,4 +1,4 @@
-"""The relay's own reading of VASP requests (proxy/sim/mm7_request.py): not the proxy's
+"""The relay's own reading of VASP requests (proxy/tools/sim/mm7_request.py): not the proxy's
 parsers, so that the end-to-end tests have an independent oracle."""
 
 import base64
@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.mm7 import Mm7RequestError, parse_request
+from proxy.tools.sim import SimSettings, create_sim_app
+from proxy.tools.sim.mm7 import Mm7RequestError, parse_request
 from tests.test_sim_mm7 import Client, post, soap, status_code, submit
 
 

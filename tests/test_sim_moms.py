@@ -1,4 +1,4 @@
-"""The simulated MoMS / CM API (proxy/sim/moms.py, the MoMS handler of proxy/sim/app.py)."""
+"""The simulated MoMS / CM API (proxy/tools/sim/moms.py, the MoMS handler of proxy/tools/sim/app.py)."""
 
 import json
 from collections.abc import Awaitable, Callable
@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
-from proxy.catalog import Catalog
-from proxy.classify import classify_reply
-from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.codes import load_sim_codes
+from proxy.codes.catalog import Catalog
+from proxy.codes.classify import classify_reply
+from proxy.tools.sim import SimSettings, create_sim_app
+from proxy.tools.sim.codes import load_sim_codes
 from proxy.vendors import parse_reply
 
 ROOT = Path(__file__).resolve().parent.parent

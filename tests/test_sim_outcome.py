@@ -1,4 +1,4 @@
-"""Choosing the outcome (proxy/sim/outcome.py): the mix file, its draws, recipients."""
+"""Choosing the outcome (proxy/tools/sim/outcome.py): the mix file, its draws, recipients."""
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.codes import SimVendor, load_sim_codes
-from proxy.sim.outcome import MixError, load_mix, parse_mix, recipient_code
+from proxy.tools.sim import SimSettings, create_sim_app
+from proxy.tools.sim.codes import SimVendor, load_sim_codes
+from proxy.tools.sim.outcome import MixError, load_mix, parse_mix, recipient_code
 from tests.test_sim_moms import SEND, Client, call_json
 
 ROOT = Path(__file__).resolve().parent.parent

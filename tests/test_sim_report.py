@@ -1,4 +1,4 @@
-"""The relay's delivery reports, sans-io (proxy/sim/report.py, mm7_request.answer_status):
+"""The relay's delivery reports, sans-io (proxy/tools/sim/report.py, mm7_request.answer_status):
 which MMStatus, the DeliveryReportReq, and how the relay takes the VASP's answer. The last
 tests check that the proxy's inbound side and the simulator understand each other."""
 
@@ -11,10 +11,10 @@ import pytest
 from proxy.inbound import DeliveryReport as ProxyReport
 from proxy.inbound import build_answer, parse_callback
 from proxy.inbound.types import Address, CallbackError
-from proxy.sim.codes import load_sim_codes
-from proxy.sim.mm7 import render_reply
-from proxy.sim.mm7_request import Mm7Address, answer_status, parse_request
-from proxy.sim.report import (
+from proxy.tools.sim.codes import load_sim_codes
+from proxy.tools.sim.mm7 import render_reply
+from proxy.tools.sim.mm7_request import Mm7Address, answer_status, parse_request
+from proxy.tools.sim.report import (
     DEFAULT_SENDER,
     RECIPIENT_STATUSES,
     STATUS_TEXTS,

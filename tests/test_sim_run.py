@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from proxy import demo, demo_webhook
 from proxy.config import Config
-from proxy.sim import SimSettings, run_simulator
+from proxy.tools import demo, demo_webhook
+from proxy.tools.sim import SimSettings, run_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +131,7 @@ def demo_args(
 
 
 def command(args: list[str]) -> str:
-    """``simulate``, ``serve`` or ``proxy.demo_webhook``: what a ``python -m`` child runs."""
+    """``simulate``, ``serve`` or ``proxy.tools.demo_webhook``: what a ``python -m`` child runs."""
     return args[1] if args[0] == "proxy" else args[0]
 
 
@@ -185,7 +185,11 @@ def test_run_demo_exits_1_when_a_child_dies(
     assert "a child process exited" in capsys.readouterr().err
     assert all(child.poll() is not None for _, child in spawned)  # the others were stopped too
     assert not answers(admin)
-    assert [command(args) for args, _ in spawned] == ["proxy.demo_webhook", "simulate", "serve"]
+    assert [command(args) for args, _ in spawned] == [
+        "proxy.tools.demo_webhook",
+        "simulate",
+        "serve",
+    ]
     [sim_args] = [args for args, _ in spawned if command(args) == "simulate"]
     app = yaml.safe_load(ns.config.read_text())["listen"]
     assert sim_args[-2:] == ["--callback-url", f"http://{app}/inbound/mm7"]
@@ -222,7 +226,7 @@ def test_run_demo_no_sim_uses_a_running_simulator(
         signal_when(through_the_proxy)
         assert demo.run_demo(ns) == 0
         # No simulator of its own (the webhook still runs: the config has inbound routes).
-        assert [command(args) for args, _ in spawned] == ["proxy.demo_webhook", "serve"]
+        assert [command(args) for args, _ in spawned] == ["proxy.tools.demo_webhook", "serve"]
         assert answered == ["RECIPIENT_OPTED_OUT"]
         assert sim.poll() is None  # the demo leaves a simulator it did not start alone
         assert not answers(admin)

@@ -1,11 +1,11 @@
-"""The simulator's settings and command-line options (proxy/sim/settings.py)."""
+"""The simulator's settings and command-line options (proxy/tools/sim/settings.py)."""
 
 import argparse
 from pathlib import Path
 
 import pytest
 
-from proxy.sim import SimSettings, add_simulate_arguments, settings_from_args
+from proxy.tools.sim import SimSettings, add_simulate_arguments, settings_from_args
 
 
 def parse(*argv: str) -> SimSettings:

@@ -1,6 +1,6 @@
-"""Reply shapes of the simulator (X-Sim-Shape, the mix's ``shape``): proxy/sim/mm7.py
+"""Reply shapes of the simulator (X-Sim-Shape, the mix's ``shape``): proxy/tools/sim/mm7.py
 (status-header, status-header-empty, nested-details, dotted-fault-401, multipart-late-soap),
-proxy/sim/moms.py (jsonp) and their choice in proxy/sim/outcome.py."""
+proxy/tools/sim/moms.py (jsonp) and their choice in proxy/tools/sim/outcome.py."""
 
 import email.message
 import email.parser
@@ -16,10 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
-from proxy.sim import SimSettings, create_sim_app
-from proxy.sim.codes import load_sim_codes
-from proxy.sim.mm7 import MM7_NS, SOAP_NS, STATUS_HEADER, VENDOR_NS, submit_request
-from proxy.sim.outcome import SHAPES, MixError, parse_mix
+from proxy.tools.sim import SimSettings, create_sim_app
+from proxy.tools.sim.codes import load_sim_codes
+from proxy.tools.sim.mm7 import MM7_NS, SOAP_NS, STATUS_HEADER, VENDOR_NS, submit_request
+from proxy.tools.sim.outcome import SHAPES, MixError, parse_mix
 
 Client = TestClient[Any, Any]
 NS = {"env": SOAP_NS, "mm7": MM7_NS, "vnd": VENDOR_NS}

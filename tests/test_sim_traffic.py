@@ -6,9 +6,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bench import traffic
-from proxy.catalog import Catalog
+from proxy.codes.catalog import Catalog
 from proxy.server import create_app
-from proxy.sim import SimSettings, create_sim_app
+from proxy.tools.sim import SimSettings, create_sim_app
 from tests.conftest import Checks, make_config
 
 Server = Callable[..., Awaitable[TestServer]]

@@ -39,7 +39,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.sim.mm7 import submit_request
+from proxy.tools.sim.mm7 import submit_request
 from tests.conftest import ROOT, validate_envelope
 
 SECONDS = float(os.environ.get("GATEWAY_PROXY_SOAK_SECONDS", "20"))

@@ -1,16 +1,16 @@
-"""The upstream client: origins, request targets, the bounded pool and its connections."""
+"""The upstream package: endpoints, request targets, the bounded pool and its connections."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 
 import pytest
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.streams import StreamReader
+from aiohttp import StreamReader
 from multidict import CIMultiDict
 
+from proxy.aio.testing import body_stream
 from proxy.config import Route
-from proxy.forward import ProxyFailure, Request, exchange
-from proxy.upstream import Origin, UpstreamPool, origin_of, request_target
+from proxy.server import limits_of
+from proxy.upstream import Answer, ExchangeFailure, Request, UpstreamPool, endpoint_of, exchange
 from tests.conftest import make_config
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 2\r\n\r\nok"
@@ -26,14 +26,20 @@ Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
         ("http://[::1]:9000/x", "[::1]:9000", "/x"),
     ],
 )
-def test_origin_of(upstream: str, host_header: str, base_path: str) -> None:
-    origin = origin_of(upstream)
-    assert (origin.host_header, origin.base_path) == (host_header, base_path)
+def test_endpoint_of(upstream: str, host_header: str, base_path: str) -> None:
+    endpoint = endpoint_of(upstream)
+    assert (endpoint.host_header, endpoint.base_path) == (host_header, base_path)
 
 
-def test_origin_of_refuses_what_is_not_http() -> None:
+def test_endpoint_of_refuses_what_is_not_http() -> None:
     with pytest.raises(ValueError, match="http"):
-        origin_of("ftp://gw.example/")
+        endpoint_of("ftp://gw.example/")
+
+
+def test_an_endpoint_is_named_by_host_and_port_only() -> None:
+    assert endpoint_of("https://u:p@relay.example/mm7?x=1").name == "relay.example:443"
+    assert endpoint_of("http://[::1]:9000/x").name == "[::1]:9000"
+    assert endpoint_of("http://gw:8080/api").url("/send", "to=1") == "http://gw:8080/api/send?to=1"
 
 
 @pytest.mark.parametrize(
@@ -48,7 +54,7 @@ def test_origin_of_refuses_what_is_not_http() -> None:
 def test_request_target_keeps_the_encoded_path_and_query(
     base: str, rest: str, query: str, target: str
 ) -> None:
-    assert request_target(origin_of(base), rest, query) == target
+    assert endpoint_of(base).target(rest, query) == target
 
 
 class Gateway:
@@ -86,14 +92,7 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
 
 
 def body_of(data: bytes, *, eof: bool = True) -> StreamReader:
-    """An app's body as the server hands it over: a stream on a connected protocol."""
-    app = BaseProtocol(asyncio.get_running_loop())
-    app.transport = asyncio.Transport()
-    stream = StreamReader(app, 2**16)
-    stream.feed_data(data)
-    if eof:
-        stream.feed_eof()
-    return stream
+    return body_stream(data, eof=eof)
 
 
 def request(body: StreamReader | None = None, length: int | None = None) -> Request:
@@ -110,8 +109,9 @@ async def pool() -> AsyncIterator[UpstreamPool]:
     await pool.close()
 
 
-def origin(route: Route) -> Origin:
-    return origin_of(route.upstream)
+def call(pool: UpstreamPool, route: Route, req: Request) -> Coroutine[None, None, Answer]:
+    """The exchange of ``req`` with ``route``'s gateway, within ``route``'s limits."""
+    return exchange(pool, endpoint_of(route.upstream), req, limits_of(route))
 
 
 async def test_a_connection_holding_stray_bytes_is_not_reused(pool: UpstreamPool) -> None:
@@ -124,7 +124,7 @@ async def test_a_connection_holding_stray_bytes_is_not_reused(pool: UpstreamPool
     async with Gateway(answer_twice) as gateway:
         route = gateway.route()
         for _ in range(2):
-            answer = await exchange(pool, route, origin(route), request())
+            answer = await call(pool, route, request())
             assert (answer.status, answer.body) == (200, b"ok")
             await asyncio.sleep(0.05)  # the stray answer arrives
     assert gateway.accepted == 2
@@ -146,9 +146,7 @@ async def test_the_pool_limit_queues_requests_first_come_first_served(
     try:
         async with Gateway(slow_ok) as gateway:
             route = gateway.route()
-            answers = await asyncio.gather(
-                *(exchange(limited, route, origin(route), request()) for _ in range(5))
-            )
+            answers = await asyncio.gather(*(call(limited, route, request()) for _ in range(5)))
         assert [a.status for a in answers] == [200] * 5
         assert gateway.accepted == 1
     finally:
@@ -171,15 +169,15 @@ async def test_a_request_that_timed_out_waiting_for_the_pool_frees_its_turn() ->
         async with Gateway(held) as gateway:
             route = gateway.route(timeout={"connect": 0.1, "total": 5})
             first = asyncio.get_running_loop().create_task(
-                exchange(limited, route, origin(route), request()), name="first"
+                call(limited, route, request()), name="first"
             )
             await asyncio.sleep(0.05)
-            with pytest.raises(ProxyFailure) as waited:
-                await exchange(limited, route, origin(route), request())
+            with pytest.raises(ExchangeFailure) as waited:
+                await call(limited, route, request())
             assert waited.value.kind == "connect"
             release.set()
             assert (await first).status == 200
-            assert (await exchange(limited, route, origin(route), request())).status == 200
+            assert (await call(limited, route, request())).status == 200
     finally:
         await limited.close()
 
@@ -196,7 +194,7 @@ async def test_an_answer_before_the_whole_body_is_returned_and_the_connection_cl
     async with Gateway(refuse) as gateway:
         route = gateway.route()
         body = body_of(b"x" * 10, eof=False)  # the app has more to send, later
-        answer = await exchange(pool, route, origin(route), request(body, 1000))
+        answer = await call(pool, route, request(body, 1000))
         assert answer.status == 413
     assert pool.open_connections == 0
 
@@ -209,8 +207,8 @@ async def test_an_app_body_that_stalls_is_the_apps_timeout(pool: UpstreamPool) -
     async with Gateway(read_all) as gateway:
         route = gateway.route(client_timeout={"body_idle": 0.1})
         body = body_of(b"x" * 10, eof=False)
-        with pytest.raises(ProxyFailure) as failed:
-            await exchange(pool, route, origin(route), request(body, 1000))
+        with pytest.raises(ExchangeFailure) as failed:
+            await call(pool, route, request(body, 1000))
     assert (failed.value.kind, failed.value.bytes_sent) == ("client_timeout", 10)
     assert pool.open_connections == 0
 
@@ -226,7 +224,7 @@ async def test_a_chunked_body_is_framed_as_chunks(pool: UpstreamPool) -> None:
 
     async with Gateway(echo) as gateway:
         route = gateway.route()
-        answer = await exchange(pool, route, origin(route), request(body_of(b"hello")))
+        answer = await call(pool, route, request(body_of(b"hello")))
     assert answer.status == 200
     assert b"Transfer-Encoding: chunked\r\n" in received[0]
     assert received[0].startswith(b"POST /api HTTP/1.1\r\nHost: 127.0.0.1:")
@@ -248,11 +246,11 @@ async def test_a_shorter_deadline_is_kept_while_a_longer_one_is_pending(
         patient = gateway.route(timeout={"connect": 1, "total": 30})
         hasty = gateway.route(timeout={"connect": 0.2, "total": 0.2})
         first = asyncio.get_running_loop().create_task(
-            exchange(pool, patient, origin(patient), request()), name="patient"
+            call(pool, patient, request()), name="patient"
         )
         await asyncio.sleep(0.05)
-        with pytest.raises(ProxyFailure) as failed:
-            await exchange(pool, hasty, origin(hasty), request())
+        with pytest.raises(ExchangeFailure) as failed:
+            await call(pool, hasty, request())
         assert failed.value.kind == "timeout"
         assert not first.done()
         release.set()

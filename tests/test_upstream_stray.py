@@ -1,4 +1,4 @@
-"""Bytes after a complete answer (proxy/upstream.py ``AnswerBound``): discarded, and that
+"""Bytes after a complete answer (proxy/upstream/ ``AnswerBound``): discarded, and that
 connection is not reused. The answer stands; it is not a protocol error.
 
 The gateway here is a raw socket server, so that the tests send exactly the bytes they

@@ -14,9 +14,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.catalog import load_catalog
-from proxy.classify import classify_reply
-from proxy.envelope import build_envelope, render
+from proxy.codes.catalog import load_catalog
+from proxy.codes.classify import classify_reply
+from proxy.codes.envelope import build_envelope, render
 from proxy.vendors import mm7
 from proxy.vendors.base import BodyKind, VendorReply
 from proxy.vendors.moms import parse_moms

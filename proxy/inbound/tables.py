@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from proxy.loading import Checker, LoadError
+from proxy.config.loading import Checker, LoadError
 from proxy.vocab import VENDOR_NAMES
 
 #: The two reports whose words map to a status (``inbound.<vendor>.<report>``).

@@ -1,0 +1,330 @@
+"""The config validator: walks the raw YAML and builds proxy.config's frozen objects.
+
+Every problem is recorded as ``file: key: reason`` (proxy.config.loading's ``Checker``), so a
+config is reported in full. Reasons never quote values that came from the environment.
+"""
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from proxy.config.loading import Checker
+from proxy.config.model import (
+    Address,
+    ClientTimeout,
+    Config,
+    InboundRoute,
+    LogSettings,
+    Pool,
+    Route,
+    Shutdown,
+    Timeout,
+    parse_address,
+)
+from proxy.vocab import LOG_FORMATS, LOG_LEVELS, MODES, VENDOR_NAMES
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_PREFIX = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
+# Headers the proxy owns: letting config set them would break framing or forwarding.
+_RESERVED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "x-request-id"}
+)
+
+_TOP_KEYS = {
+    "listen", "admin_listen", "catalog", "log", "shutdown", "pool", "routes",
+    "listen_backlog", "max_in_flight", "client_timeout", "inbound",
+}  # fmt: skip
+_INBOUND_KEYS = {
+    "name", "path_prefix", "vendor", "deliver_to", "timeout", "max_request_bytes", "headers",
+}  # fmt: skip
+_ROUTE_KEYS = {
+    "name", "path_prefix", "vendor", "upstream", "mode", "timeout",
+    "max_response_bytes", "max_request_bytes", "headers", "max_in_flight", "client_timeout",
+}  # fmt: skip
+
+
+class Validator(Checker):
+    """Walks the raw YAML, building typed objects and collecting ``file: key: reason``."""
+
+    def __init__(self, source: str, env: Mapping[str, str]) -> None:
+        super().__init__(source)
+        self.env = env
+        self._base = Path(source).parent if not source.startswith("<") else Path()
+
+    def config(self, data: object) -> Config | None:
+        if data is None:
+            self.add("(root)", "the file is empty")
+            return None
+        raw = self.mapping("", data, allowed=_TOP_KEYS)
+        if raw is None:
+            return None
+        self.client_defaults = self.client_timeout("client_timeout", raw.get("client_timeout", {}))
+        listen = self.address("listen", raw.get("listen", "127.0.0.1:8080"))
+        admin = self.address("admin_listen", raw.get("admin_listen", "127.0.0.1:8081"))
+        if listen and admin and listen.port == admin.port and listen.port != 0:
+            self.add("admin_listen", f"port {admin.port} is already used by listen")
+        config = Config(
+            listen=listen or Address("127.0.0.1", 8080),
+            admin_listen=admin or Address("127.0.0.1", 8081),
+            routes=(routes := self.routes(raw.get("routes"))),
+            inbound=self.inbound(raw.get("inbound", []), routes),
+            catalog=self.catalog(raw.get("catalog")),
+            log=self.log(raw.get("log", {})),
+            shutdown=self.shutdown(raw.get("shutdown", {})),
+            pool=self.pool(raw.get("pool", {})),
+            listen_backlog=self.integer("listen_backlog", raw.get("listen_backlog", 1024), 1)
+            or 1024,
+            max_in_flight=self.integer("max_in_flight", raw.get("max_in_flight", 1000), 1) or 1000,
+            client_timeout=self.client_defaults,
+            source=self.source,
+        )
+        return None if self.errors else config
+
+    def shutdown(self, value: object) -> Shutdown:
+        raw = self.mapping("shutdown", value, allowed={"delay_seconds", "drain_seconds"}) or {}
+        delay = self.number("shutdown.delay_seconds", raw.get("delay_seconds", 0.0), 0)
+        drain = self.number("shutdown.drain_seconds", raw.get("drain_seconds", 20.0), 0)
+        return Shutdown(
+            delay_seconds=0.0 if delay is None else delay,
+            drain_seconds=20.0 if drain is None else drain,
+        )
+
+    def client_timeout(
+        self, key: str, value: object, base: ClientTimeout | None = None, *, head: bool = True
+    ) -> ClientTimeout:
+        """``{head, body_idle}`` seconds; a route's may only set ``body_idle``."""
+        base = base or ClientTimeout()
+        allowed = {"head", "body_idle"} if head else {"body_idle"}
+        raw = self.mapping(key, value, allowed=allowed) or {}
+        head_s = self.number(f"{key}.head", raw.get("head", base.head), 0.001)
+        idle = self.number(f"{key}.body_idle", raw.get("body_idle", base.body_idle), 0.001)
+        return ClientTimeout(head=head_s or base.head, body_idle=idle or base.body_idle)
+
+    def address(self, key: str, value: object) -> Address | None:
+        try:
+            return parse_address(str(value))
+        except ValueError as exc:
+            self.add(key, str(exc))
+            return None
+
+    def catalog(self, value: object) -> Path | None:
+        if value is None:
+            return None
+        path = Path(str(value))
+        path = path if path.is_absolute() else self._base / path
+        try:
+            found = path.is_file()
+        except OSError as exc:  # a name the OS refuses (too long, ...)
+            self.add("catalog", f"cannot use {path}: {exc.strerror or exc}")
+            return path
+        if not found:
+            self.add("catalog", f"file not found: {path}")
+        return path
+
+    def log(self, value: object) -> LogSettings:
+        raw = self.mapping("log", value, allowed={"level", "format"}) or {}
+        level = self.choice("log.level", raw.get("level", "info"), LOG_LEVELS)
+        fmt = self.choice("log.format", raw.get("format", "json"), LOG_FORMATS)
+        return LogSettings(level=level or "info", format=fmt or "json")
+
+    def pool(self, value: object) -> Pool:
+        allowed = {"limit", "limit_per_host", "keepalive_seconds"}
+        raw = self.mapping("pool", value, allowed=allowed) or {}
+        limit = self.integer("pool.limit", raw.get("limit", 200), 1)
+        per_host = self.integer("pool.limit_per_host", raw.get("limit_per_host", 100), 0)
+        keepalive = self.number("pool.keepalive_seconds", raw.get("keepalive_seconds", 30.0), 0)
+        defaults = Pool()
+        return Pool(
+            limit=defaults.limit if limit is None else limit,
+            limit_per_host=defaults.limit_per_host if per_host is None else per_host,
+            keepalive_seconds=defaults.keepalive_seconds if keepalive is None else keepalive,
+        )
+
+    def routes(self, value: object) -> tuple[Route, ...]:
+        if not isinstance(value, list) or not value:
+            self.add("routes", "must be a non-empty list of routes")
+            return ()
+        routes = [r for i, item in enumerate(value) if (r := self.route(f"routes[{i}]", item))]
+        self.check_unique([(f"routes[{i}]", r) for i, r in enumerate(routes)])
+        return tuple(routes)
+
+    def check_unique(self, routes: list[tuple[str, Route | InboundRoute]]) -> None:
+        """Route names and prefixes are unique, and prefixes never overlap (both kinds)."""
+        seen_names: dict[str, str] = {}
+        for i, (key, route) in enumerate(routes):
+            if route.name in seen_names:
+                self.add(f"{key}.name", f"duplicate route name {route.name!r}")
+            seen_names.setdefault(route.name, key)
+            for other_key, other in routes[:i]:
+                if route.path_prefix == other.path_prefix:
+                    self.add(
+                        f"{key}.path_prefix",
+                        f"duplicate prefix {route.path_prefix!r} (also {other_key})",
+                    )
+                elif route.matches(other.path_prefix) or other.matches(route.path_prefix):
+                    self.add(
+                        f"{key}.path_prefix",
+                        f"prefix {route.path_prefix!r} overlaps {other_key} "
+                        f"({other.path_prefix!r})",
+                    )
+
+    def inbound(self, value: object, routes: tuple[Route, ...]) -> tuple[InboundRoute, ...]:
+        if not isinstance(value, list):
+            self.add("inbound", "must be a list of inbound routes")
+            return ()
+        inbound = [
+            r for i, item in enumerate(value) if (r := self.inbound_route(f"inbound[{i}]", item))
+        ]
+        named: list[tuple[str, Route | InboundRoute]] = [
+            (f"routes[{i}]", r) for i, r in enumerate(routes)
+        ]
+        self.check_unique(named + [(f"inbound[{i}]", r) for i, r in enumerate(inbound)])
+        return tuple(inbound)
+
+    def inbound_route(self, key: str, value: object) -> InboundRoute | None:
+        required = ("name", "path_prefix", "deliver_to")
+        raw = self.mapping(key, value, allowed=_INBOUND_KEYS, required=required)
+        if raw is None:
+            return None
+        if raw.get("vendor", "mm7") != "mm7":
+            self.add(f"{key}.vendor", f"only mm7 callbacks are supported, got {raw['vendor']!r}")
+        timeout = self.timeout(f"{key}.timeout", raw.get("timeout", {"connect": 2, "total": 10}))
+        max_request = self.integer(
+            f"{key}.max_request_bytes", raw.get("max_request_bytes", 2_097_152), 1
+        )
+        return InboundRoute(
+            name=self.name(key, raw),
+            path_prefix=self.prefix(key, raw),
+            deliver_to=self.upstream(f"{key}.deliver_to", raw.get("deliver_to")),
+            timeout=timeout,
+            max_request_bytes=max_request or 2_097_152,
+            headers=self.headers(f"{key}.headers", raw.get("headers", {})),
+        )
+
+    def name(self, key: str, raw: Mapping[str, object]) -> str:
+        name = str(raw.get("name", ""))
+        if "name" in raw and not _NAME.match(name):
+            self.add(f"{key}.name", f"must match {_NAME.pattern}, got {name!r}")
+        return name
+
+    def prefix(self, key: str, raw: Mapping[str, object]) -> str:
+        prefix = str(raw.get("path_prefix", "/"))
+        if "path_prefix" in raw and (not _PREFIX.match(prefix) or prefix == "/"):
+            self.add(f"{key}.path_prefix", f"must be an absolute path below '/', got {prefix!r}")
+        return prefix.rstrip("/") or "/"
+
+    def route(self, key: str, value: object) -> Route | None:
+        required = ("name", "path_prefix", "vendor", "upstream")
+        raw = self.mapping(key, value, allowed=_ROUTE_KEYS, required=required)
+        if raw is None:
+            return None
+        name, prefix = self.name(key, raw), self.prefix(key, raw)
+        max_request = raw.get("max_request_bytes")
+        max_response = self.integer(
+            f"{key}.max_response_bytes", raw.get("max_response_bytes", 1_048_576), 1
+        )
+        return Route(
+            name=name,
+            path_prefix=prefix,
+            vendor=self.choice(f"{key}.vendor", raw.get("vendor"), VENDOR_NAMES) or "mm7"
+            if "vendor" in raw
+            else "mm7",
+            upstream=self.upstream(f"{key}.upstream", raw.get("upstream")),
+            mode=self.choice(f"{key}.mode", raw.get("mode", "envelope"), MODES) or "envelope",
+            timeout=self.timeout(f"{key}.timeout", raw.get("timeout", {})),
+            max_response_bytes=max_response or 1_048_576,
+            max_request_bytes=None
+            if max_request is None
+            else self.integer(f"{key}.max_request_bytes", max_request, 1),
+            headers=self.headers(f"{key}.headers", raw.get("headers", {})),
+            max_in_flight=None
+            if raw.get("max_in_flight") is None
+            else self.integer(f"{key}.max_in_flight", raw["max_in_flight"], 1),
+            client_timeout=self.client_timeout(
+                f"{key}.client_timeout",
+                raw.get("client_timeout", {}),
+                self.client_defaults,
+                head=False,
+            ),
+        )
+
+    def timeout(self, key: str, value: object) -> Timeout:
+        raw = self.mapping(key, value, allowed={"connect", "total"}) or {}
+        total = self.number(f"{key}.total", raw.get("total", 30), 0.001)
+        # Unset, connect defaults to 5 s, or the total when that is shorter.
+        connect_default = min(5.0, total) if total is not None else 5.0
+        connect = self.number(f"{key}.connect", raw.get("connect", connect_default), 0.001)
+        if connect is not None and total is not None and connect > total:
+            self.add(
+                f"{key}.connect",
+                f"{connect:g} s is longer than timeout.total ({total:g} s), which bounds it",
+            )
+        return Timeout(connect=connect or 5.0, total=total or 30.0)
+
+    def upstream(self, key: str, value: object) -> str:
+        """An absolute http(s) URL. Reasons quote the value as written (``${VAR}`` and
+        all), never as expanded: the environment holds credentials."""
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.add(key, f"must be an http:// or https:// URL, got {type(value).__name__}")
+            return ""
+        text = self.expand(key, value)
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            self.add(key, f"not a valid URL ({exc}): {value!r}")
+            return text
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.add(key, f"must be an absolute http:// or https:// URL, got {value!r}")
+        elif parts.username or parts.password:
+            self.add(key, "must not embed credentials; use headers with ${VAR} instead")
+        elif parts.query or parts.fragment:
+            self.add(key, "must not have a query or fragment (the app's query is appended)")
+        return text.rstrip("/")
+
+    def headers(self, key: str, value: object) -> dict[str, str]:
+        if not isinstance(value, dict):
+            self.add(key, "must be a mapping of header name to value")
+            return {}
+        result: dict[str, str] = {}
+        for raw_name, raw in value.items():
+            name = str(raw_name)
+            if not _HEADER_NAME.match(name):
+                self.add(f"{key}.{name}", "is not a valid header name")
+            elif name.lower() in _RESERVED_HEADERS:
+                self.add(f"{key}.{name}", "is set by the proxy and cannot be configured")
+            expanded = self.expand(f"{key}.{name}", str(raw))
+            if "\r" in expanded or "\n" in expanded:
+                self.add(f"{key}.{name}", "value must not contain line breaks")
+            result[name] = expanded
+        return result
+
+    def expand(self, key: str, text: str) -> str:
+        """Replace ``${VAR}`` (and ``${VAR:-default}``) with the environment's value.
+
+        An unset or empty VAR without a default is an error: its reason names the
+        variable, never a value.
+        """
+
+        def sub(match: re.Match[str]) -> str:
+            var, has_default, default = match.group(1), match.group(2), match.group(3)
+            value = self.env.get(var, "")
+            if value:
+                return value
+            if has_default is not None:
+                return default or ""
+            if var in self.env:
+                self.add(
+                    key,
+                    f"environment variable ${{{var}}} is empty (write ${{{var}:-}} to allow that)",
+                )
+            else:
+                self.add(key, f"environment variable ${{{var}}} is not set")
+            return ""
+
+        return _VAR.sub(sub, text)

@@ -1,0 +1,249 @@
+"""The inbound route's HTTP side: a relay's callback → one event on the app's webhook.
+
+The relay POSTs a DeliveryReportReq, ReadReplyReq or DeliverReq under an inbound route's
+``path_prefix``. ``handle_callback`` then, in order::
+
+    admit      counts against max_in_flight like any request (shed → 4006, retry later)
+    read       the body, within max_request_bytes and client_timeout.body_idle
+    parse      proxy.inbound.parse_callback (hostile-XML-safe) → 2007 / 4003 / 4004 when
+               it cannot be taken: never forwarded
+    deliver    POST the JSON event (proxy.inbound.build_event) to ``deliver_to`` over the
+               upstream pool (proxy.upstream.post: the gateways' pool and error map), with
+               the route's timeouts and headers, and ``X-Request-ID`` = the event's id
+    answer     proxy.inbound.build_answer: 1000 only when the webhook answered 2xx; a 4xx
+               is the app's refusal (3002, not retried); no answer, a timeout or a 5xx is
+               4006 in a SOAP Fault with HTTP 500, so that the relay retries
+
+so a report is never acknowledged and then lost. Each callback gets one log line (no
+addresses, no content: events are personal data) and its metrics.
+"""
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from proxy.codes.catalog import Catalog
+from proxy.config import InboundRoute
+from proxy.inbound import (
+    Callback,
+    CallbackError,
+    answer_code,
+    build_answer,
+    build_event,
+    parse_callback,
+)
+from proxy.observability.logs import get_logger
+from proxy.observability.metrics import expose_without_created
+from proxy.upstream import Delivery, Endpoint, UpstreamPool, post
+from proxy.vocab import INBOUND_EVENTS, WEBHOOK_FAILURES, WebhookFailure
+
+_log = get_logger("gateway_proxy.inbound")
+_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class InboundMetrics:
+    """Per inbound route: events by delivery status, webhook latency and failures."""
+
+    def __init__(
+        self, registry: CollectorRegistry, routes: tuple[InboundRoute, ...], catalog: Catalog
+    ):
+        own = CollectorRegistry()  # exposed on ``registry`` without _created series
+        self.events = Counter(
+            "gateway_proxy_inbound_events",
+            "Callbacks from relays, by event and canonical delivery status ('none': no status).",
+            ["route", "event", "status"],
+            registry=own,
+        )
+        self.webhook_duration = Histogram(
+            "gateway_proxy_webhook_duration_seconds",
+            "Time the app's webhook took to answer an event.",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=own,
+        )
+        self.webhook_failures = Counter(
+            "gateway_proxy_webhook_failures",
+            "Events the app's webhook did not accept, by reason.",
+            ["route", "reason"],
+            registry=own,
+        )
+        statuses = [*catalog.inbound.statuses, "none"]
+        for route in routes:
+            self.webhook_duration.labels(route.name)
+            for event in INBOUND_EVENTS:
+                for status in statuses:
+                    self.events.labels(route.name, event, status)
+            for reason in WEBHOOK_FAILURES:
+                self.webhook_failures.labels(route.name, reason)
+        expose_without_created(registry, own)
+
+
+async def handle_callback(
+    request: web.Request,
+    route: InboundRoute,
+    *,
+    pool: UpstreamPool,
+    webhook: Endpoint,
+    catalog: Catalog,
+    metrics: InboundMetrics | None,
+    body_idle: float,
+) -> web.Response:
+    """Take one relay callback; see the module docstring for the steps."""
+    started = time.perf_counter()
+    event_id = uuid.uuid4().hex
+    received_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    body = await _read_body(request, route.max_request_bytes, body_idle)
+    parsed = (
+        parse_callback(body, request.headers.get("Content-Type"), route.max_request_bytes)
+        if body is not None  # None: over the cap, or stalled
+        else CallbackError(2007, "oversize", "the request body is over the route's limit")
+    )
+    if isinstance(parsed, CallbackError):
+        answer = build_answer(parsed, parsed.code, status_text=_text(catalog, parsed.code))
+        _observe(route, metrics, "invalid", "none", None)
+        _log.warning("callback", route=route.name, request_id=event_id, kind="invalid",
+                     answered=parsed.code, reason=parsed.reason, detail=parsed.detail,
+                     duration_s=round(time.perf_counter() - started, 6))  # fmt: skip
+        return _response(answer)
+    event = build_event(
+        parsed, route=route.name, event_id=event_id, received_at=received_at,
+        statuses=catalog.inbound,
+    )  # fmt: skip
+    delivery = await _deliver(pool, webhook, route, event, event_id)
+    failure = _failure(delivery)
+    code = answer_code(delivery.status)
+    answer = build_answer(parsed, code, status_text=_text(catalog, code))
+    status = str(event.get("status") or "none")
+    _observe(route, metrics, str(event["event"]), status, delivery, failure=failure)
+    _log_delivery(
+        route, event_id, parsed, event,
+        code=code, delivery=delivery, failure=failure, started=started,
+    )  # fmt: skip
+    return _response(answer)
+
+
+async def _read_body(request: web.Request, limit: int, idle: float) -> bytes | None:
+    """The whole body, or None when it is over ``limit`` or pauses longer than ``idle``."""
+    if (request.content_length or 0) > limit:
+        return None
+    buffer = bytearray()
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            return None
+        if not chunk:
+            return bytes(buffer)
+        buffer += chunk
+        if len(buffer) > limit:
+            return None
+
+
+async def _deliver(
+    pool: UpstreamPool,
+    webhook: Endpoint,
+    route: InboundRoute,
+    event: dict[str, object],
+    event_id: str,
+) -> Delivery:
+    """POST the event to the app's webhook; never raises for what the webhook does."""
+    headers = CIMultiDict(route.headers)
+    headers["Content-Type"] = "application/json"
+    headers["X-Request-ID"] = event_id
+    return await post(
+        pool, webhook, orjson.dumps(event), headers,
+        connect=route.timeout.connect, total=route.timeout.total,
+    )  # fmt: skip
+
+
+def _failure(delivery: Delivery) -> WebhookFailure | None:
+    """Why the webhook did not take the event, or None when it answered 2xx."""
+    if delivery.failure is not None:
+        return "unparseable" if delivery.failure == "too_large" else delivery.failure
+    status = delivery.status or 0
+    return None if 200 <= status < 300 else _status_reason(status)
+
+
+def _status_reason(status: int) -> WebhookFailure:
+    if 300 <= status < 400:
+        return "redirect"
+    return "refused" if 400 <= status < 500 else "server_error"
+
+
+def _text(catalog: Catalog, code: int) -> str | None:
+    entry = catalog.vendors["mm7"].codes.get(str(code))
+    return entry.text if entry is not None else None
+
+
+def _response(answer: tuple[int, str, bytes]) -> web.Response:
+    status, content_type, body = answer
+    return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+
+def _observe(
+    route: InboundRoute,
+    metrics: InboundMetrics | None,
+    event: str,
+    status: str,
+    delivery: Delivery | None,
+    *,
+    failure: WebhookFailure | None = None,
+) -> None:
+    if metrics is None:
+        return
+    metrics.events.labels(route.name, event, status).inc()
+    if delivery is not None and delivery.status is not None:
+        metrics.webhook_duration.labels(route.name).observe(delivery.duration_s)
+    if failure is not None:
+        metrics.webhook_failures.labels(route.name, failure).inc()
+
+
+def _log_delivery(
+    route: InboundRoute,
+    event_id: str,
+    callback: Callback,
+    event: dict[str, object],
+    *,
+    code: int,
+    delivery: Delivery,
+    failure: WebhookFailure | None,
+    started: float,
+) -> None:
+    """The callback's one line: what came in, what the app did, what the relay got."""
+    if failure is None:
+        outcome, level = "accepted by the app", "info"
+    elif failure == "refused":
+        outcome, level = "refused by the app (not retried)", "warning"
+    else:
+        outcome, level = f"webhook failed ({failure}): the relay will retry", "error"
+    getattr(_log, level)(
+        "callback",
+        route=route.name,
+        request_id=event_id,
+        kind=event["event"],
+        status=event.get("status"),
+        final=event.get("final"),
+        mm_status=getattr(callback, "mm_status", None),
+        webhook_status=delivery.status,
+        webhook_duration_s=round(delivery.duration_s, 6),
+        answered=code,
+        outcome=outcome,
+        duration_s=round(time.perf_counter() - started, 6),
+    )
+
+
+def unavailable(route: InboundRoute, why: str) -> web.Response:
+    """The answer when the proxy cannot take a callback now (shed, shutting down): 4006 in
+    a SOAP Fault with HTTP 500, so that the relay retries. Logged; the body is not read."""
+    _log.warning("callback", route=route.name, kind="unavailable", answered=4006, reason=why)
+    return _response(build_answer(CallbackError(4006, "unavailable", why), 4006))
+
+
+__all__ = ["InboundMetrics", "handle_callback", "unavailable"]

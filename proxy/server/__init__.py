@@ -1,0 +1,46 @@
+"""The HTTP edge and the request pipeline.
+
+app.py        create_app: the application, its state (keys.py) and lifecycle;
+              ``runner``: served through the guarded connection handler (proxy.aio)
+handle.py     handle: the pipeline of values, route → admit → forward → classify →
+              respond → observe; ``last_resort``, the one catch-all
+routing.py    pure: the request line → a route, an inbound route, or a refusal
+admission.py  max_in_flight, the drain, and ``admitted``: the one way in
+headers.py    pure header policy: hop-by-hop, X-Forwarded-*, request ids, Location
+respond.py    pure: an Outcome (and the gateway's answer) → the reply to send
+admin.py      /metrics, /healthz, /readyz on their own port
+"""
+
+from proxy.server.app import create_app, limits_of, runner
+from proxy.server.keys import (
+    CATALOG_KEY,
+    CONFIG_KEY,
+    ENDPOINTS_KEY,
+    INBOUND_METRICS_KEY,
+    LIMITS_KEY,
+    LOOP_KEY,
+    METRICS_KEY,
+    READINESS_KEY,
+    REGISTRY_KEY,
+    TRAFFIC_KEY,
+    UPSTREAM_KEY,
+    WEBHOOKS_KEY,
+)
+
+__all__ = [
+    "CATALOG_KEY",
+    "CONFIG_KEY",
+    "ENDPOINTS_KEY",
+    "INBOUND_METRICS_KEY",
+    "LIMITS_KEY",
+    "LOOP_KEY",
+    "METRICS_KEY",
+    "READINESS_KEY",
+    "REGISTRY_KEY",
+    "TRAFFIC_KEY",
+    "UPSTREAM_KEY",
+    "WEBHOOKS_KEY",
+    "create_app",
+    "limits_of",
+    "runner",
+]

@@ -1,0 +1,120 @@
+"""The application factory: the app-traffic application, its state and its lifecycle.
+
+``create_app`` builds it. Process-wide state lives in typed ``web.AppKey``s (keys.py) and
+is created/closed in ``cleanup_ctx``: the config, the catalog, the one upstream pool (the
+gateways and the apps' webhooks), each route's endpoint and limits, the metrics and the
+readiness flag. ``runner`` serves the app through the guarded connection handler
+(proxy.aio.server), calling the pipeline (handle.py) straight, without aiohttp's router.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from proxy.aio.server import GuardedRunner
+from proxy.codes.catalog import Catalog, load_catalog
+from proxy.config import Config, Route
+from proxy.observability.metrics import Metrics
+from proxy.server.admin import Readiness
+from proxy.server.admission import Traffic
+from proxy.server.handle import Edge, handle, last_resort, outermost
+from proxy.server.keys import (
+    CATALOG_KEY,
+    CONFIG_KEY,
+    ENDPOINTS_KEY,
+    INBOUND_METRICS_KEY,
+    LIMITS_KEY,
+    LOOP_KEY,
+    METRICS_KEY,
+    READINESS_KEY,
+    REGISTRY_KEY,
+    TRAFFIC_KEY,
+    UPSTREAM_KEY,
+    WEBHOOKS_KEY,
+)
+from proxy.upstream import Limits, UpstreamPool, endpoint_of
+
+
+def create_app(
+    config: Config,
+    *,
+    catalog: Catalog | None = None,
+    registry: CollectorRegistry | None = None,
+    metrics_enabled: bool = True,
+) -> web.Application:
+    """Build the app-traffic application. ``registry`` defaults to a fresh one."""
+    app = web.Application(
+        middlewares=[last_resort],
+        # The handler is cancelled when the app goes away, and with it the upstream call;
+        # the app's body is forwarded as it came (its Content-Encoding is passed on).
+        handler_args={"handler_cancellation": True, "auto_decompress": False},
+    )
+    app[CONFIG_KEY] = config
+    app[CATALOG_KEY] = catalog or load_catalog(config.catalog)
+    app[REGISTRY_KEY] = registry if registry is not None else CollectorRegistry()
+    app[METRICS_KEY] = (
+        Metrics(app[REGISTRY_KEY], config.routes, app[CATALOG_KEY]) if metrics_enabled else None
+    )
+    app[READINESS_KEY] = Readiness()
+    app[ENDPOINTS_KEY] = {route.name: endpoint_of(route.upstream) for route in config.routes}
+    app[LIMITS_KEY] = {route.name: limits_of(route) for route in config.routes}
+    app[WEBHOOKS_KEY] = {route.name: endpoint_of(route.deliver_to) for route in config.inbound}
+    limits = {r.name: r.max_in_flight for r in config.routes} | {
+        r.name: None for r in config.inbound
+    }
+    app[TRAFFIC_KEY] = Traffic(config.max_in_flight, limits)
+    app[INBOUND_METRICS_KEY] = None
+    if metrics_enabled and config.inbound:
+        from proxy.inbound.handler import InboundMetrics  # noqa: PLC0415 - only with inbound routes
+
+        app[INBOUND_METRICS_KEY] = InboundMetrics(
+            app[REGISTRY_KEY], config.inbound, app[CATALOG_KEY]
+        )
+    app.cleanup_ctx.append(_pool_ctx)
+    app.on_startup.append(_mark_serving)
+    app.on_shutdown.append(_mark_shutting_down)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def limits_of(route: Route) -> Limits:
+    """What one exchange of ``route`` may take (its timeouts and sizes)."""
+    return Limits(
+        connect=route.timeout.connect,
+        total=route.timeout.total,
+        max_response_bytes=route.max_response_bytes,
+        max_request_bytes=route.max_request_bytes,
+        body_idle=route.client_timeout.body_idle,
+    )
+
+
+def runner(app: web.Application, **kwargs: Any) -> GuardedRunner:
+    """The app's runner: the guarded connection handler calling the pipeline straight."""
+    return GuardedRunner(
+        app,
+        handler=outermost,
+        edge=Edge(app),
+        head_seconds=app[CONFIG_KEY].client_timeout.head,
+        **kwargs,
+    )
+
+
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[UPSTREAM_KEY] = UpstreamPool(app[CONFIG_KEY].pool)
+    yield
+    await app[UPSTREAM_KEY].close()
+
+
+async def _mark_serving(app: web.Application) -> None:
+    app[LOOP_KEY] = asyncio.get_running_loop()
+    app[READINESS_KEY].serving = True
+
+
+async def _mark_shutting_down(app: web.Application) -> None:
+    app[READINESS_KEY].shutting_down = True
+
+
+__all__ = ["create_app", "limits_of", "runner"]

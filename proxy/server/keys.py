@@ -1,0 +1,48 @@
+"""The app's process-wide state, in typed ``web.AppKey``s (created in ``app.create_app``
+and its ``cleanup_ctx``; read by the pipeline, the runner and the process layer)."""
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from proxy.codes.catalog import Catalog
+from proxy.config import Config
+from proxy.observability.metrics import Metrics
+from proxy.server.admin import Readiness
+from proxy.server.admission import Traffic
+from proxy.upstream import Endpoint, Limits, UpstreamPool
+
+if TYPE_CHECKING:  # the inbound side is imported only by a config that has inbound routes
+    from proxy.inbound.handler import InboundMetrics
+
+CONFIG_KEY = web.AppKey("config", Config)
+CATALOG_KEY = web.AppKey("catalog", Catalog)
+REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
+READINESS_KEY = web.AppKey("readiness", Readiness)
+#: The one upstream pool: the gateways and the apps' webhooks.
+UPSTREAM_KEY = web.AppKey("upstream", UpstreamPool)
+#: Each route's endpoint and limits, and each inbound route's webhook, by name.
+ENDPOINTS_KEY = web.AppKey("endpoints", dict[str, Endpoint])
+LIMITS_KEY = web.AppKey("limits", dict[str, Limits])
+WEBHOOKS_KEY = web.AppKey("webhooks", dict[str, Endpoint])
+LOOP_KEY = web.AppKey("loop", asyncio.AbstractEventLoop)
+TRAFFIC_KEY = web.AppKey("traffic", Traffic)
+INBOUND_METRICS_KEY: web.AppKey["InboundMetrics | None"] = web.AppKey("inbound_metrics")
+
+__all__ = [
+    "CATALOG_KEY",
+    "CONFIG_KEY",
+    "ENDPOINTS_KEY",
+    "INBOUND_METRICS_KEY",
+    "LIMITS_KEY",
+    "LOOP_KEY",
+    "METRICS_KEY",
+    "READINESS_KEY",
+    "REGISTRY_KEY",
+    "TRAFFIC_KEY",
+    "UPSTREAM_KEY",
+    "WEBHOOKS_KEY",
+]
