@@ -385,6 +385,8 @@ def test_moms_elements_in_another_namespace_are_data(catalog: Catalog) -> None:
         '["success"]',
         "{}",
         '{"value": "success"}',
+        "-9223372036854775809",  # beyond 64 bits: the stdlib reads it, orjson cannot spell it
+        "1e400",
     ],
 )
 def test_any_moms_status_that_is_no_success_word_is_a_failure(catalog: Catalog, value: str) -> None:

@@ -139,8 +139,17 @@ def parse_moms(body: bytes, content_type: str | None) -> VendorReply:
     """Parse a MoMS/CM reply body. Never raises.
 
     ``content_type`` gives the charset label(s). See the module docstring for the body
-    kinds, the signals and the field mapping.
+    kinds, the signals and the field mapping. Every known failure is handled inside
+    ``_parse``; this guard only turns a parser bug into ``malformed``, so that one odd
+    gateway body can never crash a request (the fuzz tests call ``_parse`` directly).
     """
+    try:
+        return _parse(body, content_type)
+    except Exception:  # noqa: BLE001 - the single outermost guard; see the docstring
+        return VendorReply(body_kind="malformed")
+
+
+def _parse(body: bytes, content_type: str | None) -> VendorReply:
     head = _as_utf8(body, content_type)
     if head is None:  # a BOM or label, then bytes its encoding cannot decode
         return VendorReply(body_kind="malformed")
@@ -315,11 +324,20 @@ def _json_signal(kind: SignalKind, value: object, where: str, message: str | Non
         return Signal(kind, where, value.strip(), message=message)
     if kind == "code" and isinstance(value, int | float) and not isinstance(value, bool):
         return Signal(kind, where, _json_code(value), message=message)
-    if isinstance(value, dict | list):  # spelled by its brackets: it may be large
-        spelled = "{…}" if isinstance(value, dict) else "[…]"
-    else:
-        spelled = orjson.dumps(value).decode()[:64]
-    return Signal(kind, f"{where} ({_json_type(value)})", spelled, text=False, message=message)
+    return Signal(
+        kind, f"{where} ({_json_type(value)})", _spelled(value), text=False, message=message
+    )
+
+
+def _spelled(value: object) -> str:
+    """A JSON value that is no string, as JSON spells it (bounded): ``false``, ``null``,
+    ``0``; a container by its brackets (it may be large); a number of any size."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, dict | list):
+        return "{…}" if isinstance(value, dict) else "[…]"
+    text = repr(value) if isinstance(value, float) else str(value)  # ints beyond 64 bits too
+    return text if len(text) <= 64 else text[:64] + "…"
 
 
 def _json_type(value: object) -> str:
