@@ -143,9 +143,7 @@ async def test_every_endpoint_refusing_answers_the_last_refusal(
     proxy_client: ProxyFactory,
 ) -> None:
     first, second = free_port(), free_port()
-    config = make_config(
-        route(f"http://127.0.0.1:{first}/mm7", f"http://127.0.0.1:{second}/mm7")
-    )
+    config = make_config(route(f"http://127.0.0.1:{first}/mm7", f"http://127.0.0.1:{second}/mm7"))
     status, env = await send(await proxy_client(config))
     assert (status, env["code"], env["retryable"]) == (502, "CONNECTION_ERROR", True)
     assert env["vendor"]["endpoint"] == f"127.0.0.1:{second}"
@@ -157,10 +155,13 @@ async def test_round_robin_spreads_the_first_try(gateways: Any, proxy_client: Pr
     client = await proxy_client(config)
     endpoints = [(await send(client))[1]["vendor"]["endpoint"] for _ in range(4)]
     assert (len(a.received), len(b.received)) == (2, 2)
-    assert endpoints[0] != endpoints[1] and endpoints[0] == endpoints[2]
+    assert endpoints[0] != endpoints[1]
+    assert endpoints[0] == endpoints[2]
 
 
-async def test_failover_keeps_the_configured_order(gateways: Any, proxy_client: ProxyFactory) -> None:
+async def test_failover_keeps_the_configured_order(
+    gateways: Any, proxy_client: ProxyFactory
+) -> None:
     a, b = await gateways(), await gateways()
     client = await proxy_client(make_config(route(a.url(), b.url())))
     for _ in range(3):
@@ -189,7 +190,7 @@ async def test_all_attempts_share_one_deadline(gateways: Any, proxy_client: Prox
             route(f"http://127.0.0.1:{port}/mm7", secondary.url(),
                   timeout={"connect": 0.5, "total": 0.5})
         )  # fmt: skip
-        status, env = await send(await proxy_client(config))
+        _status, env = await send(await proxy_client(config))
     finally:
         for filler in fillers:
             filler.close()

@@ -144,10 +144,13 @@ def queued(registry: CollectorRegistry) -> float | None:
     return registry.get_sample_value("gateway_proxy_rate_limit_queue", {"route": "mms"})
 
 
-async def until(check: Callable[[], Any]) -> None:
-    async with asyncio.timeout(HANG_GUARD_S):
-        while not check():
-            await asyncio.sleep(0.01)
+async def until(check: Callable[[], Any], what: str = "the condition") -> None:
+    """Poll ``check`` until it holds (a hang guard bounds the wait; nothing is timed)."""
+    for _ in range(int(HANG_GUARD_S / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{what} never held")
 
 
 async def post(client: Any, seq: int | str) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -164,15 +167,21 @@ async def test_requests_wait_in_arrival_order_and_all_get_through(
     client = await proxy_client(config, registry=registry)
     loop = asyncio.get_running_loop()
     tasks = []
-    for seq in range(6):
+
+    def inside(count: int) -> Callable[[], bool]:
+        # Queued, or already at the gateway: the request has its place in the order.
+        return lambda: (queued(registry) or 0) + len(gw.seen) >= count
+
+    for seq in range(6):  # each sent once the one before has its place
         tasks.append(loop.create_task(post(client, seq), name=f"request-{seq}"))
-        if seq:  # the first takes the one token; each next one queues behind the last
-            await until(lambda n=seq: queued(registry) == n or len(gw.seen) > n - 1)
+        await until(inside(seq + 1))
     results = await asyncio.gather(*tasks)
     assert [r[1]["code"] for r in results] == ["OK"] * 6
     assert gw.seen == [str(seq) for seq in range(6)]
     assert queued(registry) == 0
-    waits = registry.get_sample_value("gateway_proxy_rate_limit_wait_seconds_count", {"route": "mms"})
+    waits = registry.get_sample_value(
+        "gateway_proxy_rate_limit_wait_seconds_count", {"route": "mms"}
+    )
     assert waits == 6
 
 
@@ -307,7 +316,9 @@ async def test_a_pause_holds_back_the_requests_queued_behind(
     assert gw.seen == ["first", "first", "second"]
 
 
-async def test_the_drain_serves_or_answers_the_queue(gateway: Any, registry: CollectorRegistry) -> None:
+async def test_the_drain_serves_or_answers_the_queue(
+    gateway: Any, registry: CollectorRegistry
+) -> None:
     """SIGTERM's drain with requests queued: those the drain cannot wait for are answered
     503 (OVERLOADED, shutdown), like in-flight ones; none is sent after."""
     gw = await gateway()

@@ -27,13 +27,19 @@ from typing import Protocol
 from proxy.config import RateLimit
 from proxy.flow.bucket import TokenBucket
 
-# How late past its max_wait a waiter's own timer fires: the pump's wake-ups jitter by
+# How late past its max_wait a waiter may still be served: the pump's wake-ups jitter by
 # a few milliseconds, and a waiter granted at its very deadline should still go.
 _GRACE_SECONDS = 0.02
 
 
 class Source(Protocol):
-    """Where tokens come from; every time is the loop's clock (``loop.time()``)."""
+    """Where tokens come from; every time is the loop's clock (``loop.time()``).
+
+    ``latency`` bounds one ``take``: a waiter's own timer allows for it past its max_wait
+    (a shared store's round trip is not the queue's wait).
+    """
+
+    latency: float
 
     def take_now(self) -> float | None:
         """A token taken at once (0.0), the seconds until one can be, or None when the
@@ -114,7 +120,7 @@ class Limiter:
         if not self._queue and self._source.take_now() == 0.0:
             return 0.0  # the usual case under the limit: no queue, no task switch
         expected = self._source.estimate(0 if front else len(self._queue))
-        if now + expected > deadline:
+        if now + expected > deadline + _GRACE_SECONDS:
             raise self._refused(expected)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), deadline)
@@ -128,7 +134,7 @@ class Limiter:
                 self._pump(), name=f"gateway-proxy-rate-limit-{self.route}"
             )
         try:
-            async with asyncio.timeout_at(deadline + _GRACE_SECONDS):
+            async with asyncio.timeout_at(deadline + _GRACE_SECONDS + self._source.latency):
                 await waiter.future
         except TimeoutError:
             if not self._leave(waiter):
@@ -234,6 +240,8 @@ class LoopClock:
 
 class LocalSource:
     """The process's own bucket (``RateLimit.local_rate``/``local_burst``: its share)."""
+
+    latency = 0.0
 
     def __init__(self, settings: RateLimit, clock: Callable[[], float]) -> None:
         self._clock = clock

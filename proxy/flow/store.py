@@ -197,6 +197,8 @@ class Store:
 class SharedSource:
     """A route's tokens from the shared bucket; its own bucket while Redis is down."""
 
+    latency = _CALL_SECONDS * 2  # ``Store.call``'s bound
+
     def __init__(
         self, route: str, settings: RateLimit, store: Store, clock: Callable[[], float]
     ) -> None:
@@ -239,7 +241,7 @@ class SharedSource:
 
     def estimate(self, ahead: int) -> float:
         now = self._clock()
-        if not self._store.up:
+        if not self._store.usable():
             return self._local.estimate(now, ahead)
         # At best the whole contract's rate serves this process's queue.
         return max(0.0, self._hint_until - now) + ahead / self._settings.per_second
