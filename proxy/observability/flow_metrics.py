@@ -35,6 +35,16 @@ from proxy.vocab import StoreError as StoreErrorReason
 WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+def wait_buckets(routes: Iterable[Route]) -> tuple[float, ...]:
+    """``WAIT_BUCKETS`` plus each rate-limited route's ``max_wait`` and 80% of it (the
+    GatewayProxyRateLimitQueueing threshold): a quantile near them reads exactly."""
+    bounds = set(WAIT_BUCKETS)
+    for route in routes:
+        if route.rate_limit is not None and route.rate_limit.max_wait > 0:
+            bounds.update((route.rate_limit.max_wait, round(0.8 * route.rate_limit.max_wait, 6)))
+    return tuple(sorted(bounds))
+
+
 class FlowMetrics:
     """The flow-control collectors, exposed on ``registry``."""
 
@@ -62,12 +72,20 @@ class FlowMetrics:
             ["route", "endpoint", "result"],
             registry=own,
         )
+        routes = list(routes)
         self.wait = Histogram(
             "gateway_proxy_rate_limit_wait_seconds",
             "Time a request of a rate-limited route waited for its token (0: none).",
             ["route"],
-            buckets=WAIT_BUCKETS,
+            buckets=wait_buckets(routes),
             registry=own,
+        )
+        self.max_wait = Gauge(
+            "gateway_proxy_rate_limit_max_wait_seconds",
+            "A rate-limited route's max_wait: the longest a request may queue.",
+            ["route"],
+            registry=own,
+            multiprocess_mode="max",
         )
         self.queue = Gauge(
             "gateway_proxy_rate_limit_queue",
@@ -99,6 +117,7 @@ class FlowMetrics:
         self._sends: dict[tuple[str, str, EndpointResult], Counter] = {}
         for route in routes:
             if route.rate_limit is not None:
+                self.max_wait.labels(route.name).set(route.rate_limit.max_wait)
                 self._waits[route.name] = self.wait.labels(route.name)
                 self._queues[route.name] = self.queue.labels(route.name)
             if len(route.endpoints) > 1 or route.circuit_breaker is not None:
@@ -137,4 +156,4 @@ class FlowMetrics:
             self.store_errors.labels(reason).inc()
 
 
-__all__ = ["WAIT_BUCKETS", "FlowMetrics"]
+__all__ = ["WAIT_BUCKETS", "FlowMetrics", "wait_buckets"]
