@@ -25,8 +25,10 @@ import argparse
 import asyncio
 import bisect
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -78,6 +80,49 @@ class Gateway:
         return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 
 
+def _gateway_process(port: int, tps: float | None, out: str) -> None:
+    """The recording gateway in a process of its own (the client's loop stays free); on
+    SIGTERM it writes what it saw to ``out``."""
+    gateway = Gateway(tps)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", gateway.answer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+    Path(out).write_text(json.dumps({"arrivals": gateway.arrivals, "throttled": gateway.throttled}))
+
+
+@contextmanager
+def gateway_process(directory: Path, tps: float | None) -> Iterator[tuple[str, Gateway]]:
+    """A recording gateway in its own process: its base URL, and a ``Gateway`` filled with
+    what it saw once the block ends."""
+    port = free_port()
+    out = directory / f"gateway-{port}.json"
+    process = multiprocessing.get_context("spawn").Process(
+        target=_gateway_process, args=(port, tps, str(out)), name="bench-gateway"
+    )
+    process.start()
+    seen = Gateway(tps)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/")
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        if process.pid is not None:
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(timeout=30)
+        if out.exists():
+            data = json.loads(out.read_text())
+            seen.arrivals, seen.throttled = data["arrivals"], data["throttled"]
+
+
 @contextmanager
 def served(config: str, directory: Path) -> Iterator[str]:
     """``gateway-proxy serve`` with ``config`` (its ``@PORT@``s filled); its base URL."""
@@ -126,18 +171,35 @@ def config(route: str, *, store: str | None = None) -> str:
     return head + "routes:\n  - {name: mms, path_prefix: /mm7, vendor: mm7, " + route + "}\n"
 
 
+async def _sent(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    context.trace_request_ctx["sent"] = time.perf_counter()
+
+
+def tracing() -> list[aiohttp.TraceConfig]:
+    """When each request's head went out: its time is counted from there, not from a wait
+    for a connection in the client's own pool (that is the client's, not the proxy's)."""
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(_sent)
+    return [config]
+
+
 async def one(http: aiohttp.ClientSession, url: str) -> tuple[str, str, float]:
-    """(code, vendor.name, seconds) of one request."""
-    began = time.perf_counter()
-    async with http.post(url, data=SUBMIT) as resp:
-        envelope = json.loads(await resp.read())
-    return envelope["code"], envelope["vendor"]["name"], time.perf_counter() - began
+    """(code, vendor.name, seconds from the request's head going out to its answer)."""
+    trace: dict[str, float] = {"sent": time.perf_counter()}
+    try:
+        async with http.post(url, data=SUBMIT, trace_request_ctx=trace) as resp:
+            envelope = json.loads(await resp.read())
+    except aiohttp.ClientError as exc:  # reported as what it is, never dropped
+        return f"client:{type(exc).__name__}", "-", time.perf_counter() - trace["sent"]
+    return envelope["code"], envelope["vendor"]["name"], time.perf_counter() - trace["sent"]
 
 
 async def open_loop(url: str, rate: float, seconds: float) -> list[tuple[str, str, float]]:
     """``rate`` requests a second for ``seconds``, each sent on time whatever came back."""
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    connector = aiohttp.TCPConnector(limit=1000)
+    async with aiohttp.ClientSession(connector=connector, trace_configs=tracing()) as http:
         tasks = []
         start = time.monotonic()
         for i in range(int(rate * seconds)):
@@ -149,7 +211,7 @@ async def open_loop(url: str, rate: float, seconds: float) -> list[tuple[str, st
 
 
 async def closed_loop(url: str, count: int, concurrency: int = 4) -> list[tuple[str, str, float]]:
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(trace_configs=tracing()) as http:
         results: list[tuple[str, str, float]] = []
 
         async def worker(n: int) -> None:
@@ -165,25 +227,11 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def start_gateway(gateway: Gateway) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", gateway.answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
-
-
 async def burst(directory: Path, seconds: float) -> dict[str, Any]:
-    gateway = Gateway(CONTRACT)
-    runner, base = await start_gateway(gateway)
-    route = f"upstream: '{base}/mm7', rate_limit: {{per_second: 50, burst: 10, max_wait: 2}}"
-    try:
+    with gateway_process(directory, CONTRACT) as (base, gateway):
+        route = f"upstream: '{base}/mm7', rate_limit: {{per_second: 50, burst: 10, max_wait: 2}}"
         with served(config(route), directory) as proxy:
             results = await open_loop(f"{proxy}/mm7", CONTRACT * 10, seconds)
-    finally:
-        await runner.cleanup()
     codes = Counter(f"{code}/{vendor}" for code, vendor, _ in results)
     ok = [s for code, _, s in results if code == "OK"]
     return {
@@ -200,8 +248,11 @@ async def burst(directory: Path, seconds: float) -> dict[str, Any]:
 
 
 async def outage(directory: Path, count: int) -> dict[str, Any]:
-    gateway = Gateway(None)
-    runner, base = await start_gateway(gateway)
+    with gateway_process(directory, None) as (base, _):
+        return await _outage(directory, count, base)
+
+
+async def _outage(directory: Path, count: int, base: str) -> dict[str, Any]:
     dead = f"http://127.0.0.1:{free_port()}/mm7"  # nothing listens: refused
     variants = {
         "healthy": f"upstream: '{base}/mm7'",
@@ -210,19 +261,16 @@ async def outage(directory: Path, count: int) -> dict[str, Any]:
         "circuit_breaker: {failures: 5, open_seconds: 10}",
     }
     out: dict[str, Any] = {}
-    try:
-        for name, route in variants.items():
-            with served(config(route), directory) as proxy:
-                await closed_loop(f"{proxy}/mm7", 200)  # warm up
-                results = await closed_loop(f"{proxy}/mm7", count)
-            times = [s for _, _, s in results]
-            out[name] = {
-                "errors": sum(code != "OK" for code, _, _ in results),
-                "p50_ms": round(statistics.median(times) * 1000, 3),
-                "p99_ms": round(quantile(times, 0.99) * 1000, 3),
-            }
-    finally:
-        await runner.cleanup()
+    for name, route in variants.items():
+        with served(config(route), directory) as proxy:
+            await closed_loop(f"{proxy}/mm7", 200)  # warm up
+            results = await closed_loop(f"{proxy}/mm7", count)
+        times = [s for _, _, s in results]
+        out[name] = {
+            "errors": sum(code != "OK" for code, _, _ in results),
+            "p50_ms": round(statistics.median(times) * 1000, 3),
+            "p99_ms": round(quantile(times, 0.99) * 1000, 3),
+        }
     for name in ("refusing_primary", "refusing_primary_breaker"):
         out[name]["added_p50_ms"] = round(out[name]["p50_ms"] - out["healthy"]["p50_ms"], 3)
     return out
@@ -260,19 +308,14 @@ async def dead(directory: Path, count: int) -> dict[str, Any]:
 
 
 async def shared(directory: Path, seconds: float) -> dict[str, Any]:
-    gateway = Gateway(CONTRACT)
-    runner, base = await start_gateway(gateway)
-    route = f"upstream: '{base}/mm7', rate_limit: {{per_second: 50, burst: 10, max_wait: 1}}"
-    try:
-        with redis_server(directory) as store:
-            text = config(route, store=store)
-            with served(text, directory) as one_proxy, served(text, directory) as other:
-                results = await asyncio.gather(
-                    open_loop(f"{one_proxy}/mm7", CONTRACT * 4, seconds),
-                    open_loop(f"{other}/mm7", CONTRACT * 4, seconds),
-                )
-    finally:
-        await runner.cleanup()
+    with gateway_process(directory, CONTRACT) as (base, gateway), redis_server(directory) as store:
+        route = f"upstream: '{base}/mm7', rate_limit: {{per_second: 50, burst: 10, max_wait: 1}}"
+        text = config(route, store=store)
+        with served(text, directory) as one_proxy, served(text, directory) as other:
+            results = await asyncio.gather(
+                open_loop(f"{one_proxy}/mm7", CONTRACT * 4, seconds),
+                open_loop(f"{other}/mm7", CONTRACT * 4, seconds),
+            )
     per_process = [sum(code == "OK" for code, _, _ in r) for r in results]
     return {
         "processes": 2,
@@ -315,7 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    figures = asyncio.run(run(only, ns.seconds, ns.count))
+    import uvloop
+
+    figures = uvloop.run(run(only, ns.seconds, ns.count))
     Path("bench/flow-results.json").write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
