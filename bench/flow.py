@@ -1,10 +1,11 @@
 """``make bench-flow`` (``python -m bench.flow``): flow control and failover, in figures.
 
 Each scenario runs a real ``gateway-proxy serve`` process (two for ``shared``, on one real
-``redis-server``) in front of a recording gateway in this process: an aiohttp app that
-answers an MM7 SubmitRsp, enforces a contract with the simulator's own ``Throughput``
-(``simulate --tps``; over it, its throttling answer) and keeps every arrival's time. The
-client is this process's aiohttp. Figures, never asserted (docs/performance.md):
+``redis-server``) in front of a recording gateway in a process of its own (raw HTTP/1.1
+on asyncio streams) that answers an MM7 SubmitRsp, enforces a contract with the
+simulator's own ``Throughput`` (``simulate --tps``; over it, its throttling answer) and
+keeps every arrival's time. The client is this process: raw keep-alive HTTP/1.1
+connections on uvloop. Figures, never asserted (docs/performance.md):
 
 * ``burst``: 10x a 50/s contract for 10 s, through a route with ``rate_limit: {per_second:
   50, burst: 10, max_wait: 2}``: the most the gateway saw in any 1-s window (target <= 60),
@@ -29,6 +30,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from bench.common import free_port, wait_http
 from proxy.tools.sim.mm7 import render_reply, submit_request
@@ -50,29 +51,72 @@ from proxy.tools.sim.throttle import Throughput, throttled
 SUBMIT = submit_request("+15550001000").encode()
 CONTRACT = 50.0
 SCENARIOS = ("burst", "outage", "dead", "shared")
+ADMINS: dict[str, str] = {}  # a served proxy's base URL -> its admin URL
+
+
+async def waits(proxy: str) -> dict[str, float]:
+    """The proxy's own view of its queue: how many requests waited for a token, how many
+    of them within max_wait (2 s), and the longest bucket any wait fell in."""
+    async with aiohttp.ClientSession() as http, http.get(f"{ADMINS[proxy]}/metrics") as resp:
+        text = await resp.text()
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if (
+            line.startswith("gateway_proxy_rate_limit_wait_seconds_bucket{")
+            and 'route="mms"' in line
+        ):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(le)] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get(float("inf"), 0.0)
+    within = buckets.get(2.0, 0.0)
+    longest = min((le for le, n in buckets.items() if n == total), default=float("nan"))
+    return {"waited": total, "within_max_wait": within, "longest_wait_bucket_s": longest}
 
 
 class Gateway:
-    """The recording gateway: arrivals' times, throttling answers, an optional contract."""
+    """The recording gateway: arrivals' times, throttling answers, an optional contract.
+    Raw HTTP/1.1 on asyncio streams, each answer in one write (see ``Connection``)."""
 
     def __init__(self, tps: float | None) -> None:
         self.throughput = Throughput(tps) if tps is not None else None
         self.arrivals: list[float] = []
         self.throttled = 0
+        ok = render_reply(
+            response_kind="SubmitRsp", transaction_id="bench", code="1000",
+            text="Success", message_id="1",
+        )  # fmt: skip
+        self._ok = self._frame(ok.status, ok.all_headers().items(), ok.body)
 
-    async def answer(self, request: web.Request) -> web.Response:
-        await request.read()
-        now = time.monotonic()
+    @staticmethod
+    def _frame(status: int, headers: Any, body: bytes) -> bytes:
+        head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers)
+        return head.encode() + b"\r\n" + body
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.decode("latin-1").split("\r\n")[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                writer.write(self.answer(time.monotonic()))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    def answer(self, now: float) -> bytes:
         if self.throughput is not None and not self.throughput.admit(now):
             self.throttled += 1
             reply = throttled("mm7", self.throughput.tps, self.throughput.retry_after())
-        else:
-            self.arrivals.append(now)
-            reply = render_reply(
-                response_kind="SubmitRsp", transaction_id="bench", code="1000",
-                text="Success", message_id="1",
-            )  # fmt: skip
-        return web.Response(status=reply.status, body=reply.body, headers=reply.all_headers())
+            return self._frame(reply.status, reply.all_headers().items(), reply.body)
+        self.arrivals.append(now)
+        return self._ok
 
     def busiest_second(self) -> int:
         """The most arrivals in any 1-s window (sliding: each arrival starts one)."""
@@ -88,13 +132,10 @@ def _gateway_process(port: int, tps: float | None, out: str) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", gateway.answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+        server = await asyncio.start_server(gateway.serve, "127.0.0.1", port, backlog=4096)
+        Path(out + ".ready").write_text("ready")  # noqa: ASYNC240 - once, before any load
         await stop.wait()
-        await runner.cleanup()
+        server.close()
 
     asyncio.run(main())
     Path(out).write_text(json.dumps({"arrivals": gateway.arrivals, "throttled": gateway.throttled}))
@@ -112,7 +153,12 @@ def gateway_process(directory: Path, tps: float | None) -> Iterator[tuple[str, G
     process.start()
     seen = Gateway(tps)
     try:
-        wait_http(f"http://127.0.0.1:{port}/")
+        ready = Path(str(out) + ".ready")
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if time.monotonic() > deadline or not process.is_alive():
+                raise SystemExit("bench.flow: the gateway process did not start")
+            time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", seen
     finally:
         if process.pid is not None:
@@ -135,6 +181,7 @@ def served(config: str, directory: Path) -> Iterator[str]:
     )  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{admin}/healthz")
+        ADMINS[f"http://127.0.0.1:{port}"] = f"http://127.0.0.1:{admin}"
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -171,55 +218,106 @@ def config(route: str, *, store: str | None = None) -> str:
     return head + "routes:\n  - {name: mms, path_prefix: /mm7, vendor: mm7, " + route + "}\n"
 
 
-async def _sent(
-    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestHeadersSentParams
-) -> None:
-    context.trace_request_ctx["sent"] = time.perf_counter()
+class Connection:
+    """One keep-alive HTTP/1.1 connection of the load generator: each request in one write
+    (TCP_NODELAY), each answer read by its Content-Length. aiohttp's client writes a POST's
+    head and body apart, and Nagle with delayed ACKs then adds 40 ms on loopback: the
+    harness's figure, not the proxy's."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            sock = self.writer.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: text/xml\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+            elif name.strip().lower() == "connection" and "close" in value.lower():
+                close = True
+        content = await self.reader.readexactly(length)
+        if close:
+            self.writer.close()
+        return status, content
 
 
-def tracing() -> list[aiohttp.TraceConfig]:
-    """When each request's head went out: its time is counted from there, not from a wait
-    for a connection in the client's own pool (that is the client's, not the proxy's)."""
-    config = aiohttp.TraceConfig()
-    config.on_request_headers_sent.append(_sent)
-    return [config]
+def _split(url: str) -> tuple[str, int, str]:
+    rest = url.removeprefix("http://")
+    netloc, _, path = rest.partition("/")
+    host, _, port = netloc.partition(":")
+    return host, int(port), "/" + path
 
 
-async def one(http: aiohttp.ClientSession, url: str) -> tuple[str, str, float]:
-    """(code, vendor.name, seconds from the request's head going out to its answer)."""
-    trace: dict[str, float] = {"sent": time.perf_counter()}
+async def one(conn: Connection, path: str) -> tuple[str, str, float]:
+    """(code, vendor.name, seconds from the request's write to its answer)."""
+    began = time.perf_counter()
     try:
-        async with http.post(url, data=SUBMIT, trace_request_ctx=trace) as resp:
-            envelope = json.loads(await resp.read())
-    except aiohttp.ClientError as exc:  # reported as what it is, never dropped
-        return f"client:{type(exc).__name__}", "-", time.perf_counter() - trace["sent"]
-    return envelope["code"], envelope["vendor"]["name"], time.perf_counter() - trace["sent"]
+        _, content = await conn.post(path, SUBMIT)
+    except (OSError, asyncio.IncompleteReadError) as exc:  # reported, never dropped
+        if conn.writer is not None:
+            conn.writer.close()
+        return f"client:{type(exc).__name__}", "-", time.perf_counter() - began
+    envelope = json.loads(content)
+    return envelope["code"], envelope["vendor"]["name"], time.perf_counter() - began
 
 
 async def open_loop(url: str, rate: float, seconds: float) -> list[tuple[str, str, float]]:
-    """``rate`` requests a second for ``seconds``, each sent on time whatever came back."""
-    connector = aiohttp.TCPConnector(limit=1000)
-    async with aiohttp.ClientSession(connector=connector, trace_configs=tracing()) as http:
-        tasks = []
-        start = time.monotonic()
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.get_running_loop().create_task(one(http, url), name=f"req-{i}"))
-        return list(await asyncio.gather(*tasks))
+    """``rate`` requests a second for ``seconds``, each sent on time whatever came back:
+    on an idle connection of a pool that grows as needed."""
+    host, port, path = _split(url)
+    idle: list[Connection] = []
+    opened: list[Connection] = []
+
+    async def send() -> tuple[str, str, float]:
+        conn = idle.pop() if idle else Connection(host, port)
+        if not opened or (conn is not opened[-1] and conn not in opened):
+            opened.append(conn)
+        result = await one(conn, path)
+        idle.append(conn)
+        return result
+
+    tasks = []
+    start = time.monotonic()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.get_running_loop().create_task(send(), name=f"req-{i}"))
+    results = list(await asyncio.gather(*tasks))
+    for conn in opened:
+        if conn.writer is not None:
+            conn.writer.close()
+    return results
 
 
 async def closed_loop(url: str, count: int, concurrency: int = 4) -> list[tuple[str, str, float]]:
-    async with aiohttp.ClientSession(trace_configs=tracing()) as http:
-        results: list[tuple[str, str, float]] = []
+    host, port, path = _split(url)
+    results: list[tuple[str, str, float]] = []
 
-        async def worker(n: int) -> None:
-            for _ in range(n):
-                results.append(await one(http, url))
+    async def worker(n: int) -> None:
+        conn = Connection(host, port)
+        for _ in range(n):
+            results.append(await one(conn, path))
+        if conn.writer is not None:
+            conn.writer.close()
 
-        await asyncio.gather(*(worker(count // concurrency) for _ in range(concurrency)))
-        return results
+    await asyncio.gather(*(worker(count // concurrency) for _ in range(concurrency)))
+    return results
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -232,6 +330,7 @@ async def burst(directory: Path, seconds: float) -> dict[str, Any]:
         route = f"upstream: '{base}/mm7', rate_limit: {{per_second: 50, burst: 10, max_wait: 2}}"
         with served(config(route), directory) as proxy:
             results = await open_loop(f"{proxy}/mm7", CONTRACT * 10, seconds)
+            queue = await waits(proxy)
     codes = Counter(f"{code}/{vendor}" for code, vendor, _ in results)
     ok = [s for code, _, s in results if code == "OK"]
     return {
@@ -241,9 +340,10 @@ async def burst(directory: Path, seconds: float) -> dict[str, Any]:
         "limit_per_second_plus_burst": 60,
         "gateway_throttling_answers": gateway.throttled,
         "answers": dict(codes),
-        "ok_p50_s": round(quantile(ok, 0.5), 4),
-        "ok_max_s": round(max(ok, default=0.0), 4),
+        "ok_p50_s_client": round(quantile(ok, 0.5), 4),
+        "ok_max_s_client": round(max(ok, default=0.0), 4),
         "max_wait_s": 2,
+        "proxy_queue": queue,
     }
 
 
