@@ -54,6 +54,17 @@ SCENARIOS = ("burst", "outage", "dead", "shared")
 ADMINS: dict[str, str] = {}  # a served proxy's base URL -> its admin URL
 
 
+async def store_errors(proxy: str) -> float:
+    """Failed calls to the store, as the proxy counted them (its fallback's use)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{ADMINS[proxy]}/metrics") as resp:
+        text = await resp.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("gateway_proxy_store_errors_total{")
+    )
+
+
 async def waits(proxy: str) -> dict[str, float]:
     """The proxy's own view of its queue: how many requests waited for a token, how many
     of them within max_wait (2 s), and the longest bucket any wait fell in."""
@@ -117,6 +128,12 @@ class Gateway:
             return self._frame(reply.status, reply.all_headers().items(), reply.body)
         self.arrivals.append(now)
         return self._ok
+
+    def mean_rate(self) -> float:
+        """Arrivals a second over the span they came in."""
+        if len(self.arrivals) < 2:
+            return 0.0
+        return (len(self.arrivals) - 1) / (max(self.arrivals) - min(self.arrivals))
 
     def busiest_second(self) -> int:
         """The most arrivals in any 1-s window (sliding: each arrival starts one)."""
@@ -338,6 +355,7 @@ async def burst(directory: Path, seconds: float) -> dict[str, Any]:
         "seconds": seconds,
         "gateway_busiest_1s": gateway.busiest_second(),
         "limit_per_second_plus_burst": 60,
+        "gateway_mean_per_s": round(gateway.mean_rate(), 1),
         "gateway_throttling_answers": gateway.throttled,
         "answers": dict(codes),
         "ok_p50_s_client": round(quantile(ok, 0.5), 4),
@@ -416,6 +434,7 @@ async def shared(directory: Path, seconds: float) -> dict[str, Any]:
                 open_loop(f"{one_proxy}/mm7", CONTRACT * 4, seconds),
                 open_loop(f"{other}/mm7", CONTRACT * 4, seconds),
             )
+            errors = [await store_errors(one_proxy), await store_errors(other)]
     per_process = [sum(code == "OK" for code, _, _ in r) for r in results]
     return {
         "processes": 2,
@@ -424,7 +443,8 @@ async def shared(directory: Path, seconds: float) -> dict[str, Any]:
         "limit_per_second_plus_burst": 60,
         "gateway_throttling_answers": gateway.throttled,
         "ok_per_process": per_process,
-        "ok_per_s_together": round(sum(per_process) / seconds, 1),
+        "gateway_mean_per_s": round(gateway.mean_rate(), 1),
+        "store_errors_per_process": errors,
     }
 
 
