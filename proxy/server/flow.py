@@ -142,6 +142,7 @@ async def _failover(
     last: Result | None = None
     for chosen in endpoints.attempts():
         if last is not None and clock.now() >= deadline:
+            endpoints.record(chosen, "abandoned")  # never sent: a probe's slot goes back
             break
         verdict: Verdict = "abandoned"
         try:
