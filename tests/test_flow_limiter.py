@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from proxy.config import RateLimit, shared_by
@@ -383,3 +384,28 @@ async def test_queued_requests_are_served_when_the_drain_allows(
         await server
     assert results == [200] * 4
     assert sorted(gw.seen) == list("abcd")
+
+
+async def test_time_in_the_queue_does_not_count_against_timeout_total(
+    proxy_client: ProxyFactory, registry: CollectorRegistry, aiohttp_server: Any
+) -> None:
+    """The second request waits about 3.3 s for its token, longer than timeout.total (2 s);
+    the gateway answers in 0.1 s: it gets OK, not TIMEOUT (timeout.total starts at the send)."""
+    async def slowish(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.1)
+        return web.Response(body=SUBMIT_RSP, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", slowish)
+    gw = await aiohttp_server(app)
+    route = limited(str(gw.make_url("/mm7")), per_second=0.3, burst=1, max_wait=10)
+    client = await proxy_client(make_config({**route, "timeout": {"total": 2}}), registry=registry)
+    first = asyncio.get_running_loop().create_task(post(client, "a"), name="first")
+    second = asyncio.get_running_loop().create_task(post(client, "b"), name="second")
+    results = [await first, await second]
+    assert [r[1]["code"] for r in results] == ["OK", "OK"]
+    waited = registry.get_sample_value(
+        "gateway_proxy_rate_limit_wait_seconds_bucket", {"route": "mms", "le": "2.5"}
+    )
+    assert waited == 1  # one did not wait; the other waited past 2.5 s, longer than the total
