@@ -391,6 +391,7 @@ async def test_time_in_the_queue_does_not_count_against_timeout_total(
 ) -> None:
     """The second request waits about 3.3 s for its token, longer than timeout.total (2 s);
     the gateway answers in 0.1 s: it gets OK, not TIMEOUT (timeout.total starts at the send)."""
+
     async def slowish(request: web.Request) -> web.Response:
         await request.read()
         await asyncio.sleep(0.1)
