@@ -410,3 +410,35 @@ async def test_time_in_the_queue_does_not_count_against_timeout_total(
         "gateway_proxy_rate_limit_wait_seconds_bucket", {"route": "mms", "le": "2.5"}
     )
     assert waited == 1  # one did not wait; the other waited past 2.5 s, longer than the total
+
+
+@pytest.mark.parametrize("stall", [False, True], ids=["trickled", "stalled"])
+async def test_a_held_body_may_trickle_but_not_stall(
+    stall: bool, gateway: Any, proxy_client: ProxyFactory
+) -> None:
+    """A rate-limited route reads the app's body before its token: a body that comes in
+    pieces is held whole and sent once; one that stalls past body_idle is the app's
+    REQUEST_TIMEOUT, and the gateway never sees it."""
+    gw = await gateway()
+    route = limited(gw.raw.url(), per_second=50, burst=5, max_wait=10)
+    client = await proxy_client(make_config({**route, "client_timeout": {"body_idle": 0.3}}))
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    head = f"POST /mm7 HTTP/1.1\r\nHost: x\r\nContent-Length: {len(SUBMIT_REQ)}\r\n\r\n"
+    writer.write(head.encode() + SUBMIT_REQ[:50])
+    await writer.drain()
+    await asyncio.sleep(0.1)  # a second piece, within body_idle
+    writer.write(SUBMIT_REQ[50:100])
+    await writer.drain()
+    if not stall:
+        await asyncio.sleep(0.1)
+        writer.write(SUBMIT_REQ[100:])
+    async with asyncio.timeout(HANG_GUARD_S):
+        answer = await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    if stall:
+        assert status == 408
+        assert gw.raw.received == []
+    else:
+        assert status == 200
+        assert [r.body for r in gw.raw.received] == [SUBMIT_REQ]

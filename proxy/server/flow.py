@@ -113,19 +113,24 @@ async def _held(request: web.Request, route: Route) -> tuple[StreamReader | byte
     limit = route.max_request_bytes
     if length is None or length > RESEND_BUFFER_BYTES or (limit is not None and length > limit):
         return request.content, False  # streamed (and refused, when over the limit)
-    idle = route.client_timeout.body_idle
+    content, idle = request.content, route.client_timeout.body_idle
     chunks: list[bytes] = []
     while True:
         try:
-            async with asyncio.timeout(idle):
-                chunk = await request.content.readany()
+            if not chunks:  # usually the whole body came with the head: no timer
+                chunk = content.read_nowait()
+                if content.at_eof():
+                    return chunk, True
+            else:
+                async with asyncio.timeout(idle):
+                    chunk = await content.readany()
         except TimeoutError:
             detail = f"the app's body paused for more than {idle:g} s"
             raise ExchangeFailure("client_timeout", detail, reached=False) from None
         except (OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
             detail = f"the app's request body ended early: {type(exc).__name__}"
             raise ExchangeFailure("bad_request", detail, reached=False) from None
-        if not chunk:
+        if not chunk and chunks:
             return b"".join(chunks), True
         chunks.append(chunk)
 
