@@ -36,6 +36,8 @@ class RequestRecord:
     upstream_duration_s: float | None
     bytes_in: int
     bytes_out: int
+    # The app that sent it: a configured client's name, or "anonymous".
+    client: str = "anonymous"
 
 
 def log_request(record: RequestRecord) -> None:
@@ -43,6 +45,7 @@ def log_request(record: RequestRecord) -> None:
     outcome = record.outcome
     fields: dict[str, Any] = {
         "request_id": record.request_id,
+        "client": record.client,
         "route": record.route,
         "vendor": record.vendor,
         "method": record.method,

@@ -2,8 +2,9 @@
 
 app.py        create_app: the application, its state (keys.py) and lifecycle;
               ``runner``: served through the guarded connection handler (proxy.aio)
-handle.py     handle: the pipeline of values, route → admit → forward → classify →
-              respond → observe; ``last_resort``, the one catch-all
+handle.py     handle: the pipeline of values, route → identify → admit → forward →
+              classify → respond → observe; ``last_resort``, the one catch-all
+clients.py    pure: who may send (``clients``: the app's Proxy-Authorization key)
 routing.py    pure: the request line → a route, an inbound route, or a refusal
 admission.py  max_in_flight, the drain, and ``admitted``: the one way in
 headers.py    pure header policy: hop-by-hop, X-Forwarded-*, request ids, Location
@@ -11,9 +12,10 @@ respond.py    pure: an Outcome (and the gateway's answer) → the reply to send
 admin.py      /metrics, /healthz, /readyz on their own port
 """
 
-from proxy.server.app import create_app, limits_of, runner
+from proxy.server.app import create_app, create_inbound_app, limits_of, runner
 from proxy.server.keys import (
     CATALOG_KEY,
+    CLIENTS_KEY,
     CONFIG_KEY,
     ENDPOINTS_KEY,
     INBOUND_METRICS_KEY,
@@ -22,6 +24,7 @@ from proxy.server.keys import (
     METRICS_KEY,
     READINESS_KEY,
     REGISTRY_KEY,
+    SERVED_KEY,
     TRAFFIC_KEY,
     UPSTREAM_KEY,
     WEBHOOKS_KEY,
@@ -29,6 +32,7 @@ from proxy.server.keys import (
 
 __all__ = [
     "CATALOG_KEY",
+    "CLIENTS_KEY",
     "CONFIG_KEY",
     "ENDPOINTS_KEY",
     "INBOUND_METRICS_KEY",
@@ -37,10 +41,12 @@ __all__ = [
     "METRICS_KEY",
     "READINESS_KEY",
     "REGISTRY_KEY",
+    "SERVED_KEY",
     "TRAFFIC_KEY",
     "UPSTREAM_KEY",
     "WEBHOOKS_KEY",
     "create_app",
+    "create_inbound_app",
     "limits_of",
     "runner",
 ]

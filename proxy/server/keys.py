@@ -8,10 +8,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from proxy.codes.catalog import Catalog
-from proxy.config import Config
+from proxy.config import Config, InboundRoute, Route
 from proxy.observability.metrics import Metrics
 from proxy.server.admin import Readiness
 from proxy.server.admission import Traffic
+from proxy.server.clients import Clients
 from proxy.upstream import Endpoint, Limits, UpstreamPool
 
 if TYPE_CHECKING:  # the inbound side is imported only by a config that has inbound routes
@@ -31,9 +32,16 @@ WEBHOOKS_KEY = web.AppKey("webhooks", dict[str, Endpoint])
 LOOP_KEY = web.AppKey("loop", asyncio.AbstractEventLoop)
 TRAFFIC_KEY = web.AppKey("traffic", Traffic)
 INBOUND_METRICS_KEY: web.AppKey["InboundMetrics | None"] = web.AppKey("inbound_metrics")
+#: The apps allowed to send (``clients``), ready to identify one.
+CLIENTS_KEY = web.AppKey("clients", Clients)
+#: What this app's listener serves: its send routes and its inbound routes. With
+#: ``inbound_listen`` the send listener serves no inbound route and the inbound one no
+#: send route; without it, ``listen`` serves both.
+SERVED_KEY = web.AppKey("served", tuple[tuple[Route, ...], tuple[InboundRoute, ...]])
 
 __all__ = [
     "CATALOG_KEY",
+    "CLIENTS_KEY",
     "CONFIG_KEY",
     "ENDPOINTS_KEY",
     "INBOUND_METRICS_KEY",
@@ -42,6 +50,7 @@ __all__ = [
     "METRICS_KEY",
     "READINESS_KEY",
     "REGISTRY_KEY",
+    "SERVED_KEY",
     "TRAFFIC_KEY",
     "UPSTREAM_KEY",
     "WEBHOOKS_KEY",
