@@ -175,7 +175,11 @@ class UpstreamPool:
             self._cleanup = None
         for idle in self._idle.values():
             while idle:
-                self._forget(idle.pop())
+                conn = idle.pop()
+                # Dropped at once: a TLS connection's close would wait for the gateway's
+                # close_notify, which a process about to exit does not need.
+                conn.abort()
+                self._forget(conn)
         for _, waiter in self._waiters:
             if not waiter.done():
                 waiter.set_exception(ConnectionResetError("the upstream pool is closed"))
