@@ -130,6 +130,7 @@ async def _callback(request: web.Request, match: InboundMatch) -> web.Response:
             catalog=app[CATALOG_KEY],
             metrics=app[INBOUND_METRICS_KEY],
             body_idle=app[CONFIG_KEY].client_timeout.body_idle,
+            rejections=app[METRICS_KEY],
         )
 
     def gone() -> None:
