@@ -139,7 +139,7 @@ async def test_callbacks_with_basic_auth_and_allow_from_on_their_own_listener(
         metrics = await (await http.get(f"http://{config.admin_listen}/metrics")).text()
     assert len(hook.events) == 1  # the refused callbacks were never forwarded
     rejected = (
-        'gateway_proxy_rejected_requests_total{route="mm7-events",reason="relay_unauthenticated"}'
+        'gateway_proxy_rejected_requests_total{reason="relay_unauthenticated",route="mm7-events"}'
     )
     assert f"{rejected} 2.0" in metrics
     refusals = [e for e in log_lines() if e["event"] == "callback" and e["kind"] == "refused"]
