@@ -108,7 +108,7 @@ def exchange_failure(exc: BaseException, *, reached: bool) -> ExchangeFailure:
 def tls_reason(exc: ssl.SSLError | ssl.CertificateError) -> str:
     """Why a TLS handshake failed, in fixed words (never the certificate's names)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        why = _VERIFY_REASONS.get(exc.verify_code, "its certificate was refused")
+        why = _VERIFY_REASONS.get(getattr(exc, "verify_code", 0), "its certificate was refused")
         return f"{_HANDSHAKE}: {why}"
     if isinstance(exc, ssl.CertificateError):
         return f"{_HANDSHAKE}: its certificate was refused"
