@@ -41,7 +41,9 @@ VARIANTS: dict[str, Callable[[str], str]] = {
     "plain": lambda config: config,
     "clients": lambda config: (
         config
-        + f"clients:\n  - {{name: bench, key: {_BENCH_KEY}}}\n  - {{name: other, key: other-{_BENCH_KEY}}}\n"
+        + "clients:\n"
+        + f"  - {{name: bench, key: {_BENCH_KEY}}}\n"
+        + f"  - {{name: other, key: other-{_BENCH_KEY}}}\n"
     ),
 }
 #: Request headers a variant's clients send (bench/instructions.py adds them to each request).
