@@ -77,13 +77,18 @@ def files_of(tls: UpstreamTLS | ServerTLS) -> tuple[Path, ...]:
 
 
 class Watched:
-    """The files of one TLS setting, and whether they changed since ``mark``."""
+    """The files of one TLS setting, and whether they changed since ``mark``.
 
-    __slots__ = ("_paths", "_seen")
+    ``failed`` is the signature a build last failed on: the same files are not tried (or
+    logged) again until they change once more.
+    """
+
+    __slots__ = ("_paths", "_seen", "failed")
 
     def __init__(self, paths: Iterable[Path]) -> None:
         self._paths = tuple(paths)
         self._seen = self.signature()
+        self.failed: tuple[tuple[int, int, int, int], ...] | None = None
 
     def signature(self) -> tuple[tuple[int, int, int, int], ...]:
         """Each file's (device, inode, size, mtime), through symlinks; a missing file is
@@ -113,14 +118,17 @@ def _rebuilt(
     """Run ``build`` when ``watched`` changed (or ``force``); True when it did. A failed
     build keeps what is in use, logs why, and is tried again at the next look."""
     signature = watched.changed()
-    if signature is None and not force:
+    if (signature is None or signature == watched.failed) and not force:
         return False
+    signature = signature if signature is not None else watched.signature()
     try:
         build()
     except OSError as exc:
+        watched.failed = signature
         _log.warning("tls_reload_failed", tls=what, reason=problem(exc))
         return False
-    watched.mark(signature if signature is not None else watched.signature())
+    watched.failed = None
+    watched.mark(signature)
     _log.info("tls_reloaded", tls=what)
     return True
 
@@ -141,9 +149,11 @@ class ClientContexts:
         context was ever built for ``tls`` (its files are unreadable from the start)."""
         context = self._contexts.get(tls)
         if context is None:
+            # The files' signature first: a change while the context is built is seen.
+            watched = Watched(files_of(tls)) if tls is not None else None
             context = self._contexts[tls] = client_context(tls)
-            if tls is not None:
-                self._watched[tls] = Watched(files_of(tls))
+            if tls is not None and watched is not None:
+                self._watched[tls] = watched
             return context
         if tls is not None:
             self._refresh(tls)
