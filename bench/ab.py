@@ -33,8 +33,23 @@ ROOT = Path(__file__).resolve().parent.parent
 _WARMUP_S = 1.0
 
 #: Config variants: extra YAML appended to ``make bench``'s proxy config, or a function of
-#: it (for settings inside routes). ``plain`` is that config unchanged.
-VARIANTS: dict[str, Callable[[str], str]] = {"plain": lambda config: config}
+#: it (for settings inside routes). ``plain`` is that config unchanged. ``clients``: every
+#: request authenticated with a client key (issue 20's cost: with a valid key against no
+#: ``clients`` at all), the key sent as ``VARIANT_HEADERS`` says.
+_BENCH_KEY = "bench-client-key-0123456789"
+VARIANTS: dict[str, Callable[[str], str]] = {
+    "plain": lambda config: config,
+    "clients": lambda config: (
+        config
+        + "clients:\n"
+        + f"  - {{name: bench, key: {_BENCH_KEY}}}\n"
+        + f"  - {{name: other, key: other-{_BENCH_KEY}}}\n"
+    ),
+}
+#: Request headers a variant's clients send (bench/instructions.py adds them to each request).
+VARIANT_HEADERS: dict[str, dict[str, str]] = {
+    "clients": {"Proxy-Authorization": f"Bearer {_BENCH_KEY}"},
+}
 
 
 def _rate_limit_never_binding(config: str) -> str:

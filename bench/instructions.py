@@ -45,17 +45,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _send(port: int, count: int) -> None:
-    """``count`` requests of the mix over one kept-alive connection, one at a time."""
+def _send(port: int, count: int, extra: dict[str, str] | None = None) -> None:
+    """``count`` requests of the mix over one kept-alive connection, one at a time, with
+    the ``extra`` headers (a variant's, e.g. its client key)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         for i in range(count):
             reply = REPLIES[i % len(REPLIES)]
             conn.request(
                 "POST", reply.path, body=reply.request_body,
-                headers={"Content-Type": reply.request_content_type},
+                headers={"Content-Type": reply.request_content_type, **(extra or {})},
             )  # fmt: skip
-            conn.getresponse().read()
+            response = conn.getresponse()
+            response.read()
+            if response.status == 407:  # a variant's key refused: the figure would be wrong
+                raise RuntimeError("gateway-proxy answered 407: the variant's key is wrong")
     finally:
         conn.close()
 
@@ -79,7 +83,7 @@ def _count(lab: targets.Lab, side: ab.Side, requests: int) -> int:
         proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         try:
             wait_until(lambda: _ready(proc, admin), timeout=300, interval=0.5)
-            _send(port, requests)
+            _send(port, requests, ab.VARIANT_HEADERS.get(side.variant))
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=300)
         finally:

@@ -8,6 +8,9 @@ list, each stage a function that returns the value the next one takes::
             ├─ route    server/routing.py    pure ``decide`` → RouteMatch, InboundMatch
             │                                or Refusal (no route, absolute-URI, dot
             │                                segments)
+            ├─ identify server/clients.py    pure: the app's Proxy-Authorization against
+            │                                ``clients`` → its name, or 407/403 (the gateway
+            │                                is not contacted)
             ├─ admit    server/admission.py  ``admitted``: max_in_flight, the drain; the
             │                                one way in, for sends and callbacks alike
             ├─ pace     server/flow.py       flow control: a rate limit's queue (flow/),
@@ -29,9 +32,11 @@ list, each stage a function that returns the value the next one takes::
             └─ observe  observability/       one counter, histograms and one redacted
                                              structured log line (written off the loop)
 
-    relay ──► the same edge, an inbound route: inbound/ reads the callback (pure), posts
-              one JSON event to the app's webhook (upstream/webhook.py: the same pool),
-              and answers the relay once the app has
+    relay ──► the same edge (or its own listener, ``inbound_listen``), an inbound route:
+              the relay's checks (inbound/guard.py: auth.basic, allow_from), inbound/
+              reads the callback (pure), posts one JSON event to the app's webhook
+              (upstream/webhook.py: the same pool, signed), and answers the relay once the
+              app has
     operator ──► server/admin.py on ``admin_listen``: /metrics, /healthz, /readyz
 
 The rooms::
@@ -47,7 +52,8 @@ The rooms::
     codes/          the catalog, the verdict, the envelope
     inbound/        relay callbacks: parse, event, answer (sans-io); handler.py, the HTTP side
     observability/  metrics, the log line, logging, redaction
-    config/         the YAML → frozen objects; the one loader of data files
+    config/         the YAML → frozen objects; the one loader of data files; the TLS
+                    files as ssl contexts, re-read when they change (tls.py)
     process/        serve (signals, drain), --workers, listening ports
     tools/          the gateway simulator (an independent oracle), the demo
     cli.py          the command line, a table of subcommands

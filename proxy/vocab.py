@@ -24,6 +24,7 @@ OwnFailure = Literal[
     "request_too_large", "route_not_found", "bad_request", "internal", "client_closed",
     "client_timeout", "header_too_large", "uri_too_long", "shed", "shutdown",
     "rate_limit", "circuit_open",
+    "client_unauthenticated", "client_forbidden",
 ]  # fmt: skip
 FailureKind = UpstreamFailure | OwnFailure
 FAILURE_KINDS: tuple[FailureKind, ...] = (*get_args(UpstreamFailure), *get_args(OwnFailure))
@@ -31,12 +32,18 @@ FAILURE_KINDS: tuple[FailureKind, ...] = (*get_args(UpstreamFailure), *get_args(
 UPSTREAM_FAILURES: tuple[UpstreamFailure, ...] = get_args(UpstreamFailure)
 
 #: ``reason`` of ``gateway_proxy_rejected_requests_total``: the proxy refused a request on
-#: its own account (``head_timeout``: a connection whose head never arrived, no request).
+#: its own account (``head_timeout``: a connection whose head never arrived, no request;
+#: ``client_*``: an app without a valid key, or on a route its key does not allow).
 RejectionReason = Literal[
     "shed", "shutdown", "client_timeout", "header_too_large", "uri_too_long", "bad_request",
-    "head_timeout", "rate_limit", "circuit_open",
+    "head_timeout", "rate_limit", "circuit_open", "client_unauthenticated",
+    "client_forbidden",
 ]  # fmt: skip
 REJECTION_REASONS: tuple[RejectionReason, ...] = get_args(RejectionReason)
+#: ... and of a relay's callback that failed its inbound route's checks: ``auth.basic``
+#: (``relay_unauthenticated``, 401) or ``allow_from`` (``relay_forbidden``, 403).
+RelayRejection = Literal["relay_unauthenticated", "relay_forbidden"]
+RELAY_REJECTIONS: tuple[RelayRejection, ...] = get_args(RelayRejection)
 
 #: How a route with several ``upstreams`` picks the first endpoint to try (README "Flow
 #: control and failover"): the configured order, or a start that rotates per request.
@@ -101,6 +108,7 @@ __all__ = [
     "METHODS_WITHOUT_BODY",
     "MODES",
     "REJECTION_REASONS",
+    "RELAY_REJECTIONS",
     "STORE_ERRORS",
     "UPSTREAM_FAILURES",
     "VENDOR_NAMES",
@@ -117,6 +125,7 @@ __all__ = [
     "Mode",
     "OwnFailure",
     "RejectionReason",
+    "RelayRejection",
     "StoreError",
     "UpstreamFailure",
     "VendorName",

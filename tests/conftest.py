@@ -149,7 +149,20 @@ def make_config(*routes: dict[str, Any], **top: Any) -> Config:
         "routes": [{"name": f"r{i}", "vendor": "mm7", **r} for i, r in enumerate(routes)],
         **top,
     }
-    return parse_config(data, source="<test>", env={"TEST_SECRET": pii.SECRETS[0]})
+    return parse_config(data, source="<test>", env=TEST_ENV)
+
+
+#: The environment ``make_config`` expands ``${VAR}`` from: the suite's secrets (pii.py).
+TEST_ENV = {
+    "TEST_SECRET": pii.SECRETS[0],
+    "CHECKOUT_KEY": pii.CHECKOUT_KEY,
+    "REPORTS_KEY": pii.REPORTS_KEY,
+    "MOMS_CLIENT_ID": pii.MOMS_CLIENT_ID,
+    "MOMS_TOKEN": pii.MOMS_TOKEN,
+    "RELAY_USER": pii.RELAY_USER,
+    "RELAY_PASSWORD": pii.RELAY_PASSWORD,
+    "SIGNING_SECRET": pii.SIGNING_SECRET,
+}
 
 
 ProxyFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

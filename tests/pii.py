@@ -5,6 +5,7 @@ suite-wide leak check in conftest.py knows what must never reach a log line or a
 metric label.
 """
 
+import base64
 import re
 
 MSISDNS = (
@@ -15,11 +16,35 @@ MSISDNS = (
     "+447700900123",
     "4915112345678",
 )
+# The apps' keys (clients), MoMS credentials set by a route's query, a relay's Basic
+# credentials and an inbound route's signing secret (issue 20).
+CHECKOUT_KEY = "ck-checkout-9f3Kq2LmZ7"
+REPORTS_KEY = "ck-reports-4Wx8Rt6Yp1"
+MOMS_CLIENT_ID = "moms-cl1ent-Id7Q"
+MOMS_TOKEN = "moms-t0ken-Hq5Zr9"
+RELAY_USER = "relay-user"
+RELAY_PASSWORD = "relay-passw0rd-Tz4"
+SIGNING_SECRET = "whsec-S1gn1ng-Kx7Pq3"
+
+
+def basic(user: str, password: str) -> str:
+    """The credentials of ``Basic`` as they go on the wire."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 SECRETS = (
     "s3cr3t-t0ken-Zq9",
     "cl1ent-s3cret-Yx8",
     "dXNlcjpwYXNzd29yZA==",
     "hunter2-passw0rd",
+    CHECKOUT_KEY,
+    REPORTS_KEY,
+    MOMS_CLIENT_ID,
+    MOMS_TOKEN,
+    RELAY_PASSWORD,
+    SIGNING_SECRET,
+    basic("checkout", CHECKOUT_KEY),
+    basic(RELAY_USER, RELAY_PASSWORD),
 )
 # The digits of each MSISDN: a leak is any of these digit strings, with or without '+'.
 MSISDN_DIGITS = tuple(sorted({m.lstrip("+") for m in MSISDNS}))

@@ -172,3 +172,68 @@ def test_file_problems_name_the_file(tmp_path: Path, text: bytes, expected: str)
     assert error.startswith(f"{path}: ")
     assert expected in error
     assert "<unicode string>" not in error
+
+
+# --- issue 20: listen_tls, inbound_listen, query, the relay's checks ------------------------
+def inbound(**kw: object) -> dict[str, object]:
+    return {"name": "ev", "path_prefix": "/inbound", "deliver_to": "http://127.0.0.1:9/", **kw}
+
+
+SECRET_ENV = {"RELAY": f"{pii.RELAY_USER}:{pii.RELAY_PASSWORD}", "SIGN": pii.SIGNING_SECRET,
+              "SHORT": "short", "TOKEN": pii.MOMS_TOKEN}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"listen_tls": {"cert_file": "/nope/tls.crt", "key_file": "/nope/tls.key"}},
+         "gw.yaml: listen_tls.cert_file: cannot read /nope/tls.crt: no such file or directory"),
+        ({"listen_tls": {"cert_file": "/nope/tls.crt"}}, "gw.yaml: listen_tls.key_file: is required"),
+        ({"inbound_listen": "127.0.0.1:8080"}, "gw.yaml: inbound_listen: port 8080 is already used by listen"),
+        ({"inbound_listen": "nowhere"}, "gw.yaml: inbound_listen: must be HOST:PORT, got 'nowhere'"),
+        ({"routes": [route(query={"client_id": "${NOPE}"})]},
+         "gw.yaml: routes[0].query.client_id: environment variable ${NOPE} is not set"),
+        ({"routes": [route(query={"to ken": "x"})]},
+         "gw.yaml: routes[0].query.to ken: must be a plain parameter name (letters, digits, ._~-)"),
+        ({"routes": [route(query=[])]}, "gw.yaml: routes[0].query: must be a mapping of query parameter name to value"),
+        ({"inbound": [inbound(auth={"basic": "no-colon"})]},
+         'gw.yaml: inbound[0].auth.basic: must be "user:password", both non-empty'),
+        ({"inbound": [inbound(auth={"token": "x"})]},
+         "gw.yaml: inbound[0].auth.token: unknown key (expected one of basic)"),
+        ({"inbound": [inbound(allow_from=["198.51.100.1/24"])]},
+         "gw.yaml: inbound[0].allow_from[0]: not a network in CIDR notation "
+         "(198.51.100.1/24 has host bits set)"),
+        ({"inbound": [inbound(allow_from=[])]},
+         "gw.yaml: inbound[0].allow_from: must be a non-empty list of networks (CIDR: 198.51.100.0/24)"),
+        ({"inbound": [inbound(signing_secret="${SHORT}")]},
+         "gw.yaml: inbound[0].signing_secret: must be at least 16 characters long"),
+    ],
+)  # fmt: skip
+def test_issue20_errors_name_key_and_reason(data: dict[str, object], expected: str) -> None:
+    errors = errors_for({"routes": [route()], **data}, SECRET_ENV)
+    assert expected in errors, errors
+    assert not pii.leaks("\n".join(errors))
+
+
+def test_issue20_settings_build_and_stay_out_of_repr() -> None:
+    config = parse_config(
+        {
+            "routes": [route(query={"token": "${TOKEN}"})],
+            "inbound_listen": "0.0.0.0:8082",
+            "inbound": [
+                inbound(
+                    auth={"basic": "${RELAY}"},
+                    allow_from=["198.51.100.0/24"],
+                    signing_secret="${SIGN}",
+                )
+            ],
+        },
+        source="gw.yaml",
+        env=SECRET_ENV,
+    )
+    assert str(config.inbound_listen) == "0.0.0.0:8082"
+    (ev,) = config.inbound
+    assert ev.auth_basic == SECRET_ENV["RELAY"]
+    assert [str(n) for n in ev.allow_from] == ["198.51.100.0/24"]
+    assert config.routes[0].query == {"token": pii.MOMS_TOKEN}
+    assert not pii.leaks(repr(config))

@@ -1266,3 +1266,179 @@ def test_flow_control_values_reach_the_config(helm: Helm, tmp_path: Path) -> Non
     assert config["store"] == "redis://redis.messaging.svc:6379/0"
     checked = _check_config(tmp_path, helm, {"routes": [route], "store": config["store"]})
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# --- issue 20: who may send, callbacks on their own port, TLS Secrets, the NetworkPolicy ---
+HARDENED: Doc = {
+    "ports": {"inbound": 8082},
+    "networkPolicy": {
+        "enabled": True,
+        "sendFrom": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "checkout"}}},
+                     {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}}],
+        "relayCIDRs": ["198.51.100.0/24"],
+        "upstreamCIDRs": ["203.0.113.0/24", "2001:db8::/32"],
+    },
+    "tls": {"secrets": [{"name": "relay", "secretName": "relay-client-tls"}],
+            "listenSecret": "gateway-proxy-tls"},
+    "config": {
+        "clients": [{"name": "checkout", "key": "${CHECKOUT_PROXY_KEY}", "routes": ["mms"]},
+                    {"name": "reports", "key": "${REPORTS_PROXY_KEY}"}],
+        "routeOverrides": {
+            "mms": {"tls": {"ca_file": "/tls/relay/ca.crt", "cert_file": "/tls/relay/tls.crt",
+                            "key_file": "/tls/relay/tls.key", "server_name": "mms.example.net"}},
+            "moms": {"query": {"client_id": "${MOMS_CLIENT_ID}", "token": "${MOMS_TOKEN}"}},
+        },
+        "inbound": [{"name": "mm7-events", "path_prefix": "/inbound/mm7",
+                     "deliver_to": "http://checkout.shop.svc:9000/events",
+                     "auth": {"basic": "${RELAY_USER}:${RELAY_PASSWORD}"},
+                     "allow_from": ["198.51.100.0/24"], "signing_secret": "${WEBHOOK_SIGNING_SECRET}"}],
+    },
+}  # fmt: skip
+
+
+def _hardened(helm: Helm, tmp_path: Path, *extra: str) -> list[Doc]:
+    values = tmp_path / "hardened.yaml"
+    values.write_text(yaml.safe_dump(HARDENED))
+    return helm.template("-f", str(values), *extra)
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_network_policy_renders_and_validates(helm: Helm, tmp_path: Path, version: str) -> None:
+    """The opt-in NetworkPolicy, validated with every other manifest by kubernetes-validate:
+    the send port from the apps, the inbound port from the relay's networks, the admin port
+    from the monitoring namespace; egress to DNS and the upstreams only."""
+    docs = _hardened(helm, tmp_path)
+    for doc in docs:
+        if doc["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(doc, version, strict=True)
+    policy = _one(docs, "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    pod_labels = _one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    by_port = {rule["ports"][0]["port"]: rule["from"] for rule in policy["ingress"]}
+    assert by_port["proxy-http"] == HARDENED["networkPolicy"]["sendFrom"]
+    assert by_port["proxy-inbound"] == [{"ipBlock": {"cidr": "198.51.100.0/24"}}]
+    assert by_port["proxy-admin"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    dns, upstream = policy["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert [t["ipBlock"]["cidr"] for t in upstream["to"]] == ["203.0.113.0/24", "2001:db8::/32"]
+    (_, container) = _pods(docs)[0]
+    named = {p["name"] for p in container["ports"]}
+    assert {"proxy-http", "proxy-inbound", "proxy-admin"} <= named, "the policy's ports exist"
+
+
+def test_the_network_policy_is_opt_in(helm: Helm) -> None:
+    assert not _of_kind(helm.render("standalone"), "NetworkPolicy")
+    assert not _of_kind(helm.render("default"), "NetworkPolicy")
+
+
+def test_hardened_standalone_config_passes_check_config(helm: Helm, tmp_path: Path) -> None:
+    """Clients, inbound_listen, listen_tls, a route's tls and query render into a config the
+    proxy accepts once the Secrets' files are where the mounts put them."""
+    import trustme
+
+    docs = _hardened(helm, tmp_path)
+    service = _one(docs, "Service")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]}["inbound"] == 8082
+    spec, container = _pods(docs)[0]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    assert secrets[mounts["/tls/relay"]] == "relay-client-tls"
+    assert secrets[mounts["/tls/listen"]] == "gateway-proxy-tls"
+    text, config = _proxy_config(docs)
+    assert config["inbound_listen"] == "0.0.0.0:8082"
+    assert config["listen_tls"] == {
+        "cert_file": "/tls/listen/tls.crt",
+        "key_file": "/tls/listen/tls.key",
+    }
+    assert config["clients"][0] == {
+        "name": "checkout",
+        "key": "${CHECKOUT_PROXY_KEY}",
+        "routes": ["mms"],
+    }
+    ca = trustme.CA()
+    root = tmp_path / "tls"
+    for name in ("relay", "listen"):
+        leaf = ca.issue_cert(f"{name}.test")
+        (root / name).mkdir(parents=True)
+        leaf.cert_chain_pems[0].write_to_path(str(root / name / "tls.crt"))
+        leaf.private_key_pem.write_to_path(str(root / name / "tls.key"))
+        ca.cert_pem.write_to_path(str(root / name / "ca.crt"))
+    path = tmp_path / "gateway-proxy.yaml"
+    path.write_text(text.replace("/tls/", f"{root}/"))
+    env = {**os.environ, **{v: f"{v.lower()}-credential" for v in _VAR.findall(text)}}
+    env["RELAY_USER"] = "relay"
+    result = subprocess.run(
+        [str(BIN / "gateway-proxy"), "check-config", str(path)],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sidecar_exposes_the_inbound_port_and_mounts_the_tls_secrets(helm: Helm) -> None:
+    """In sidecar mode the send port stays on loopback; the callbacks' port is the pod's."""
+    docs = helm.template(
+        "--set", "gateway-proxy.ports.inbound=8082",
+        "--set-json", 'gateway-proxy.tls.secrets=[{"name":"relay","secretName":"relay-tls"}]',
+        "--set-json", 'gateway-proxy.config.inbound=[{"name":"ev","path_prefix":"/inbound",'
+                      '"deliver_to":"http://127.0.0.1:9000/ev"}]',
+        chart=helm.app, release="shop",
+    )  # fmt: skip
+    for doc in docs:
+        if doc["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(doc, KUBE_VERSIONS[0], strict=True)
+    ((spec, container),) = _pods(docs)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"proxy-admin": 8081, "proxy-inbound": 8082}  # no send port outside the pod
+    assert "/tls/relay" in {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(v.get("secret", {}).get("secretName") == "relay-tls" for v in spec["volumes"])
+    _, config = _proxy_config(docs)
+    assert (config["listen"], config["inbound_listen"]) == ("127.0.0.1:8080", "0.0.0.0:8082")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mode=sidecar", "config.inbound[0].name=ev", "config.inbound[0].path_prefix=/in",
+          "config.inbound[0].deliver_to=http://127.0.0.1:9/"],
+         "config.inbound: in sidecar mode the http port listens on 127.0.0.1 only"),
+        (["ports.inbound=8081"], "ports.inbound must differ from ports.http and ports.admin"),
+        (["mode=sidecar", "networkPolicy.enabled=true"], "in sidecar mode the pods are your app's"),
+        (["config.clients[0].name=a", "config.clients[0].key=${K}",
+          "config.clients[1].name=a", "config.clients[1].key=${K}"],
+         'config.clients[1].name: duplicate client name "a" (also config.clients[0])'),
+        (["config.clients[0].name=a", "config.clients[0].key=${K}", "config.clients[0].routes[0]=sms"],
+         'config.clients[0].routes[0]: no route is named "sms" (routes: mms, moms)'),
+        (["config.clients[0].name=a", "config.clients[0].key=${K}", "credentials.envFrom=false",
+          "credentials.env.MM7_BASIC_AUTH=mm7-basic-auth"],
+         "config.clients or config.inbound use ${K}"),
+        (["tls.secrets[0].name=listen", "tls.secrets[0].secretName=x"],
+         'tls.secrets[0].name: "listen" is already mounted at /tls/listen'),
+        (["config.routeOverrides.mms.tls.verify=false"], "additional properties 'verify' not allowed"),
+    ],
+    ids=["sidecar-inbound", "inbound-port", "sidecar-policy", "duplicate-client",
+         "client-route", "client-var", "tls-mount", "no-verify-switch"],
+)  # fmt: skip
+def test_issue20_values_the_chart_refuses(helm: Helm, args: list[str], message: str) -> None:
+    sets = [arg for value in args for arg in ("--set", value)]
+    result = helm.run("template", "gp", str(CHART), *sets)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("clients", "key"),
+    [
+        ([{"name": "a", "key": "${X}"}, {"name": "a", "key": "${Y}"}], "clients[1].name"),
+        ([{"name": "a", "key": "${X}", "routes": ["sms"]}], "clients[0].routes[0]"),
+    ],
+)
+def test_check_config_refuses_the_same_clients(
+    helm: Helm, tmp_path: Path, clients: list[Doc], key: str
+) -> None:
+    """The chart's client checks and check-config's agree (same values, both refuse)."""
+    checked = _check_config(tmp_path, helm, {"clients": clients})
+    assert checked.returncode == 2
+    assert f": {key}: " in checked.stdout + checked.stderr

@@ -240,8 +240,9 @@ def test_requests_through_the_simulator(stack: Stack) -> None:
     assert (status, json.loads(body)["code"]) == (422, "RECIPIENT_OPTED_OUT")
     status, metrics = http(f"{stack.admin}/metrics")
     assert status == 200
-    assert b'gateway_proxy_responses_total{category="recipient",code="RECIPIENT_OPTED_OUT"' in (
-        metrics
+    assert (
+        b'gateway_proxy_responses_total{category="recipient",client="anonymous",'
+        b'code="RECIPIENT_OPTED_OUT"' in metrics
     )
     assert b"_created" not in metrics
 

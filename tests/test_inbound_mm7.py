@@ -513,3 +513,23 @@ def test_parsing_does_not_log(log_lines: object) -> None:
     for path in sorted(FIXTURES.iterdir()):
         parse(path.name)
     assert log_lines() == []  # type: ignore[operator]
+
+
+def test_a_body_that_is_no_mm7_request_is_answered_in_the_default_namespace() -> None:
+    """Hypothesis found it: a Fault in an envelope of a made-up namespace is no MM7 request;
+    echoing that namespace gave a VASPErrorRsp no MM7 reader (ours included) recognises."""
+    from proxy.inbound import build_answer
+    from proxy.inbound.mm7 import parse_callback
+    from proxy.inbound.types import DEFAULT_NAMESPACE
+    from proxy.vendors.mm7 import parse_mm7
+
+    body = (
+        b'<?xml version="1.0"?><e:Envelope xmlns:e="h"><e:Body><e:Fault><detail>'
+        b'<m:RSErrorRsp xmlns:m="h"><m:Status><m:StatusCode/></m:Status></m:RSErrorRsp>'
+        b"</detail></e:Fault></e:Body></e:Envelope>"
+    )
+    refused = parse_callback(body, "text/xml", 65536)
+    assert isinstance(refused, CallbackError)
+    assert (refused.reason, refused.echo.namespace) == ("wrong_root", DEFAULT_NAMESPACE)
+    answer = build_answer(refused, refused.code)
+    assert parse_mm7(answer.body, answer.content_type).code == "4004"

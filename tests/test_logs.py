@@ -415,7 +415,10 @@ def test_every_secret_key_has_a_fast_path_hint() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("/moms/send?client_id=7&token=abc&to=x", f"/moms/send?client_id=7&token={REDACTED}&to=x"),
+        (
+            "/moms/send?client_id=7&token=abc&to=x",
+            f"/moms/send?client_id={REDACTED}&token={REDACTED}&to=x",
+        ),
         ("GET /api?password=p%40ss#frag", f"GET /api?password={REDACTED}"),
         ("next=%2Fcb%3Ftoken%3Dabc", f"next=%2Fcb%3Ftoken%3D{REDACTED}"),
         ("token=&x=1", "token=&x=1"),
@@ -445,7 +448,7 @@ def test_token_and_msisdn_in_one_query_string() -> None:
     """Both kinds of redaction apply to the same string."""
     path = f"/moms/transaction.send?client_id=12&token={TOKEN}&to={PHONE}"
     assert log_one(path=path)["path"] == (
-        f"/moms/transaction.send?client_id=12&token={REDACTED}&to={MASKED}"
+        f"/moms/transaction.send?client_id={REDACTED}&token={REDACTED}&to={MASKED}"
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from proxy.codes.catalog import load_catalog
 from proxy.observability.metrics import UNMATCHED_ROUTE
 from proxy.server import create_app
 from tests.conftest import make_config
@@ -470,3 +471,20 @@ def test_rate_alerts_are_shares_of_the_routes_traffic(name: str) -> None:
     ), ratio
     assert re.search(r"> 0\.\d+\s*$", ratio), ratio
     assert minimum.strip().endswith("> 0.1"), "and a minimum traffic on the route"
+
+
+def test_an_apps_missing_key_pages_nobody() -> None:
+    """The proxy's own 407/403 for an app (clients) are category client: neither the auth
+    alert's codes nor the high error ratio's categories, and the dashboard shows them by
+    client."""
+    catalog = load_catalog()
+    for name in ("PROXY_AUTHENTICATION_REQUIRED", "ROUTE_NOT_ALLOWED"):
+        assert catalog[name].category == "client"
+        assert name not in codes_in_category("auth")
+    alerts = {a["alert"]: a["expr"] for a in _alerts()}
+    [(_, regex)] = _CODE_REGEX.findall(alerts["GatewayProxyAuthFailures"])
+    assert not {"PROXY_AUTHENTICATION_REQUIRED", "ROUTE_NOT_ALLOWED"} & set(regex.split("|"))
+    assert 'category=~"upstream|network|auth"' in alerts["GatewayProxyHighErrorRatio"]
+    (target,) = _panel("answers by client")["targets"]
+    assert target["expr"].startswith("sum by (client, code) (rate(")
+    assert target["expr"].rstrip().endswith("> 0")

@@ -467,7 +467,7 @@ async def proxy_for(
 
 def responses(client: Client, route: str, code: str, category: str) -> float:
     labels = {"route": route, "vendor": "mm7", "code": code, "category": category,
-              "vendor_code": "none"}  # fmt: skip
+              "vendor_code": "none", "client": "anonymous"}  # fmt: skip
     return client.app[REGISTRY_KEY].get_sample_value("gateway_proxy_responses_total", labels) or 0
 
 

@@ -43,7 +43,7 @@ from tests.test_reliability_gateway import (
 )
 
 MSISDN, OTHER_MSISDN = pii.MSISDNS[0], pii.MSISDNS[3]
-TOKEN, CLIENT_SECRET, BASIC, PASSWORD = pii.SECRETS
+TOKEN, CLIENT_SECRET, BASIC, PASSWORD = pii.SECRETS[:4]
 TRACEBACK_MARKS = ("Traceback", 'File "', "site-packages", '.py", line')
 PII_PATH = f"/gw/users/{MSISDN}/send?to={OTHER_MSISDN}&token={TOKEN}&client_secret={CLIENT_SECRET}"
 PII_HEADERS = {

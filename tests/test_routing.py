@@ -5,6 +5,8 @@ of the path and query, or the refusal's kind.
 """
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.server.routing import Refusal, RouteMatch, decide, is_safe_path
 from tests.conftest import make_config
@@ -28,6 +30,8 @@ MATCHES = [
     ("GET", "/mm7/..x/y", "mms", "/..x/y", ""),  # "..x" is a name, not a dot-segment
     ("GET", "/mm7/a.b/...", "mms", "/a.b/...", ""),
     ("GET", "/mm7/x;jsessionid=1", "mms", "/x;jsessionid=1", ""),
+    ("GET", "/mm7/50%25/caf%C3%A9", "mms", "/50%25/caf%C3%A9", ""),  # encoded, harmless
+    ("GET", "/mm7/%2e%2ex/%3b", "mms", "/%2e%2ex/%3b", ""),  # "..x" and ";" are names
 ]
 
 REFUSALS = [
@@ -56,6 +60,24 @@ REFUSALS = [
     ("GET", "/mm7/x%5cy", "bad_request", "mms"),
     ("GET", "/mm7/x\\..\\admin", "bad_request", "mms"),
     ("GET", "/moms/..", "bad_request", "moms"),
+    # Every encoding of the parameters' ";" on a dot segment (issue 20: "..%3B" passed).
+    ("GET", "/mm7/..%3B/admin", "bad_request", "mms"),
+    ("GET", "/mm7/..%3b/admin", "bad_request", "mms"),
+    ("GET", "/mm7/.%2E%3bx/admin", "bad_request", "mms"),
+    ("GET", "/mm7/%2e%3B/admin", "bad_request", "mms"),
+    ("GET", "/mm7/..%3B", "bad_request", "mms"),
+    ("GET", "/mm7/x%5Cy", "bad_request", "mms"),
+    ("GET", "/mm7/..%5C..%5Cadmin", "bad_request", "mms"),
+    # Double encoding: a server that decodes twice would see a dot segment.
+    ("GET", "/mm7/%252e%252e/admin", "bad_request", "mms"),
+    ("GET", "/mm7/..%253b/admin", "bad_request", "mms"),
+    ("GET", "/mm7/x%255cy", "bad_request", "mms"),
+    ("GET", "/mm7/x%252Fy", "bad_request", "mms"),
+    ("GET", "/mm7/%25252e%25252e/admin", "bad_request", "mms"),
+    # What no path needs: control characters, bytes that are not UTF-8 (overlong dots).
+    ("GET", "/mm7/..%00/admin", "bad_request", "mms"),
+    ("GET", "/mm7/..;%0a/admin", "bad_request", "mms"),
+    ("GET", "/mm7/%c0%ae%c0%ae/admin", "bad_request", "mms"),
 ]
 
 
@@ -85,3 +107,62 @@ def test_request_lines_that_are_refused(
 )
 def test_is_safe_path(rest: str, safe: bool) -> None:
     assert is_safe_path(rest) is safe
+
+
+# --- every encoding, generated ------------------------------------------------------------
+def _encodings(char: str) -> st.SearchStrategy[str]:
+    """``char`` as itself or percent-encoded, in either case of each hex digit."""
+    code = f"{ord(char):02x}"
+    variants = {char, f"%{code}", f"%{code.upper()}", f"%{code[0]}{code[1].upper()}"}
+    variants.add(f"%{code[0].upper()}{code[1]}")
+    return st.sampled_from(sorted(variants))
+
+
+def _encoded(text: str) -> st.SearchStrategy[str]:
+    """``text`` with each character independently left alone or percent-encoded."""
+    return st.tuples(*(_encodings(c) for c in text)).map("".join)
+
+
+_NAME = st.text(alphabet="abcxyz019-_~", min_size=1, max_size=6)
+_PARAMS = st.one_of(st.just(""), _NAME.map(lambda n: ";" + n), st.just(";"))
+# A dot segment with or without ";params", every character of it in any encoding.
+_DOT_SEGMENTS = st.tuples(st.sampled_from([".", ".."]), _PARAMS).flatmap(
+    lambda parts: _encoded(parts[0] + parts[1])
+)
+
+
+def _in_a_path(segment: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """``segment`` between ordinary segments: ``/a/<segment>/b``, ``/<segment>``, ..."""
+    return st.tuples(st.lists(_NAME, max_size=2), segment, st.lists(_NAME, max_size=2)).map(
+        lambda p: "/" + "/".join([*p[0], p[1], *p[2]])
+    )
+
+
+@given(_in_a_path(_DOT_SEGMENTS))
+def test_every_encoding_of_a_dot_segment_is_refused(path: str) -> None:
+    assert not is_safe_path(path)
+    decision = decide(ROUTES, "GET", "/mm7" + path)
+    assert isinstance(decision, Refusal)
+    assert decision.kind == "bad_request"
+
+
+@given(_in_a_path(st.tuples(_NAME, _encoded("\\"), _NAME).map("".join)))
+def test_every_encoding_of_a_backslash_is_refused(path: str) -> None:
+    assert not is_safe_path(path)
+
+
+@given(_in_a_path(st.tuples(_NAME, st.sampled_from(["%2f", "%2F"]), _NAME).map("".join)))
+def test_every_encoded_slash_is_refused(path: str) -> None:
+    assert not is_safe_path(path)
+
+
+@given(_in_a_path(_DOT_SEGMENTS.map(lambda s: s.replace("%", "%25"))))
+def test_double_encoding_of_a_dot_segment_is_refused(path: str) -> None:
+    """Encoded once more: one decoding leaves an encoded dot (or ";") a server may decode."""
+    assert not is_safe_path(path)
+
+
+@given(st.lists(st.tuples(_NAME, _PARAMS).map("".join), max_size=4))
+def test_paths_without_a_dot_segment_stay_safe(segments: list[str]) -> None:
+    """The check refuses what could climb, not names: ordinary segments always pass."""
+    assert is_safe_path("/" + "/".join(segments))

@@ -387,7 +387,7 @@ async def test_the_app_hanging_up_still_leaves_a_log_line_and_a_metric(
 
     registry = client.app[REGISTRY_KEY]
     labels = {"route": "gw", "vendor": "mm7", "code": "CLIENT_CLOSED_REQUEST",
-              "category": "client", "vendor_code": "none"}  # fmt: skip
+              "category": "client", "vendor_code": "none", "client": "anonymous"}  # fmt: skip
     assert registry.get_sample_value("gateway_proxy_responses_total", labels) == 1
     assert registry.get_sample_value("gateway_proxy_requests_in_flight", {"route": "gw"}) == 0
 

@@ -186,3 +186,47 @@ async def test_sigterm_drains_a_request_in_flight_in_a_worker(
     shutdowns = [e for e in drained if e["event"] == "shutdown"]
     assert sorted(e["worker"] for e in shutdowns) == [0, 1]  # each ran the drain
     assert all(e["cut_short"] == 0 for e in shutdowns)  # and nothing was cut
+
+
+async def test_sighup_reaches_every_worker_and_stops_nothing(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
+) -> None:
+    """SIGHUP to the parent: each worker re-reads its TLS files and keeps serving, on
+    `listen` and on `inbound_listen` (claimed once, shared by the workers)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text=MOMS_OK, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ok)
+    gateway = await aiohttp_server(app)
+    config, port, admin = write_config(tmp_path, str(gateway.make_url("/moms")))
+    inbound = free_port()
+    config.write_text(
+        config.read_text()
+        + f"inbound_listen: 127.0.0.1:{inbound}\n"
+        + "inbound: [{name: ev, path_prefix: /inbound, deliver_to: 'http://127.0.0.1:9/'}]\n"
+    )
+    proc = start_workers(config)
+    try:
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            await wait_ready(http, admin, proc)
+            proc.send_signal(signal.SIGHUP)
+            for i in range(20):
+                url = f"http://127.0.0.1:{port}/moms/transaction.send?n={i}"
+                async with http.get(url) as resp:
+                    assert (resp.status, (await resp.json())["code"]) == (200, "OK")
+            async with http.get(f"http://127.0.0.1:{inbound}/moms/x") as resp:
+                assert (await resp.json())["code"] == "ROUTE_NOT_FOUND"  # callbacks only there
+            async with http.get(f"http://127.0.0.1:{admin}/readyz") as resp:
+                assert resp.status == 200
+        assert proc.poll() is None, "SIGHUP stopped nothing"
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    hangups = [e for e in events if e["event"] == "sighup"]
+    assert len(hangups) == 3  # the parent, and each of the two workers

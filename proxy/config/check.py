@@ -4,24 +4,31 @@ Every problem is recorded as ``file: key: reason`` (proxy.config.loading's ``Che
 config is reported in full. Reasons never quote values that came from the environment.
 """
 
+import ipaddress
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from proxy.config import tls as tls_files
 from proxy.config.loading import Checker
 from proxy.config.model import (
     Address,
     CircuitBreaker,
+    Client,
     ClientTimeout,
     Config,
     InboundRoute,
     LogSettings,
+    Network,
     Pool,
     RateLimit,
     Route,
+    ServerTLS,
     Shutdown,
     Timeout,
+    UpstreamTLS,
     parse_address,
 )
 from proxy.vocab import BALANCES, LOG_FORMATS, LOG_LEVELS, MODES, VENDOR_NAMES
@@ -38,15 +45,26 @@ _RESERVED_HEADERS = frozenset(
 _TOP_KEYS = {
     "listen", "admin_listen", "catalog", "log", "shutdown", "pool", "routes",
     "listen_backlog", "max_in_flight", "client_timeout", "inbound", "store",
+    "clients", "listen_tls", "inbound_listen",
 }  # fmt: skip
 _INBOUND_KEYS = {
     "name", "path_prefix", "vendor", "deliver_to", "timeout", "max_request_bytes", "headers",
+    "auth", "allow_from", "signing_secret",
 }  # fmt: skip
 _ROUTE_KEYS = {
     "name", "path_prefix", "vendor", "upstream", "mode", "timeout",
     "max_response_bytes", "max_request_bytes", "headers", "max_in_flight", "client_timeout",
     "upstreams", "balance", "circuit_breaker", "rate_limit",
+    "tls", "query",
 }  # fmt: skip
+_TLS_KEYS = {"ca_file", "cert_file", "key_file", "server_name"}
+# A client key is a shared secret: long enough that guessing it is hopeless.
+_MIN_KEY_LENGTH = 16
+_QUERY_NAME = re.compile(r"^[A-Za-z0-9._~-]+$")
+_SERVER_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _STORE_SCHEMES = ("redis", "rediss")
 
 
@@ -77,6 +95,17 @@ class Validator(Checker):
         admin = self.address("admin_listen", raw.get("admin_listen", "127.0.0.1:8081"))
         if listen and admin and listen.port == admin.port and listen.port != 0:
             self.add("admin_listen", f"port {admin.port} is already used by listen")
+        inbound_listen = (
+            self.address("inbound_listen", raw["inbound_listen"])
+            if raw.get("inbound_listen") is not None
+            else None
+        )
+        if inbound_listen and inbound_listen.port != 0:
+            for other, address in (("listen", listen), ("admin_listen", admin)):
+                if address and address.port == inbound_listen.port:
+                    self.add(
+                        "inbound_listen", f"port {inbound_listen.port} is already used by {other}"
+                    )
         config = Config(
             listen=listen or Address("127.0.0.1", 8080),
             admin_listen=admin or Address("127.0.0.1", 8081),
@@ -92,8 +121,189 @@ class Validator(Checker):
             client_timeout=self.client_defaults,
             source=self.source,
             store=self.store(raw.get("store")),
+            clients=self.clients(raw.get("clients"), routes),
+            listen_tls=self.server_tls("listen_tls", raw["listen_tls"])
+            if raw.get("listen_tls") is not None
+            else None,
+            inbound_listen=inbound_listen,
         )
         return None if self.errors else config
+
+    def clients(self, value: object, routes: tuple[Route, ...]) -> tuple[Client, ...]:
+        """The apps allowed to send: unique names and keys, known routes."""
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value:
+            self.add("clients", "must be a non-empty list of clients (or left out: no check)")
+            return ()
+        route_names = {r.name for r in routes}
+        clients: list[Client] = []
+        names: dict[str, str] = {}
+        keys: dict[str, str] = {}
+        for i, item in enumerate(value):
+            key = f"clients[{i}]"
+            raw = self.mapping(
+                key, item, allowed={"name", "key", "routes"}, required=("name", "key")
+            )
+            if raw is None:
+                continue
+            name = self.name(key, raw)
+            if name in names:
+                self.add(f"{key}.name", f"duplicate client name {name!r} (also {names[name]})")
+            names.setdefault(name, key)
+            secret = (
+                self.expand(f"{key}.key", raw["key"]) if isinstance(raw.get("key"), str) else ""
+            )
+            if "key" in raw and not isinstance(raw["key"], str):
+                self.add(f"{key}.key", "must be a string (write it as ${VAR}: it is a secret)")
+            elif secret and len(secret) < _MIN_KEY_LENGTH:
+                self.add(f"{key}.key", f"must be at least {_MIN_KEY_LENGTH} characters long")
+            elif secret in keys:  # never quote it: it is a secret
+                self.add(
+                    f"{key}.key", f"is the same key as {keys[secret]}: each client needs its own"
+                )
+            elif any(c in secret for c in "\r\n\t ,"):
+                self.add(f"{key}.key", "must not contain spaces, commas or line breaks")
+            if secret:
+                keys.setdefault(secret, key)
+            allowed = None
+            if "routes" in raw:
+                listed = self.strings(f"{key}.routes", raw["routes"])
+                for j, route in enumerate(listed or ()):
+                    if route not in route_names:
+                        known = ", ".join(sorted(route_names))
+                        self.add(
+                            f"{key}.routes[{j}]", f"no route is named {route!r} (routes: {known})"
+                        )
+                allowed = frozenset(listed or ())
+            clients.append(Client(name=name, key=secret, routes=allowed))
+        return tuple(clients)
+
+    def tls_file(self, key: str, value: object) -> Path | None:
+        """A readable file (relative to the config file); its content is checked by the
+        context it goes into."""
+        if not isinstance(value, str) or not value.strip():
+            self.add(key, "must be a file path")
+            return None
+        path = Path(self.expand(key, value))
+        path = path if path.is_absolute() else self._base / path
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            self.add(key, f"cannot read {path}: {tls_files.problem(exc)}")
+            return None
+        return path
+
+    def server_tls(self, key: str, value: object) -> ServerTLS | None:
+        raw = self.mapping(
+            key, value, allowed={"cert_file", "key_file"}, required=("cert_file", "key_file")
+        )
+        if raw is None or "cert_file" not in raw or "key_file" not in raw:
+            return None
+        cert, private = (
+            self.tls_file(f"{key}.cert_file", raw["cert_file"]),
+            self.tls_file(f"{key}.key_file", raw["key_file"]),
+        )
+        if cert is None or private is None:
+            return None
+        tls = ServerTLS(cert, private)
+        try:
+            tls_files.server_context(tls)
+        except OSError as exc:
+            self.add(f"{key}.cert_file", tls_files.problem(exc))
+        return tls
+
+    def upstream_tls(
+        self, key: str, value: object, upstreams: tuple[str, ...]
+    ) -> UpstreamTLS | None:
+        if value is None:
+            return None
+        raw = self.mapping(key, value, allowed=_TLS_KEYS)
+        if raw is None:
+            return None
+        if any(not url.lower().startswith("https://") for url in upstreams):
+            every = " on every endpoint" if len(upstreams) > 1 else ""
+            self.add(key, f"needs an https:// upstream{every}")
+        files = {
+            name: self.tls_file(f"{key}.{name}", raw[name])
+            for name in ("ca_file", "cert_file", "key_file")
+            if name in raw
+        }
+        if "key_file" in raw and "cert_file" not in raw:
+            self.add(f"{key}.key_file", "needs cert_file (the client certificate it belongs to)")
+        server_name = raw.get("server_name")
+        if server_name is not None and not (
+            isinstance(server_name, str) and _SERVER_NAME.match(server_name)
+        ):
+            self.add(f"{key}.server_name", f"must be a DNS name, got {server_name!r}")
+            server_name = None
+        if any(raw.get(n) is not None and files.get(n) is None for n in files):
+            return None  # already reported
+        tls = UpstreamTLS(
+            ca_file=files.get("ca_file"),
+            cert_file=files.get("cert_file"),
+            key_file=files.get("key_file"),
+            server_name=server_name,
+        )
+        try:
+            tls_files.client_context(tls)
+        except OSError as exc:
+            which = "ca_file" if tls.ca_file and _fails_as_ca(tls.ca_file) else "cert_file"
+            self.add(f"{key}.{which}", tls_files.problem(exc))
+        return tls
+
+    def query(self, key: str, value: object) -> dict[str, str]:
+        """Query parameters set on every forwarded request (values may use ${VAR})."""
+        if not isinstance(value, dict) or not value:
+            self.add(key, "must be a mapping of query parameter name to value")
+            return {}
+        result: dict[str, str] = {}
+        for raw_name, raw in value.items():
+            name = str(raw_name)
+            if not _QUERY_NAME.match(name):
+                self.add(f"{key}.{name}", "must be a plain parameter name (letters, digits, ._~-)")
+            if not isinstance(raw, str | int):
+                self.add(f"{key}.{name}", "must be a string (write credentials as ${VAR})")
+                continue
+            result[name] = self.expand(f"{key}.{name}", str(raw))
+        return result
+
+    def relay_auth(self, key: str, value: object) -> str | None:
+        raw = self.mapping(key, value, allowed={"basic"}, required=("basic",))
+        if raw is None or "basic" not in raw:
+            return None
+        if not isinstance(raw["basic"], str):
+            self.add(f"{key}.basic", 'must be "user:password" (write it as ${USER}:${PASSWORD})')
+            return None
+        basic = self.expand(f"{key}.basic", raw["basic"])
+        user, colon, password = basic.partition(":")
+        if not colon or not user or not password:
+            self.add(f"{key}.basic", 'must be "user:password", both non-empty')
+        elif any(c in basic for c in "\r\n"):
+            self.add(f"{key}.basic", "must not contain line breaks")
+        return basic
+
+    def networks(self, key: str, value: object) -> tuple[Network, ...]:
+        if not isinstance(value, list) or not value:
+            self.add(key, "must be a non-empty list of networks (CIDR: 198.51.100.0/24)")
+            return ()
+        found: list[Network] = []
+        for i, item in enumerate(value):
+            try:
+                found.append(ipaddress.ip_network(str(item), strict=True))
+            except ValueError as exc:
+                self.add(f"{key}[{i}]", f"not a network in CIDR notation ({exc})")
+        return tuple(found)
+
+    def secret(self, key: str, value: object) -> str | None:
+        if not isinstance(value, str) or not value:
+            self.add(key, "must be a non-empty string (write it as ${VAR})")
+            return None
+        secret = self.expand(key, value)
+        if secret and len(secret) < _MIN_KEY_LENGTH:
+            self.add(key, f"must be at least {_MIN_KEY_LENGTH} characters long")
+        return secret
 
     def store(self, value: object) -> str | None:
         """A ``redis://`` or ``rediss://`` URL (its password may come from ``${VAR}``).
@@ -243,6 +453,13 @@ class Validator(Checker):
             timeout=timeout,
             max_request_bytes=max_request or 2_097_152,
             headers=self.headers(f"{key}.headers", raw.get("headers", {})),
+            auth_basic=self.relay_auth(f"{key}.auth", raw["auth"]) if "auth" in raw else None,
+            allow_from=self.networks(f"{key}.allow_from", raw["allow_from"])
+            if "allow_from" in raw
+            else (),
+            signing_secret=self.secret(f"{key}.signing_secret", raw["signing_secret"])
+            if "signing_secret" in raw
+            else None,
         )
 
     def name(self, key: str, raw: Mapping[str, object]) -> str:
@@ -298,6 +515,8 @@ class Validator(Checker):
                 self.client_defaults,
                 head=False,
             ),
+            tls=self.upstream_tls(f"{key}.tls", raw.get("tls"), upstreams),
+            query=self.query(f"{key}.query", raw["query"]) if "query" in raw else {},
         )
 
     def upstreams(self, key: str, raw: Mapping[str, object]) -> tuple[str, ...]:
@@ -453,3 +672,12 @@ class Validator(Checker):
             return ""
 
         return _VAR.sub(sub, text)
+
+
+def _fails_as_ca(path: Path) -> bool:
+    """Whether ``path`` alone is refused as a CA bundle (to name the right key)."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except OSError:
+        return True
+    return False

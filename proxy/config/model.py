@@ -5,6 +5,7 @@ credentials and are kept out of ``repr``.
 """
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,43 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamTLS:
+    """How the proxy speaks TLS to one route's gateway. Verification is always on.
+
+    ``ca_file``: the CA bundle to verify the gateway against (None: the system store);
+    ``cert_file``/``key_file``: the client certificate the proxy presents (mTLS);
+    ``server_name``: the name sent as SNI and verified in the gateway's certificate
+    (None: the upstream's host). The files are re-read when they change (rotation).
+    """
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTLS:
+    """TLS on a listener: its certificate chain and key (re-read when they change)."""
+
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An app allowed to send: its ``key`` (kept out of ``repr``) and the routes it may
+    use (None: every route)."""
+
+    name: str
+    key: str = field(repr=False)
+    routes: frozenset[str] | None = None
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """One gateway: requests under ``path_prefix`` go to ``upstream``.
 
@@ -135,6 +173,11 @@ class Route:
     balance: Balance = "failover"
     circuit_breaker: CircuitBreaker | None = None
     rate_limit: RateLimit | None = None
+    # TLS to the gateway: a private CA, a client certificate, a name (None: the defaults).
+    tls: UpstreamTLS | None = None
+    # Query parameters set on every forwarded request, replacing the app's (MoMS
+    # credentials): kept out of repr like the headers.
+    query: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def matches(self, path: str) -> bool:
         """True when ``path`` is this route's prefix or lies under it."""
@@ -162,6 +205,12 @@ class InboundRoute:
     timeout: Timeout = field(default_factory=lambda: Timeout(connect=2.0, total=10.0))
     max_request_bytes: int = 2_097_152
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The relay's checks: HTTP Basic credentials ("user:password", kept out of repr) and
+    # the networks its address must be in (empty: any). Failing either is refused.
+    auth_basic: str | None = field(default=None, repr=False)
+    allow_from: tuple[Network, ...] = ()
+    # Signs every event (X-Gateway-Proxy-Signature) with HMAC-SHA256 when set.
+    signing_secret: str | None = field(default=None, repr=False)
 
     def matches(self, path: str) -> bool:
         return under(self.path_prefix, path)
@@ -211,6 +260,11 @@ class Config:
     max_in_flight: int = 1000
     client_timeout: ClientTimeout = field(default_factory=ClientTimeout)
     source: str = "<config>"
+    # The apps allowed to send (empty: anyone who reaches ``listen``), TLS on ``listen``,
+    # and the callbacks' own listener (None: they share ``listen``).
+    clients: tuple[Client, ...] = ()
+    listen_tls: ServerTLS | None = None
+    inbound_listen: Address | None = None
     # Where rate limits are shared by every process and replica (redis:// or rediss://);
     # None: each process keeps its own bucket. Holds a password: kept out of repr.
     store: str | None = field(default=None, repr=False)

@@ -4,12 +4,17 @@ The relay POSTs a DeliveryReportReq, ReadReplyReq or DeliverReq under an inbound
 ``path_prefix``. ``handle_callback`` then, in order::
 
     admit      counts against max_in_flight like any request (shed → 4006, retry later)
+    check      the relay's checks (proxy.inbound.guard: allow_from, auth.basic): a
+               refused callback is answered 403 or 401 with MM7 4001 (Improper
+               identification) in its own namespace, logged and counted
+               (gateway_proxy_rejected_requests_total), never forwarded
     read       the body, within max_request_bytes and client_timeout.body_idle
     parse      proxy.inbound.parse_callback (hostile-XML-safe) → 2007 / 4003 / 4004 when
                it cannot be taken: never forwarded
     deliver    POST the JSON event (proxy.inbound.build_event) to ``deliver_to`` over the
                upstream pool (proxy.upstream.post: the gateways' pool and error map), with
-               the route's timeouts and headers, and ``X-Request-ID`` = the event's id
+               the route's timeouts and headers, ``X-Request-ID`` = the event's id, and
+               ``X-Gateway-Proxy-Signature`` with a ``signing_secret``
     answer     proxy.inbound.build_answer: 1000 only when the webhook answered 2xx; a 4xx
                is the app's refusal (3002, not retried); no answer, a timeout or a 5xx is
                4006 in a SOAP Fault with HTTP 500, so that the relay retries
@@ -38,8 +43,9 @@ from proxy.inbound import (
     build_event,
     parse_callback,
 )
+from proxy.inbound.guard import CHALLENGE, RelayRefusal, check_relay
 from proxy.observability.logs import get_logger
-from proxy.observability.metrics import expose_without_created
+from proxy.observability.metrics import Metrics, expose_without_created
 from proxy.upstream import Delivery, Endpoint, UpstreamPool, post
 from proxy.vocab import INBOUND_EVENTS, WEBHOOK_FAILURES, WebhookFailure
 
@@ -93,17 +99,22 @@ async def handle_callback(
     catalog: Catalog,
     metrics: InboundMetrics | None,
     body_idle: float,
+    rejections: Metrics | None = None,
 ) -> web.Response:
-    """Take one relay callback; see the module docstring for the steps."""
+    """Take one relay callback; see the module docstring for the steps. ``rejections``
+    counts the callbacks refused by the relay's checks."""
     started = time.perf_counter()
     event_id = uuid.uuid4().hex
     received_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    refusal = check_relay(route, request.headers.get("Authorization"), request.remote)
     body = await _read_body(request, route.max_request_bytes, body_idle)
     parsed = (
         parse_callback(body, request.headers.get("Content-Type"), route.max_request_bytes)
         if body is not None  # None: over the cap, or stalled
         else CallbackError(2007, "oversize", "the request body is over the route's limit")
     )
+    if refusal is not None:
+        return _refused(request, route, refusal, parsed, catalog, rejections, event_id, started)
     if isinstance(parsed, CallbackError):
         answer = build_answer(parsed, parsed.code, status_text=_text(catalog, parsed.code))
         _observe(route, metrics, "invalid", "none", None)
@@ -126,6 +137,32 @@ async def handle_callback(
         code=code, delivery=delivery, failure=failure, started=started,
     )  # fmt: skip
     return _response(answer)
+
+
+def _refused(  # noqa: PLR0917 - what one refusal reports
+    request: web.Request,
+    route: InboundRoute,
+    refusal: RelayRefusal,
+    parsed: Callback | CallbackError,
+    catalog: Catalog,
+    rejections: Metrics | None,
+    event_id: str,
+    started: float,
+) -> web.Response:
+    """A callback that failed the relay's checks: 401 or 403 with MM7 4001 (Improper
+    identification), in the request's namespace when it could be read; never forwarded."""
+    text = _text(catalog, 4001) or "Improper identification"
+    _, content_type, body = build_answer(parsed, 4001, status_text=text, details="", retry=False)
+    if rejections is not None:
+        rejections.relay_rejected(route.name, refusal.reason)
+    _log.warning("callback", route=route.name, request_id=event_id, kind="refused",
+                 reason=refusal.reason, detail=refusal.detail, peer=request.remote,
+                 answered=4001, status=refusal.status,
+                 duration_s=round(time.perf_counter() - started, 6))  # fmt: skip
+    headers = {"Content-Type": content_type}
+    if refusal.status == 401:
+        headers["WWW-Authenticate"] = CHALLENGE
+    return web.Response(status=refusal.status, body=body, headers=headers)
 
 
 async def _read_body(request: web.Request, limit: int, idle: float) -> bytes | None:
@@ -160,6 +197,7 @@ async def _deliver(
     return await post(
         pool, webhook, orjson.dumps(event), headers,
         connect=route.timeout.connect, total=route.timeout.total,
+        signing_secret=route.signing_secret,
     )  # fmt: skip
 
 

@@ -29,10 +29,13 @@ Which status a refusal gets (TS 23.140 §8.7.4)::
 The result holds personal data (addresses, subjects, content): nothing here logs.
 """
 
+import dataclasses
+
 from lxml import etree
 
 from proxy.inbound.mime import content_parts, split_body
 from proxy.inbound.types import (
+    DEFAULT_NAMESPACE,
     REQUEST_KINDS,
     SOAP12_NS,
     Address,
@@ -140,6 +143,9 @@ def _unknown_request(request: etree._Element, echo: Echo) -> CallbackError:
     if name.endswith("Req"):
         # The detail never quotes the element's name: it is request content.
         return CallbackError(4003, "unsupported", "this route serves only MM7 callbacks", echo=echo)
+    # Not an MM7 request: its element's namespace is nobody's MM7 namespace (a Fault's, a
+    # stray document's), so the answer is in the default one, which any MM7 reader knows.
+    echo = dataclasses.replace(echo, namespace=DEFAULT_NAMESPACE)
     return CallbackError(4004, "wrong_root", "the SOAP Body holds no MM7 request", echo=echo)
 
 

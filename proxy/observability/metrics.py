@@ -30,7 +30,14 @@ from proxy.codes.catalog import CanonicalCode, Catalog
 from proxy.codes.classify import Outcome
 from proxy.config import Route
 from proxy.observability.log_sink import DroppedLinesCollector
-from proxy.vocab import CATEGORIES, REJECTION_REASONS, UPSTREAM_FAILURES, RejectionReason
+from proxy.vocab import (
+    CATEGORIES,
+    REJECTION_REASONS,
+    RELAY_REJECTIONS,
+    UPSTREAM_FAILURES,
+    RejectionReason,
+    RelayRejection,
+)
 
 # Gateways take 50 ms to 30 s; the top buckets catch the total timeout. The upstream
 # histogram adds each route's timeouts (upstream_buckets).
@@ -52,6 +59,8 @@ _UNMATCHED_REJECTIONS: tuple[RejectionReason, ...] = (
 )  # fmt: skip
 UNMATCHED_ROUTE = "unmatched"
 PROXY_VENDOR = "proxy"
+#: The ``client`` label when no ``clients`` are configured, or the app is not identified.
+ANONYMOUS = "anonymous"
 
 
 def upstream_buckets(routes: Iterable[Route]) -> tuple[float, ...]:
@@ -91,14 +100,25 @@ class _WithoutCreated:
 class Metrics:
     """The proxy's collectors, exposed on ``registry`` (without ``_created`` series)."""
 
-    def __init__(self, registry: CollectorRegistry, routes: Iterable[Route], catalog: Catalog):
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        routes: Iterable[Route],
+        catalog: Catalog,
+        *,
+        clients: Iterable[str] = (),
+        inbound: Iterable[str] = (),
+    ):
+        """``clients``: the configured clients' names (the ``client`` label's values
+        besides ``anonymous``); ``inbound``: the inbound routes' names (their relay
+        rejections)."""
         routes = list(routes)
         self._timeout_total = {route.name: route.timeout.total for route in routes}
         own = CollectorRegistry()
         self.responses = Counter(
             "gateway_proxy_responses",
-            "Answers returned to apps, by canonical code and gateway code.",
-            ["route", "vendor", "code", "category", "vendor_code"],
+            "Answers returned to apps, by canonical code, gateway code and client.",
+            ["route", "vendor", "code", "category", "vendor_code", "client"],
             registry=own,
         )
         self.request_duration = Histogram(
@@ -133,7 +153,9 @@ class Metrics:
             "gateway_proxy_rejected_requests",
             "Requests the proxy refused on its own account, by reason: shed (max_in_flight), "
             "shutdown (outlived the drain), head_timeout, client_timeout (a stalled body), "
-            "header_too_large, uri_too_long, bad_request (not valid HTTP, or refused).",
+            "header_too_large, uri_too_long, bad_request (not valid HTTP, or refused), "
+            "client_unauthenticated, client_forbidden (an app's key), relay_unauthenticated, "
+            "relay_forbidden (a relay's callback that failed auth or allow_from).",
             ["route", "reason"],
             registry=own,
         )
@@ -157,14 +179,23 @@ class Metrics:
         # ``labels()`` costs microseconds (it validates and joins the values): the children a
         # request touches are looked up once per label set, then kept here. Label values are
         # bounded (see the module docstring), so these dicts are too.
-        self._answered: dict[tuple[str, str, str, str, str], tuple[Counter, Histogram]] = {}
+        self._answered: dict[tuple[str, str, str, str, str, str], tuple[Counter, Histogram]] = {}
         self._timed: dict[tuple[str, str], tuple[Histogram, Histogram]] = {}
         self._in_flight: dict[str, Gauge] = {}
-        self._precreate(routes, catalog)
+        self._precreate(routes, catalog, tuple(clients), tuple(inbound))
         expose_without_created(registry, own)
         registry.register(DroppedLinesCollector())
 
-    def _precreate(self, routes: list[Route], catalog: Catalog) -> None:
+    def _precreate(
+        self,
+        routes: list[Route],
+        catalog: Catalog,
+        clients: tuple[str, ...],
+        inbound: tuple[str, ...],
+    ) -> None:
+        # With clients, a gateway's answer is always some client's: "anonymous" gets only
+        # the proxy's own answers (a 407, no route, ...). Without, everything is anonymous.
+        own_codes = {c.name for c in catalog.transport.values()}
         for route in routes:
             self.in_flight.labels(route.name)
             self.upstream_duration.labels(route.name, route.vendor)
@@ -176,15 +207,24 @@ class Metrics:
             for rejection in sorted(_ROUTE_REJECTIONS):
                 self.rejected.labels(route.name, rejection)
             for code, vendor_code in _series(catalog, route.vendor):
-                self.responses.labels(
-                    route.name, route.vendor, code.name, code.category, vendor_code
-                )
+                for client in clients or (ANONYMOUS,):
+                    self.responses.labels(
+                        route.name, route.vendor, code.name, code.category, vendor_code, client
+                    )
+                if clients and code.name in own_codes and vendor_code == "none":
+                    self.responses.labels(
+                        route.name, route.vendor, code.name, code.category, vendor_code, ANONYMOUS
+                    )
+        for name in inbound:
+            for relay_reason in RELAY_REJECTIONS:
+                self.rejected.labels(name, relay_reason)
         for rejection in _UNMATCHED_REJECTIONS:
             self.rejected.labels(UNMATCHED_ROUTE, rejection)
         route_missing = catalog.transport["route_not_found"]
         self.responses.labels(
-            UNMATCHED_ROUTE, PROXY_VENDOR, route_missing.name, route_missing.category, "none"
-        )
+            UNMATCHED_ROUTE, PROXY_VENDOR, route_missing.name, route_missing.category, "none",
+            ANONYMOUS,
+        )  # fmt: skip
 
     def observe(
         self,
@@ -195,14 +235,15 @@ class Metrics:
         duration_s: float,
         upstream_duration_s: float | None,
         trace_id: str | None,
+        client: str = ANONYMOUS,
     ) -> None:
-        """Record one finished request.
+        """Record one finished request of ``client`` (a configured name, or anonymous).
 
         ``upstream_duration_s`` is the exchange with the gateway (None when there was
         none); it reaches the upstream histogram only when the gateway had the request.
         """
         code = outcome.code
-        key = (route, vendor, code.name, code.category, outcome.vendor_code_label)
+        key = (route, vendor, code.name, code.category, outcome.vendor_code_label, client)
         answered = self._answered.get(key)
         if answered is None:
             answered = self._answered[key] = (
@@ -248,6 +289,10 @@ class Metrics:
     def head_timeout(self) -> None:
         """A connection was closed because its request head did not arrive in time."""
         self.rejected.labels(UNMATCHED_ROUTE, "head_timeout").inc()
+
+    def relay_rejected(self, route: str, reason: RelayRejection) -> None:
+        """A relay's callback on inbound ``route`` failed its checks (never forwarded)."""
+        self.rejected.labels(route, reason).inc()
 
 
 def _series(catalog: Catalog, vendor: str) -> Iterator[tuple[CanonicalCode, str]]:

@@ -38,6 +38,8 @@ class RequestRecord:
     bytes_out: int
     # The gateway endpoint that answered (or was last tried), host:port; None: none.
     endpoint: str | None = None
+    # The app that sent it: a configured client's name, or "anonymous".
+    client: str = "anonymous"
 
 
 def log_request(record: RequestRecord) -> None:
@@ -45,6 +47,7 @@ def log_request(record: RequestRecord) -> None:
     outcome = record.outcome
     fields: dict[str, Any] = {
         "request_id": record.request_id,
+        "client": record.client,
         "route": record.route,
         "vendor": record.vendor,
         "endpoint": record.endpoint,

@@ -47,6 +47,7 @@ SECRET_KEYS: frozenset[str] = frozenset(
         "passphrase",
         "secret",
         "client_secret",
+        "client_id",  # MoMS: the account half of its credentials (a route's query sets it)
         "api_key",
         "apikey",
         "x-api-key",
@@ -74,7 +75,9 @@ _NUMERIC_SUFFIXES = ("status", "bytes", "seconds", "count", "total")
 
 # Every name in SECRET_KEYS contains one of these (tests check it), and so does every
 # text form redacted below ("Bearer", "Basic", "user:pass@" URLs).
-_SECRET_HINTS = ("token", "pass", "secret", "key", "auth", "cookie", "bearer", "basic", "://")
+_SECRET_HINTS = (
+    "token", "pass", "secret", "key", "auth", "cookie", "bearer", "basic", "://", "client_id",
+)  # fmt: skip
 
 # --- compiled once: this runs on every log line ----------------------------------------
 # A string with none of these characters can hold neither an MSISDN nor a secret.

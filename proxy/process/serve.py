@@ -15,6 +15,14 @@ On the first SIGTERM or SIGINT:
 Signal to exit takes at most ``delay_seconds + drain_seconds`` plus about one second. A
 second SIGTERM or SIGINT exits at once, with 143 or 130 (128 + the signal number).
 
+SIGHUP never stops the proxy: it re-reads the TLS files (the routes' CA bundles and
+client certificates, ``listen_tls``'s chain) at once. Without it they are re-read when
+they change: the routes' when a connection opens, ``listen_tls``'s every
+``_TLS_CHECK_SECONDS`` (proxy/config/tls.py).
+
+With ``inbound_listen`` the relays' callbacks have their own listener (an application on
+the same state: server/app.py ``create_inbound_app``), drained with the app listener.
+
 ``--workers N`` runs N such processes on one port (proxy/process/workers.py): each is ``serve``
 with ``admin=False`` and ``reuse_port=True``, and the supervising parent serves the admin
 port for all of them.
@@ -35,13 +43,24 @@ from prometheus_client import CollectorRegistry
 from proxy import __version__
 from proxy.codes.catalog import Catalog
 from proxy.config import Address, Config
+from proxy.config.tls import ServerContext
 from proxy.observability.logs import flush_logs, get_logger
-from proxy.server import READINESS_KEY, REGISTRY_KEY, TRAFFIC_KEY, create_app, runner
+from proxy.server import (
+    READINESS_KEY,
+    REGISTRY_KEY,
+    TRAFFIC_KEY,
+    UPSTREAM_KEY,
+    create_app,
+    create_inbound_app,
+    runner,
+)
 from proxy.server.admin import create_admin_app
 
 _log = get_logger("gateway_proxy")
 # What is left for the runner once the drain is over: answers being written, idle sockets.
 _CLOSE_SECONDS = 0.25
+# How often listen_tls's files are looked at (a stat each): rotation without SIGHUP.
+_TLS_CHECK_SECONDS = 5.0
 
 
 class ListenError(Exception):
@@ -69,6 +88,17 @@ async def serve(
     """
     app = create_app(config, catalog=catalog, registry=registry, metrics_enabled=metrics_enabled)
     app_runner = runner(app, access_log=None, handle_signals=False, shutdown_timeout=_CLOSE_SECONDS)
+    inbound_runner = (
+        runner(
+            create_inbound_app(app),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=_CLOSE_SECONDS,
+        )
+        if config.inbound_listen is not None
+        else None
+    )
+    server_tls = _server_tls(config)
     admin_runner = (
         web.AppRunner(
             create_admin_app(app[REGISTRY_KEY], app[READINESS_KEY]),
@@ -81,8 +111,16 @@ async def serve(
     stop = stop or asyncio.Event()
     received = _install_signals(stop)
     await app_runner.setup()
+    if inbound_runner is not None:
+        await inbound_runner.setup()  # after the app's: it shares the pool its start-up made
     if admin_runner is not None:
         await admin_runner.setup()
+    _install_reload(app, server_tls)
+    watch = (
+        asyncio.get_running_loop().create_task(_watch(server_tls), name="gateway-proxy-tls")
+        if server_tls is not None
+        else None
+    )
     try:
         if admin_runner is not None:
             admin_site = web.TCPSite(admin_runner, *_host_port(config.admin_listen))
@@ -92,8 +130,18 @@ async def serve(
             *_host_port(config.listen),
             backlog=config.listen_backlog,
             reuse_port=reuse_port or None,
+            ssl_context=server_tls.context if server_tls is not None else None,
         )
         await _listen(site, config.listen)
+        inbound_site = None
+        if inbound_runner is not None and config.inbound_listen is not None:
+            inbound_site = web.TCPSite(
+                inbound_runner,
+                *_host_port(config.inbound_listen),
+                backlog=config.listen_backlog,
+                reuse_port=reuse_port or None,
+            )
+            await _listen(inbound_site, config.inbound_listen)
         _trim_heap()
         _log.info(
             "startup" if worker is None else "worker_startup",
@@ -101,15 +149,23 @@ async def serve(
             version=__version__,
             python=platform.python_version(),
             listen=str(config.listen),
+            listen_tls=server_tls is not None,
+            inbound_listen=str(config.inbound_listen) if config.inbound_listen else None,
             admin_listen=str(config.admin_listen) if admin else None,
             routes=[f"{r.name}:{r.path_prefix}->{r.vendor}" for r in config.routes],
+            clients=[c.name for c in config.clients],
             config=config.source,
         )
         if on_ready is not None:
             on_ready()
         await stop.wait()
-        await _drain(app, app_runner, site, config, received, worker=worker)
+        inbound = (inbound_runner, inbound_site) if inbound_runner and inbound_site else None
+        await _drain(app, app_runner, site, config, received, worker=worker, inbound=inbound)
     finally:
+        if watch is not None:
+            watch.cancel()
+        if inbound_runner is not None:
+            await inbound_runner.cleanup()
         await app_runner.cleanup()
         if admin_runner is not None:
             await admin_runner.cleanup()
@@ -124,8 +180,9 @@ async def _drain(
     received: list[str],
     *,
     worker: int | None = None,
+    inbound: tuple[web.AppRunner, web.TCPSite] | None = None,
 ) -> None:
-    """Steps 1 to 5 of the module docstring."""
+    """Steps 1 to 5 of the module docstring (for both listeners, with ``inbound``)."""
     began = time.perf_counter()
     app[READINESS_KEY].shutting_down = True
     named = {} if worker is None else {"worker": worker}
@@ -138,8 +195,11 @@ async def _drain(
     )
     await asyncio.sleep(config.shutdown.delay_seconds)
     await site.stop()  # no new connections
-    if app_runner.server is not None:
-        app_runner.server.pre_shutdown()  # idle kept-alive connections close now
+    if inbound is not None:
+        await inbound[1].stop()
+    for each in (app_runner, inbound[0] if inbound else None):
+        if each is not None and each.server is not None:
+            each.server.pre_shutdown()  # idle kept-alive connections close now
     traffic = app[TRAFFIC_KEY]
     in_flight = len(traffic.tasks)
     cut = await traffic.drain(config.shutdown.drain_seconds)
@@ -183,9 +243,41 @@ def _install_signals(stop: asyncio.Event) -> list[str]:
     return received
 
 
+def _server_tls(config: Config) -> ServerContext | None:
+    """``listen_tls``'s context (its files were checked with the config). Raises
+    ``ListenError`` when they can no longer be read."""
+    if config.listen_tls is None:
+        return None
+    try:
+        return ServerContext(config.listen_tls)
+    except OSError as exc:
+        from proxy.config.tls import problem  # noqa: PLC0415 - only on this rare failure
+
+        raise ListenError(f"cannot use listen_tls: {problem(exc)}") from None
+
+
+def _install_reload(app: web.Application, server_tls: ServerContext | None) -> None:
+    """SIGHUP: re-read every TLS file now; never stop."""
+
+    def on_hangup() -> None:
+        _log.info("sighup", action="re-reading the TLS files")
+        app[UPSTREAM_KEY].tls.reload()
+        if server_tls is not None:
+            server_tls.check(force=True)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
+
+
+async def _watch(server_tls: ServerContext) -> None:
+    """Load ``listen_tls``'s chain again whenever its files change (rotation)."""
+    while True:
+        await asyncio.sleep(_TLS_CHECK_SECONDS)
+        server_tls.check()
+
+
 def _remove_signals() -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
 
 

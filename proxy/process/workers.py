@@ -14,6 +14,8 @@ One Python process saturates one core; ``--workers`` runs the proxy on several::
       exits 0 once every worker exited 0 (1 if one       outlives it) and exits 0
         failed; a worker dying ends them all)
       a second signal ─── forwarded ──────────────►   each exits at once (128 + signal)
+      SIGHUP ──────────── forwarded ──────────────►   each re-reads its TLS files; nothing
+                                                         stops
 
 Each worker has its own process group (a terminal's Ctrl-C reaches the parent only, so
 a worker never sees one signal twice) and a lifeline pipe from the parent: if the parent
@@ -63,7 +65,11 @@ def run_workers(config: Config, count: int, level: LogLevel, fmt: LogFormat) -> 
 
     Raises ``ListenError`` when ``listen`` is taken (checked before any fork).
     """
-    config = dataclasses.replace(config, listen=_claim(config.listen))
+    config = dataclasses.replace(
+        config,
+        listen=_claim(config.listen),
+        inbound_listen=_claim(config.inbound_listen) if config.inbound_listen else None,
+    )
     config = shared_by(config, count)  # each worker's bucket gets its share of each rate limit
     metrics_dir = tempfile.mkdtemp(prefix="gateway-proxy-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
@@ -117,6 +123,8 @@ def _fork(  # noqa: PLR0917 - what a worker needs, all of it positional
     try:
         with contextlib.suppress(OSError):  # own group: the terminal's signals go to the parent
             os.setpgid(0, 0)
+        # A SIGHUP forwarded before serve() handles it must not end the worker.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         os.close(lifeline[1])
         os.close(ready[0])
         configure_logging(level, fmt)
@@ -216,6 +224,7 @@ class _Supervisor:
         self._watch_exits()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         loop.add_reader(self._ready_fd, self._on_ready)
         dropped = _DroppedLines()
         sync = loop.create_task(dropped.run(), name="gateway-proxy-dropped-lines")
@@ -315,6 +324,11 @@ class _Supervisor:
             os._exit(128 + sig.value)
         self._received.append(sig.name)
         self._begin_shutdown(sig.name)
+
+    def _on_hangup(self) -> None:
+        """SIGHUP: each worker re-reads its TLS files; nothing stops."""
+        _log.info("sighup", workers=len(self._live()))
+        self._forward(signal.SIGHUP)
 
     def _begin_shutdown(self, reason: str | None) -> None:
         if self._readiness.shutting_down:

@@ -2,8 +2,9 @@
 
 app.py        create_app: the application, its state (keys.py) and lifecycle;
               ``runner``: served through the guarded connection handler (proxy.aio)
-handle.py     handle: the pipeline of values, route → admit → forward → classify →
-              respond → observe; ``last_resort``, the one catch-all
+handle.py     handle: the pipeline of values, route → identify → admit → forward →
+              classify → respond → observe; ``last_resort``, the one catch-all
+clients.py    pure: who may send (``clients``: the app's Proxy-Authorization key)
 flow.py       the forward stage's flow control: a rate limit's queue, failover over
               the route's endpoints, a throttled request paused and resent
 result.py     Result: what forwarding one request produced
@@ -14,9 +15,10 @@ respond.py    pure: an Outcome (and the gateway's answer) → the reply to send
 admin.py      /metrics, /healthz, /readyz on their own port
 """
 
-from proxy.server.app import create_app, limits_of, runner
+from proxy.server.app import create_app, create_inbound_app, limits_of, runner
 from proxy.server.keys import (
     CATALOG_KEY,
+    CLIENTS_KEY,
     CONFIG_KEY,
     ENDPOINTS_KEY,
     INBOUND_METRICS_KEY,
@@ -25,6 +27,7 @@ from proxy.server.keys import (
     METRICS_KEY,
     READINESS_KEY,
     REGISTRY_KEY,
+    SERVED_KEY,
     TRAFFIC_KEY,
     UPSTREAM_KEY,
     WEBHOOKS_KEY,
@@ -32,6 +35,7 @@ from proxy.server.keys import (
 
 __all__ = [
     "CATALOG_KEY",
+    "CLIENTS_KEY",
     "CONFIG_KEY",
     "ENDPOINTS_KEY",
     "INBOUND_METRICS_KEY",
@@ -40,10 +44,12 @@ __all__ = [
     "METRICS_KEY",
     "READINESS_KEY",
     "REGISTRY_KEY",
+    "SERVED_KEY",
     "TRAFFIC_KEY",
     "UPSTREAM_KEY",
     "WEBHOOKS_KEY",
     "create_app",
+    "create_inbound_app",
     "limits_of",
     "runner",
 ]

@@ -2,9 +2,15 @@
 
 ``create_app`` builds it. Process-wide state lives in typed ``web.AppKey``s (keys.py) and
 is created/closed in ``cleanup_ctx``: the config, the catalog, the one upstream pool (the
-gateways and the apps' webhooks), each route's endpoint and limits, the metrics and the
-readiness flag. ``runner`` serves the app through the guarded connection handler
-(proxy.aio.server), calling the pipeline (handle.py) straight, without aiohttp's router.
+gateways and the apps' webhooks), each route's endpoint and limits, the clients, the
+metrics and the readiness flag. ``runner`` serves the app through the guarded connection
+handler (proxy.aio.server), calling the pipeline (handle.py) straight, without aiohttp's
+router.
+
+With ``inbound_listen`` the callbacks get their own listener: ``create_inbound_app(app)``
+is a second application on the same state (the same pool, limits, drain and metrics),
+serving only the inbound routes, while ``app`` then serves only the send routes. It is
+set up after ``app``, whose start-up creates the pool it shares.
 """
 
 import asyncio
@@ -23,10 +29,12 @@ from proxy.observability.logs import get_logger
 from proxy.observability.metrics import Metrics
 from proxy.server.admin import Readiness
 from proxy.server.admission import Traffic
+from proxy.server.clients import Clients
 from proxy.server.handle import Edge, handle, last_resort, outermost
 from proxy.server.keys import (
     BALANCERS_KEY,
     CATALOG_KEY,
+    CLIENTS_KEY,
     CONFIG_KEY,
     ENDPOINTS_KEY,
     FLOW_METRICS_KEY,
@@ -37,6 +45,7 @@ from proxy.server.keys import (
     METRICS_KEY,
     READINESS_KEY,
     REGISTRY_KEY,
+    SERVED_KEY,
     STORE_KEY,
     TRAFFIC_KEY,
     UPSTREAM_KEY,
@@ -57,20 +66,29 @@ def create_app(
     metrics_enabled: bool = True,
 ) -> web.Application:
     """Build the app-traffic application. ``registry`` defaults to a fresh one."""
-    app = web.Application(
-        middlewares=[last_resort],
-        # The handler is cancelled when the app goes away, and with it the upstream call;
-        # the app's body is forwarded as it came (its Content-Encoding is passed on).
-        handler_args={"handler_cancellation": True, "auto_decompress": False},
-    )
+    app = _application()
     app[CONFIG_KEY] = config
     app[CATALOG_KEY] = catalog or load_catalog(config.catalog)
     app[REGISTRY_KEY] = registry if registry is not None else CollectorRegistry()
+    app[CLIENTS_KEY] = Clients(config.clients)
     app[METRICS_KEY] = (
-        Metrics(app[REGISTRY_KEY], config.routes, app[CATALOG_KEY]) if metrics_enabled else None
+        Metrics(
+            app[REGISTRY_KEY],
+            config.routes,
+            app[CATALOG_KEY],
+            clients=app[CLIENTS_KEY].names,
+            inbound=[r.name for r in config.inbound],
+        )
+        if metrics_enabled
+        else None
     )
     app[READINESS_KEY] = Readiness()
-    app[ENDPOINTS_KEY] = {route.name: endpoint_of(route.upstream) for route in config.routes}
+    # Without inbound_listen, `listen` serves the callbacks too.
+    app[SERVED_KEY] = (config.routes, () if config.inbound_listen else config.inbound)
+    app[ENDPOINTS_KEY] = {
+        route.name: endpoint_of(route.upstream, tls=route.tls, query=route.query)
+        for route in config.routes
+    }
     app[LIMITS_KEY] = {route.name: limits_of(route) for route in config.routes}
     app[WEBHOOKS_KEY] = {route.name: endpoint_of(route.deliver_to) for route in config.inbound}
     limits = {r.name: r.max_in_flight for r in config.routes} | {
@@ -158,6 +176,38 @@ async def _close_flow(app: web.Application) -> None:
         await store.close()
 
 
+def create_inbound_app(app: web.Application) -> web.Application:
+    """The application of ``inbound_listen``: ``app``'s inbound routes on ``app``'s state.
+
+    Set it up (its runner) after ``app``'s: it takes the pool ``app``'s start-up created.
+    """
+    inbound = _application()
+    inbound[CONFIG_KEY], inbound[CATALOG_KEY] = app[CONFIG_KEY], app[CATALOG_KEY]
+    inbound[REGISTRY_KEY], inbound[METRICS_KEY] = app[REGISTRY_KEY], app[METRICS_KEY]
+    inbound[READINESS_KEY], inbound[TRAFFIC_KEY] = app[READINESS_KEY], app[TRAFFIC_KEY]
+    inbound[ENDPOINTS_KEY], inbound[LIMITS_KEY] = app[ENDPOINTS_KEY], app[LIMITS_KEY]
+    inbound[WEBHOOKS_KEY], inbound[CLIENTS_KEY] = app[WEBHOOKS_KEY], app[CLIENTS_KEY]
+    inbound[INBOUND_METRICS_KEY] = app[INBOUND_METRICS_KEY]
+    inbound[SERVED_KEY] = ((), app[CONFIG_KEY].inbound)
+
+    async def share_pool(inbound: web.Application) -> None:
+        inbound[UPSTREAM_KEY] = app[UPSTREAM_KEY]
+        inbound[LOOP_KEY] = asyncio.get_running_loop()
+
+    inbound.on_startup.append(share_pool)
+    inbound.router.add_route("*", "/{tail:.*}", handle)
+    return inbound
+
+
+def _application() -> web.Application:
+    return web.Application(
+        middlewares=[last_resort],
+        # The handler is cancelled when the app goes away, and with it the upstream call;
+        # the app's body is forwarded as it came (its Content-Encoding is passed on).
+        handler_args={"handler_cancellation": True, "auto_decompress": False},
+    )
+
+
 def limits_of(route: Route) -> Limits:
     """What one exchange of ``route`` may take (its timeouts and sizes)."""
     return Limits(
@@ -195,4 +245,4 @@ async def _mark_shutting_down(app: web.Application) -> None:
     app[READINESS_KEY].shutting_down = True
 
 
-__all__ = ["create_app", "limits_of", "runner"]
+__all__ = ["create_app", "create_inbound_app", "limits_of", "runner"]

@@ -3,8 +3,8 @@
 ``handle`` reads as the flow the package docstring draws; each stage returns what the
 next needs::
 
-    decide (routing.py) → admitted (admission.py) → _forward → _classify
-        → decide_reply (respond.py) → _observe
+    decide (routing.py) → identify (clients.py) → admitted (admission.py) → _forward
+        → _classify → decide_reply (respond.py) → _observe
 
 Every request leaves its traces (a metric and a log line), also when the app goes away
 mid-request (``CLIENT_CLOSED_REQUEST``) and when the proxy itself fails: the only
@@ -25,18 +25,21 @@ from proxy.codes.catalog import Catalog
 from proxy.codes.classify import Outcome, classify_failure, classify_reply
 from proxy.config import Route
 from proxy.observability.logs import get_logger
-from proxy.observability.metrics import PROXY_VENDOR, UNMATCHED_ROUTE
+from proxy.observability.metrics import ANONYMOUS, PROXY_VENDOR, UNMATCHED_ROUTE
 from proxy.observability.record import RequestRecord, log_request
 from proxy.server import headers as hdrs
 from proxy.server.admission import admitted
+from proxy.server.clients import Denied
 from proxy.server.flow import forwarded
 from proxy.server.keys import (
     CATALOG_KEY,
+    CLIENTS_KEY,
     CONFIG_KEY,
     INBOUND_METRICS_KEY,
     LIMITS_KEY,
     LOOP_KEY,
     METRICS_KEY,
+    SERVED_KEY,
     TRAFFIC_KEY,
     UPSTREAM_KEY,
     WEBHOOKS_KEY,
@@ -55,35 +58,42 @@ _log = get_logger("gateway_proxy")
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    """Proxy one app request: route, admit, forward, classify, respond, observe."""
+    """Proxy one app request: route, identify, admit, forward, classify, respond, observe."""
     started, request_id = time.perf_counter(), hdrs.request_id_from(request.headers)
     request[_ARRIVAL_KEY] = (started, request_id)
     app = request.app
-    catalog, config = app[CATALOG_KEY], app[CONFIG_KEY]
-    decision = decide(config.routes, request.method, request.raw_path, config.inbound)
+    catalog = app[CATALOG_KEY]
+    routes, inbound = app[SERVED_KEY]
+    decision = decide(routes, request.method, request.raw_path, inbound)
     if isinstance(decision, Refusal):
         return _finish(request, decision, _refused(catalog, decision.kind, decision.detail))
     if isinstance(decision, InboundMatch):
         return await _callback(request, decision)
+    client = app[CLIENTS_KEY].identify(
+        request.headers.get("Proxy-Authorization"), decision.route.name
+    )
+    if isinstance(client, Denied):
+        refused = _refused(catalog, client.kind, client.detail)
+        return _finish(request, decision, refused, client.client)
     progress = Progress()
 
     async def forward() -> web.Response:
         result = await _proxy(request, decision, request_id, progress)
-        return _finish(request, decision, result)
+        return _finish(request, decision, result, client)
 
     def shed() -> web.Response:
         detail = "the proxy is at max_in_flight; the gateway was not contacted"
-        return _finish(request, decision, _refused(catalog, "shed", detail))
+        return _finish(request, decision, _refused(catalog, "shed", detail), client)
 
     def cut() -> web.Response:
         detail = "the proxy shut down before the gateway answered"
-        return _finish(request, decision, _refused(catalog, "shutdown", detail, progress))
+        return _finish(request, decision, _refused(catalog, "shutdown", detail, progress), client)
 
     def gone() -> None:
         # The app went away (aiohttp cancels the handler, and with it the upstream call):
         # nobody reads the answer, but the request still gets its metric and log line.
         closed = _refused(catalog, "client_closed", "the app closed the connection", progress)
-        _finish(request, decision, closed)
+        _finish(request, decision, closed, client)
 
     return await admitted(
         app[TRAFFIC_KEY], decision.route.name, forward,
@@ -106,6 +116,7 @@ async def _callback(request: web.Request, match: InboundMatch) -> web.Response:
             catalog=app[CATALOG_KEY],
             metrics=app[INBOUND_METRICS_KEY],
             body_idle=app[CONFIG_KEY].client_timeout.body_idle,
+            rejections=app[METRICS_KEY],
         )
 
     def gone() -> None:
@@ -241,8 +252,13 @@ def _classify(request: web.Request, match: RouteMatch, answer: Answer) -> Outcom
     )
 
 
-def _finish(request: web.Request, decision: RouteMatch | Refusal, result: Result) -> web.Response:
-    """Build the reply, observe the request, and return the response to send."""
+def _finish(
+    request: web.Request,
+    decision: RouteMatch | Refusal,
+    result: Result,
+    client: str = ANONYMOUS,
+) -> web.Response:
+    """Build the reply, observe the request (of ``client``), and return the response."""
     started, request_id = request[_ARRIVAL_KEY]
     reply = decide_reply(
         result.outcome,
@@ -256,7 +272,7 @@ def _finish(request: web.Request, decision: RouteMatch | Refusal, result: Result
     )
     record = _record(
         request.method, request.raw_path, request_id, hdrs.trace_id_from(request.headers),
-        decision.route, result, reply, time.perf_counter() - started,
+        decision.route, result, reply, time.perf_counter() - started, client,
     )  # fmt: skip
     _observe(request.app, record)
     return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
@@ -271,6 +287,7 @@ def _record(  # noqa: PLR0917 - one positional per field of the record
     result: Result,
     reply: Reply,
     duration: float,
+    client: str = ANONYMOUS,
 ) -> RequestRecord:
     return RequestRecord(
         request_id=request_id,
@@ -286,6 +303,7 @@ def _record(  # noqa: PLR0917 - one positional per field of the record
         bytes_in=result.bytes_in,
         bytes_out=len(reply.body),
         endpoint=result.endpoint,
+        client=client,
     )
 
 
@@ -296,6 +314,7 @@ def _observe(app: web.Application, record: RequestRecord) -> None:
         metrics.observe(
             record.route, record.vendor, record.outcome, duration_s=record.duration_s,
             upstream_duration_s=record.upstream_duration_s, trace_id=record.trace_id,
+            client=record.client,
         )  # fmt: skip
     log_request(record)
 
@@ -352,7 +371,7 @@ async def last_resort(request: web.Request, handler: Handler) -> web.StreamRespo
         kind, detail = "internal", "internal proxy error"
     if _ARRIVAL_KEY not in request:
         request[_ARRIVAL_KEY] = (time.perf_counter(), hdrs.request_id_from(request.headers))
-    decision = decide(request.app[CONFIG_KEY].routes, request.method, request.raw_path)
+    decision = decide(request.app[SERVED_KEY][0], request.method, request.raw_path)
     route = decision.route if isinstance(decision, RouteMatch | Refusal) else None
     refusal = Refusal(kind, detail, route)
     return _finish(request, refusal, _refused(request.app[CATALOG_KEY], kind, detail))

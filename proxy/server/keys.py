@@ -8,12 +8,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from proxy.codes.catalog import Catalog
-from proxy.config import Config
+from proxy.config import Config, InboundRoute, Route
 from proxy.flow.limiter import Limiter
 from proxy.observability.flow_metrics import FlowMetrics
 from proxy.observability.metrics import Metrics
 from proxy.server.admin import Readiness
 from proxy.server.admission import Traffic
+from proxy.server.clients import Clients
 from proxy.upstream import Endpoint, Limits, UpstreamPool
 from proxy.upstream.balance import Endpoints
 
@@ -42,10 +43,17 @@ BALANCERS_KEY = web.AppKey("balancers", dict[str, Endpoints])
 LIMITERS_KEY = web.AppKey("limiters", dict[str, Limiter])
 FLOW_METRICS_KEY: web.AppKey[FlowMetrics | None] = web.AppKey("flow_metrics")
 STORE_KEY: web.AppKey["Store | None"] = web.AppKey("store")
+#: The apps allowed to send (``clients``), ready to identify one.
+CLIENTS_KEY = web.AppKey("clients", Clients)
+#: What this app's listener serves: its send routes and its inbound routes. With
+#: ``inbound_listen`` the send listener serves no inbound route and the inbound one no
+#: send route; without it, ``listen`` serves both.
+SERVED_KEY = web.AppKey("served", tuple[tuple[Route, ...], tuple[InboundRoute, ...]])
 
 __all__ = [
     "BALANCERS_KEY",
     "CATALOG_KEY",
+    "CLIENTS_KEY",
     "CONFIG_KEY",
     "ENDPOINTS_KEY",
     "FLOW_METRICS_KEY",
@@ -56,6 +64,7 @@ __all__ = [
     "METRICS_KEY",
     "READINESS_KEY",
     "REGISTRY_KEY",
+    "SERVED_KEY",
     "STORE_KEY",
     "TRAFFIC_KEY",
     "UPSTREAM_KEY",

@@ -11,8 +11,9 @@ It knows no request object, so every rule is testable from plain values:
   bytes, plus ``X-Gateway-*`` (one with no value to carry is left out);
 * **envelope** otherwise: the uniform JSON (RFC 9457 problem details on errors) with
   ``X-Request-ID`` and the gateway's ``Retry-After`` (the proxy's own when it shed the
-  request or shut down under it). The proxy's own answers (no gateway
-  answer, or a half-handled one after an internal error) are always envelopes.
+  request or shut down under it), and ``Proxy-Authenticate`` on a 407 (no client key).
+  The proxy's own answers (no gateway answer, or a half-handled one after an internal
+  error) are always envelopes.
 
 Whether the app receives the body at all is HTTP's business: aiohttp sends none to a
 HEAD request.
@@ -27,6 +28,7 @@ from proxy.codes.classify import Outcome
 from proxy.codes.envelope import build_envelope, passthrough_headers, render
 from proxy.config import Route
 from proxy.server import headers as hdrs
+from proxy.server.clients import CHALLENGES
 from proxy.upstream import Answer
 
 # The proxy's own retryable refusals: when to come back, in seconds.
@@ -89,6 +91,9 @@ def decide_reply(
         retry_after = _RETRY.get(outcome.failure or "")
     if retry_after:
         headers["Retry-After"] = retry_after
+    if outcome.failure == "client_unauthenticated":  # 407 names how to authenticate
+        for challenge in CHALLENGES:
+            headers.add("Proxy-Authenticate", challenge)
     return Reply(status, headers, body)
 
 

@@ -10,21 +10,29 @@ a ``RouteMatch`` (the route, the still-encoded rest of the path, the raw query) 
   POST, else the route whose ``path_prefix`` holds the path (prefixes never overlap: config.py
   refuses that), else ``route_not_found``;
 * a rest of the path whose segments could climb out of the upstream's path once some
-  server decodes them is refused: ``..`` and ``.`` (also percent-encoded, and with ``;``
-  parameters, which Java servlet containers strip: ``..;``), encoded slashes (``%2F``)
-  and backslashes (``\\``, ``%5C``).
+  server decodes them is refused: ``..`` and ``.`` (also with ``;`` parameters, which
+  Java servlet containers strip: ``..;``), encoded slashes (``%2F``) and backslashes
+  (``\\``, ``%5C``). The check reads the path percent-decoded once, so every encoding of
+  a dot, a ``;`` or a backslash, in any case and any mix (``%2e.%3B``), is what it
+  decodes to; what is still encoded after that (``%252e``: double encoding), control
+  characters and bytes that are not UTF-8 (overlong ``%c0%ae``) are refused too.
 """
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
 from proxy.config import InboundRoute, Route
 from proxy.vocab import FailureKind
 
-# A segment that is "." or ".." once decoded, with or without ";params".
-_DOT_SEGMENT = re.compile(r"(?:\.|%2e){1,2}(?:;.*)?", re.IGNORECASE)
+# A decoded segment that is "." or "..", with or without ";params".
+_DOT_SEGMENT = re.compile(r"\.{1,2}(?:;.*)?", re.DOTALL)
 _ENCODED_SEPARATOR = re.compile(r"%2f|%5c", re.IGNORECASE)
+# Once decoded, still an encoded dot, slash, backslash, ";" or "%": double encoding, which
+# a server that decodes twice would turn into one of those. And characters no path needs.
+_STILL_ENCODED = re.compile(r"%(?:2e|2f|5c|3b|25)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE = "dot-segments, encoded slashes and backslashes are not allowed in the path"
 
 
@@ -81,9 +89,21 @@ def decide(
 
 
 def is_safe_path(path: str) -> bool:
-    """False when a segment of ``path`` could climb out of the upstream's path."""
-    if "\\" in path or _ENCODED_SEPARATOR.search(path):
+    """False when a segment of ``path`` (still encoded, as the app sent it) could climb
+    out of the upstream's path once a server decodes it; see the module docstring."""
+    if "%" in path:
+        if _ENCODED_SEPARATOR.search(path):
+            return False
+        try:
+            path = unquote_to_bytes(path).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        if _STILL_ENCODED.search(path) or _CONTROL.search(path):
+            return False
+    if "\\" in path:
         return False
+    if "." not in path:
+        return True
     return not any(_DOT_SEGMENT.fullmatch(segment) for segment in path.split("/"))
 
 

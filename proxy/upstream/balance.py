@@ -47,7 +47,9 @@ class Endpoints:
         on_state: StateListener | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.endpoints = tuple(endpoint_of(url) for url in route.endpoints)
+        self.endpoints = tuple(
+            endpoint_of(url, tls=route.tls, query=route.query) for url in route.endpoints
+        )
         self.first = self.endpoints[0]
         self._rotate = route.balance == "round_robin" and len(self.endpoints) > 1
         self._turn = itertools.count()

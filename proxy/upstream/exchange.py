@@ -13,6 +13,7 @@ from proxy.upstream.endpoint import Endpoint
 from proxy.upstream.errors import (
     TRANSPORT_ERRORS,
     ExchangeFailure,
+    certificate_refusal,
     connect_failure,
     exchange_failure,
 )
@@ -55,14 +56,21 @@ async def exchange(
     if deadline is None:
         deadline = deadlines.now() + limits.total
     conn: Connection | None = None
+    fresh = False  # a new connection: its first exchange may meet a TLS 1.3 refusal
     try:
-        conn = pool.take(endpoint) or await _connect(pool, endpoint, limits, deadline)
+        conn = pool.take(endpoint)
+        if conn is None:
+            fresh = True
+            conn = await _connect(pool, endpoint, limits, deadline)
         deadlines.start(conn, deadline)
         status, headers, body = await conn.round_trip(request, limits, counter)
     except ExchangeFailure as failure:
         failure.reached = failure.reached and (conn is not None and conn.sent)
         raise _measured(failure, started, counter) from None
     except (TimeoutError, *TRANSPORT_ERRORS) as exc:
+        refused = certificate_refusal(exc) if fresh and endpoint.scheme == "https" else None
+        if refused is not None:
+            raise _measured(refused, started, counter) from exc
         sent = conn is not None and conn.sent
         mapped = exchange_failure(TimeoutError() if conn and conn.expired else exc, reached=sent)
         if mapped.kind == "timeout" and counter.awaiting_app:  # the app stalled, not the gateway

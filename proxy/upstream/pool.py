@@ -2,7 +2,9 @@
 
 ``UpstreamPool.take(endpoint)`` gives an idle healthy connection or None (never waits);
 ``connect(endpoint)`` waits for a slot (``pool.limit``, ``limit_per_host``), resolves the
-host (cached ``_DNS_TTL`` seconds), connects and TLS-verifies, and raises ``OSError``
+host (cached ``_DNS_TTL`` seconds), connects and TLS-verifies (with the endpoint's route's
+context: its CA, client certificate and name, re-read when the files change: ``tls``,
+proxy/config/tls.py), and raises ``OSError``
 (``socket.gaierror``, ``ssl.SSLError``, ...) for the exchange to map; ``release(conn)``
 keeps a connection only when it says it is reusable. ``Deadlines`` aborts the connection
 of an exchange that outlives its deadline, with one timer for all.
@@ -23,8 +25,9 @@ import time
 
 from proxy.aio.client import AnswerBound, new_protocol
 from proxy.config import Pool
+from proxy.config.tls import ClientContexts
 from proxy.upstream.connection import Connection
-from proxy.upstream.endpoint import Endpoint
+from proxy.upstream.endpoint import Endpoint, EndpointKey
 
 _DNS_TTL = 60.0
 
@@ -97,14 +100,16 @@ class UpstreamPool:
         self._limit = pool.limit
         self._limit_per_host = pool.limit_per_host
         self._keepalive = float(pool.keepalive_seconds)
-        self._idle: dict[tuple[str, str, int], collections.deque[Connection]] = {}
-        self._open: collections.Counter[tuple[str, str, int]] = collections.Counter()
+        self._idle: dict[EndpointKey, collections.deque[Connection]] = {}
+        self._open: collections.Counter[EndpointKey] = collections.Counter()
         self._total = 0
-        self._waiters: collections.deque[tuple[tuple[str, str, int], asyncio.Future[None]]] = (
+        self._waiters: collections.deque[tuple[EndpointKey, asyncio.Future[None]]] = (
             collections.deque()
         )
         self._dns: dict[tuple[str, int], tuple[float, list[tuple[int, str]]]] = {}
-        self._tls: ssl.SSLContext | None = None
+        # One context per route TLS setting (and the system store's), created on first use
+        # (plain-HTTP deployments never pay for one) and re-read when its files change.
+        self.tls = ClientContexts()
         self._cleanup: asyncio.TimerHandle | None = None
         self._closed = False
         self.deadlines = Deadlines()
@@ -170,21 +175,25 @@ class UpstreamPool:
             self._cleanup = None
         for idle in self._idle.values():
             while idle:
-                self._forget(idle.pop())
+                conn = idle.pop()
+                # Dropped at once: a TLS connection's close would wait for the gateway's
+                # close_notify, which a process about to exit does not need.
+                conn.abort()
+                self._forget(conn)
         for _, waiter in self._waiters:
             if not waiter.done():
                 waiter.set_exception(ConnectionResetError("the upstream pool is closed"))
         self._waiters.clear()
 
     # --- limits ---------------------------------------------------------------------------
-    def _has_room(self, key: tuple[str, str, int]) -> bool:
+    def _has_room(self, key: EndpointKey) -> bool:
         """Whether a connection to ``key`` may open now, closing an idle one if that helps."""
         if self._limit and self._total >= self._limit and not self._close_an_idle(None):
             return False
         full = self._limit_per_host and self._open[key] >= self._limit_per_host
         return not full or self._close_an_idle(key)
 
-    def _close_an_idle(self, key: tuple[str, str, int] | None) -> bool:
+    def _close_an_idle(self, key: EndpointKey | None) -> bool:
         """Make room by closing the oldest idle connection (of ``key``, or of any endpoint)."""
         queues = [self._idle.get(key)] if key is not None else list(self._idle.values())
         for idle in queues:
@@ -197,7 +206,7 @@ class UpstreamPool:
         conn.close()
         self._slot_freed(conn.endpoint.key)
 
-    def _slot_freed(self, key: tuple[str, str, int]) -> None:
+    def _slot_freed(self, key: EndpointKey) -> None:
         self._total -= 1
         self._open[key] -= 1
         if not self._open[key]:
@@ -212,7 +221,7 @@ class UpstreamPool:
                 waiter.set_result(None)
                 return
 
-    def _has_room_now(self, key: tuple[str, str, int]) -> bool:
+    def _has_room_now(self, key: EndpointKey) -> bool:
         """Like ``_has_room``, without closing anything (idle ones count as room)."""
         idle_any = any(self._idle.values())
         if self._limit and self._total >= self._limit and not idle_any:
@@ -221,7 +230,7 @@ class UpstreamPool:
             return bool(self._idle.get(key))
         return True
 
-    async def _wait_turn(self, key: tuple[str, str, int]) -> None:
+    async def _wait_turn(self, key: EndpointKey) -> None:
         waiter = asyncio.get_running_loop().create_future()
         entry = (key, waiter)
         self._waiters.append(entry)
@@ -252,7 +261,7 @@ class UpstreamPool:
     # --- opening ----------------------------------------------------------------------------
     async def _open_connection(self, endpoint: Endpoint) -> AnswerBound:
         loop = asyncio.get_running_loop()
-        tls = self._tls_context() if endpoint.scheme == "https" else None
+        tls = self.tls.context_for(endpoint.tls) if endpoint.scheme == "https" else None
         last: OSError | None = None
         for family, address in await self._resolve(endpoint.host, endpoint.port):
             try:
@@ -262,7 +271,7 @@ class UpstreamPool:
                     endpoint.port,
                     family=family,
                     ssl=tls,
-                    server_hostname=endpoint.host if tls is not None else None,
+                    server_hostname=endpoint.server_name if tls is not None else None,
                 )
             except ssl.SSLError:
                 raise  # a TLS failure is the gateway's answer; another address won't differ
@@ -293,11 +302,6 @@ class UpstreamPool:
         )
         self._dns[(host, port)] = (now + _DNS_TTL, addresses)
         return addresses
-
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:  # created on first use: plain-HTTP deployments never pay for it
-            self._tls = ssl.create_default_context()
-        return self._tls
 
 
 __all__ = ["Deadlines", "UpstreamPool"]

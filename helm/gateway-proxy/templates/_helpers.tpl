@@ -78,7 +78,13 @@ app's gateway credentials through it.
 {{- with .Values.config.pool }}
 {{- $_ := set $cfg "pool" . }}
 {{- end }}
-{{- range $key := list "listen_backlog" "max_in_flight" "client_timeout" "inbound" "store" }}
+{{- with .Values.ports.inbound }}
+{{- $_ := set $cfg "inbound_listen" (printf "0.0.0.0:%d" (int .)) }}
+{{- end }}
+{{- with .Values.tls.listenSecret }}
+{{- $_ := set $cfg "listen_tls" (dict "cert_file" "/tls/listen/tls.crt" "key_file" "/tls/listen/tls.key") }}
+{{- end }}
+{{- range $key := list "listen_backlog" "max_in_flight" "client_timeout" "inbound" "clients" "store" }}
 {{- if hasKey $.Values.config $key }}
 {{- $_ := set $cfg $key (get $.Values.config $key) }}
 {{- end }}
@@ -159,6 +165,79 @@ route fails rendering.
 {{- end }}
 {{- end }}
 {{- include "gateway-proxy.validateRoutes" . }}
+{{- include "gateway-proxy.validateTraffic" . }}
+{{- end }}
+
+{{/*
+Who may send, the callbacks' port and the TLS Secrets: what check-config refuses in
+clients (duplicate names, routes that name no route), and what only the chart knows (the
+ports, the mounts, the mode).
+*/}}
+{{- define "gateway-proxy.validateTraffic" -}}
+{{- $inbound := .Values.ports.inbound }}
+{{- if and (eq .Values.mode "sidecar") .Values.config.inbound (not $inbound) }}
+{{- fail "config.inbound: in sidecar mode the http port listens on 127.0.0.1 only, so the relay cannot reach the callbacks there: set ports.inbound (the proxy's inbound_listen, e.g. 8082)" }}
+{{- end }}
+{{- if and $inbound (or (eq (int $inbound) (int .Values.ports.http)) (eq (int $inbound) (int .Values.ports.admin))) }}
+{{- fail "ports.inbound must differ from ports.http and ports.admin" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (eq .Values.mode "sidecar") }}
+{{- fail "networkPolicy selects the proxy's own pods (standalone mode); in sidecar mode the pods are your app's: write their NetworkPolicy with your app (docs/deployment.md)" }}
+{{- end }}
+{{- $routeNames := list }}
+{{- range include "gateway-proxy.routes" . | fromYamlArray }}
+{{- $routeNames = append $routeNames (toString .name) }}
+{{- end }}
+{{- $clients := dict }}
+{{- range $i, $client := .Values.config.clients | default list }}
+{{- $name := toString $client.name }}
+{{- if hasKey $clients $name }}
+{{- fail (printf "config.clients[%d].name: duplicate client name %q (also config.clients[%v])" $i $name (get $clients $name)) }}
+{{- end }}
+{{- $_ := set $clients $name $i }}
+{{- range $j, $route := $client.routes | default list }}
+{{- if not (has (toString $route) $routeNames) }}
+{{- fail (printf "config.clients[%d].routes[%d]: no route is named %q (routes: %s)" $i $j $route (join ", " $routeNames)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $mounts := dict }}
+{{- range $i, $secret := .Values.tls.secrets }}
+{{- if or (hasKey $mounts $secret.name) (eq $secret.name "listen") }}
+{{- fail (printf "tls.secrets[%d].name: %q is already mounted at /tls/%s" $i $secret.name $secret.name) }}
+{{- end }}
+{{- $_ := set $mounts $secret.name $i }}
+{{- end }}
+{{- /* Every ${VAR} in clients and inbound must reach the container's environment too. */}}
+{{- if not (and .Values.credentials.envFrom .Values.credentials.existingSecret) }}
+{{- $provided := keys .Values.credentials.env }}
+{{- range .Values.extraEnv }}
+{{- $provided = append $provided .name }}
+{{- end }}
+{{- $missing := list }}
+{{- $used := toYaml (dict "clients" .Values.config.clients "inbound" .Values.config.inbound) }}
+{{- range regexFindAll "\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}" $used -1 }}
+{{- $var := trimSuffix "}" (trimPrefix "${" .) }}
+{{- if not (has $var $provided) }}
+{{- $missing = append $missing $var }}
+{{- end }}
+{{- end }}
+{{- if $missing }}
+{{- fail (printf "config.clients or config.inbound use ${%s}, but neither credentials.env nor extraEnv provides it (or set credentials.envFrom with credentials.existingSecret)" (join "}, ${" (uniq $missing))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The TLS Secrets' volumes (tls.secrets, tls.listenSecret), each mounted whole. */}}
+{{- define "gateway-proxy.tlsSecrets" -}}
+{{- $all := list }}
+{{- range .Values.tls.secrets }}
+{{- $all = append $all (dict "name" .name "secretName" .secretName) }}
+{{- end }}
+{{- with .Values.tls.listenSecret }}
+{{- $all = append $all (dict "name" "listen" "secretName" .) }}
+{{- end }}
+{{- toYaml $all }}
 {{- end }}
 
 {{/*
@@ -306,6 +385,12 @@ The proxy container. Both modes use it: the standalone Deployment, and (as
     - name: proxy-admin
       containerPort: {{ .Values.ports.admin }}
       protocol: TCP
+    {{- with .Values.ports.inbound }}
+    # The relays' callbacks (inbound_listen): reachable from outside the pod in both modes.
+    - name: proxy-inbound
+      containerPort: {{ . }}
+      protocol: TCP
+    {{- end }}
   startupProbe:
     {{- include "gateway-proxy.probe" (dict "path" "/healthz" "probe" .Values.probes.startup) | nindent 4 }}
   readinessProbe:
@@ -351,6 +436,11 @@ The proxy container. Both modes use it: the standalone Deployment, and (as
       readOnly: true
     - name: gateway-proxy-tmp
       mountPath: /tmp
+    {{- range include "gateway-proxy.tlsSecrets" . | fromYamlArray }}
+    - name: gateway-proxy-tls-{{ .name }}
+      mountPath: /tls/{{ .name }}
+      readOnly: true
+    {{- end }}
 {{- end }}
 
 {{/* The volumes the proxy container mounts; names are prefixed to stay clear of the app's. */}}
@@ -374,6 +464,12 @@ The proxy container. Both modes use it: the standalone Deployment, and (as
     medium: {{ . }}
     {{- end }}
     sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+{{- range include "gateway-proxy.tlsSecrets" . | fromYamlArray }}
+- name: gateway-proxy-tls-{{ .name }}
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 0440
+{{- end }}
 {{- end }}
 
 {{/*
