@@ -273,3 +273,22 @@ def test_tls_config_errors_name_the_key(pki: Pki, tmp_path: Path) -> None:
         make_config({"name": "mms", "path_prefix": "/mm7", "upstream": "http://relay.test/",
                      "tls": pki.tls()})  # fmt: skip
     assert "<test>: routes[0].tls: needs an https:// upstream" in info.value.errors
+
+
+async def test_every_endpoint_of_a_route_speaks_its_tls(proxy_client: Any, pki: Pki) -> None:
+    """A route with several upstreams: the endpoint it fails over to presents the route's
+    client certificate and verifies against the route's CA, like the first one would."""
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on: the first endpoint is down
+        closed.bind(("127.0.0.1", 0))
+        down = f"https://127.0.0.1:{closed.getsockname()[1]}/mm7"
+    with Relay(pki.relay_ca, clients=pki.client_ca) as relay:
+        route = {"name": "mms", "path_prefix": "/mm7", "upstreams": [down, relay.url]}
+        config = make_config({**route, "tls": pki.tls()})
+        client = await proxy_client(config)
+        resp = await client.post("/mm7", data=SUBMIT_REQ, headers=XML)
+        body = await resp.json()
+        assert (resp.status, body["code"]) == (200, "OK"), body
+    assert relay.serials == [pki.client_serial]
+    assert relay.requests == ["/mm7"]
