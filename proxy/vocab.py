@@ -23,6 +23,8 @@ UpstreamFailure = Literal["connect", "timeout", "connection_lost", "too_large", 
 OwnFailure = Literal[
     "request_too_large", "route_not_found", "bad_request", "internal", "client_closed",
     "client_timeout", "header_too_large", "uri_too_long", "shed", "shutdown",
+    "idempotency_in_flight", "idempotency_mismatch", "idempotency_key_missing",
+    "idempotency_key_invalid", "callback_data_invalid", "ledger_unavailable",
 ]  # fmt: skip
 FailureKind = UpstreamFailure | OwnFailure
 FAILURE_KINDS: tuple[FailureKind, ...] = (*get_args(UpstreamFailure), *get_args(OwnFailure))
