@@ -207,7 +207,15 @@ class _Pairs(dict[str, Any]):
         self.pairs = pairs
 
 
-_ALL_PAIRS = json.JSONDecoder(object_pairs_hook=_Pairs)
+def _json_int(text: str) -> int | float:
+    """A JSON integer. One beyond orjson's 64-bit range (which the fast path refuses, so
+    only this decoder sees it) becomes a float, as JSON numbers are in most parsers: the
+    reply's data must serialise again into the envelope."""
+    value = int(text)
+    return value if -(2**63) <= value < 2**64 else float(value)
+
+
+_ALL_PAIRS = json.JSONDecoder(object_pairs_hook=_Pairs, parse_int=_json_int)
 # A key that can repeat is spelled at least twice, or escaped (``"\u0063ode"``).
 _KEYS = (b'"response"', b'"code"', b'"status"')
 
