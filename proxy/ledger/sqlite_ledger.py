@@ -137,7 +137,7 @@ class SqliteLedger(Ledger):
         """Open (creating) the ledger at ``path``. Raises ``LedgerUnavailable``."""
         ledger = cls(Path(path), busy_timeout=busy_timeout, purge_every=purge_every, clock=clock)
         try:
-            await ledger._run("open", ledger._connect)
+            await ledger._in_thread("open", ledger._connect)
         except LedgerUnavailable:
             await ledger.close()
             raise
@@ -214,7 +214,7 @@ class SqliteLedger(Ledger):
                 removed += max(cursor.rowcount, 0)
         return removed
 
-    async def _run(self, operation: str, work: Callable[[], T]) -> T:
+    async def _in_thread(self, operation: str, work: Callable[[], T]) -> T:
         if self._closed:
             raise LedgerUnavailable("the SQLite ledger is closed")
         loop = asyncio.get_running_loop()
@@ -246,7 +246,7 @@ class SqliteLedger(Ledger):
                 )
                 return Started(token)
 
-        return await self._run("begin", work)
+        return await self._in_thread("begin", work)
 
     async def finish(
         self, scope: Scope, fingerprint: str, answer: StoredAnswer, ttl: float
@@ -268,7 +268,7 @@ class SqliteLedger(Ledger):
                 )
                 return True
 
-        return await self._run("finish", work)
+        return await self._in_thread("finish", work)
 
     async def release(self, scope: Scope, started: Started) -> bool:
         sid = scope.storage_id
@@ -280,7 +280,7 @@ class SqliteLedger(Ledger):
             )
             return cursor.rowcount > 0
 
-        return await self._run("release", work)
+        return await self._in_thread("release", work)
 
     async def remember(
         self, message_id: str, namespace: str, record: Correlation, ttl: float
@@ -294,7 +294,7 @@ class SqliteLedger(Ledger):
                 (namespace, message_id, raw, self._clock() + ttl),
             )
 
-        await self._run("remember", work)
+        await self._in_thread("remember", work)
 
     async def recall(self, message_id: str, namespace: str) -> Correlation | None:
         def work() -> Correlation | None:
@@ -309,14 +309,14 @@ class SqliteLedger(Ledger):
             )
             return None if row is None else decode_correlation(row[0])
 
-        return await self._run("recall", work)
+        return await self._in_thread("recall", work)
 
     async def ping(self) -> None:
-        await self._run("ping", lambda: self._conn().execute("SELECT 1").fetchone())
+        await self._in_thread("ping", lambda: self._conn().execute("SELECT 1").fetchone())
 
     async def purge(self) -> int:
         """Delete up to ``PURGE_BATCH`` expired rows per table now; how many went."""
-        return await self._run("purge", lambda: self._purge(self._conn()))
+        return await self._in_thread("purge", lambda: self._purge(self._conn()))
 
     async def close(self) -> None:
         if self._closed:
