@@ -2,7 +2,8 @@
 
 It opens the ledger (``--sqlite PATH`` or ``--redis URL``), waits until the file ``--go``
 exists (so that every racer starts at once), calls ``begin`` on each of ``--keys`` keys as
-fast as it can, and prints one JSON object: key → "started" | "in_flight" | "done".
+fast as it can (``--copies`` at once per key, a resend storm), and prints one JSON object:
+key → ["started" | "in_flight" | "done", ...].
 """
 
 import argparse
@@ -22,7 +23,7 @@ def _wait_for(go: Path) -> None:
         time.sleep(0.001)
 
 
-async def race(ns: argparse.Namespace) -> dict[str, str]:
+async def race(ns: argparse.Namespace) -> dict[str, list[str]]:
     ledger: Ledger
     if ns.sqlite:
         ledger = await SqliteLedger.open(ns.sqlite, busy_timeout=10.0)
@@ -31,11 +32,12 @@ async def race(ns: argparse.Namespace) -> dict[str, str]:
     try:
         await ledger.ping()
         await asyncio.to_thread(_wait_for, Path(ns.go))
-        outcomes: dict[str, str] = {}
+        kinds = {Started: "started", InFlight: "in_flight", Done: "done"}
+        outcomes: dict[str, list[str]] = {}
         for i in range(ns.keys):
-            result = await ledger.begin(Scope("anonymous", "mms", f"key-{i}"), 60.0)
-            kinds = {Started: "started", InFlight: "in_flight", Done: "done"}
-            outcomes[f"key-{i}"] = kinds[type(result)]
+            scope = Scope("anonymous", "mms", f"key-{i}")
+            results = await asyncio.gather(*(ledger.begin(scope, 60.0) for _ in range(ns.copies)))
+            outcomes[f"key-{i}"] = [kinds[type(result)] for result in results]
         return outcomes
     finally:
         await ledger.close()
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--prefix", default="race:")
     parser.add_argument("--go", required=True)
     parser.add_argument("--keys", type=int, default=100)
+    parser.add_argument("--copies", type=int, default=1, help="concurrent begins per key")
     print(json.dumps(asyncio.run(race(parser.parse_args()))), flush=True)
 
 

@@ -189,27 +189,15 @@ def test_the_in_flight_marker_outlives_the_route_s_total_timeout() -> None:
 
 
 def race(
-    tmp_path: Path, store: list[str], racers: int = 2, keys: int = 100
-) -> list[dict[str, str]]:
-    """``racers`` processes calling begin on the same ``keys`` keys at once."""
+    tmp_path: Path, store: list[str], *, copies: int = 1, racers: int = 2, keys: int = 100
+) -> list[dict[str, list[str]]]:
+    """``racers`` processes calling begin on the same ``keys`` keys at once, ``copies``
+    concurrent calls per key in each."""
     go = tmp_path / "go"
+    argv = [sys.executable, "-m", "tests.ledger_racer", *store, "--go", str(go),
+            "--keys", str(keys), "--copies", str(copies)]  # fmt: skip
     procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.ledger_racer",
-                *store,
-                "--go",
-                str(go),
-                "--keys",
-                str(keys),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(racers)
     ]
     go.touch()
@@ -221,15 +209,31 @@ def race(
     return results
 
 
-def assert_each_key_started_once(results: list[dict[str, str]], keys: int = 100) -> None:
+def assert_each_key_started_once(results: list[dict[str, list[str]]], keys: int = 100) -> None:
     for i in range(keys):
-        outcomes = sorted(result[f"key-{i}"] for result in results)
-        assert outcomes == ["in_flight"] * (len(results) - 1) + ["started"], (i, outcomes)
+        outcomes = sorted(o for result in results for o in result[f"key-{i}"])
+        assert outcomes == ["in_flight"] * (len(outcomes) - 1) + ["started"], (i, outcomes)
 
 
 @pytest.mark.slow
 def test_two_processes_on_one_sqlite_file_start_each_key_once(tmp_path: Path) -> None:
     results = race(tmp_path, ["--sqlite", str(tmp_path / "shared" / "ledger.sqlite3")])
+    assert_each_key_started_once(results)
+
+
+@pytest.mark.slow
+def test_a_resend_storm_on_one_sqlite_file_starts_each_key_once(tmp_path: Path) -> None:
+    """100 keys × 10 concurrent begins, over 2 processes: exactly 100 would be sent."""
+    results = race(tmp_path, ["--sqlite", str(tmp_path / "ledger.sqlite3")], copies=5)
+    assert_each_key_started_once(results)
+
+
+@pytest.mark.slow
+def test_a_resend_storm_on_one_redis_starts_each_key_once(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    prefix = f"storm-{uuid.uuid4().hex}:"
+    results = race(tmp_path, ["--redis", redis_server.url, "--prefix", prefix], copies=5)
     assert_each_key_started_once(results)
 
 
