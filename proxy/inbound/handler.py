@@ -267,15 +267,21 @@ def _log_delivery(
         kind=event["event"],
         status=event.get("status"),
         final=event.get("final"),
-        mm_status=getattr(callback, "mm_status", None),
-        # Mogreet's event word ("message-in", "stop"): the vendor's, not the subscriber's.
-        vendor_event=callback.event if isinstance(callback, MogreetCallback) else None,
+        **_vendor_fields(callback),
         webhook_status=delivery.status,
         webhook_duration_s=round(delivery.duration_s, 6),
         answered=code,
         outcome=outcome,
         duration_s=round(time.perf_counter() - started, 6),
     )
+
+
+def _vendor_fields(callback: Callback | MogreetCallback) -> dict[str, str | None]:
+    """The vendor's own word for what came in: MM7's MMStatus (None for a DeliverReq), or
+    Mogreet's event word ("message-in", "stop": the vendor's, not the subscriber's)."""
+    if isinstance(callback, MogreetCallback):
+        return {"vendor_event": callback.event}
+    return {"mm_status": getattr(callback, "mm_status", None)}
 
 
 def unavailable(route: InboundRoute, why: str) -> web.Response:
