@@ -67,6 +67,14 @@ bench: $(STAMP)
 	@bash scripts/install-bench-tools.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
 
+# Flow control and failover in figures (bench/flow.py; docs/performance.md): a burst of 10x
+# a 50/s contract, a refusing primary, a dead gateway, two processes sharing one Redis.
+# FLOW_ARGS="--only burst --seconds 5" for a part; figures in bench/flow-results.json.
+.PHONY: bench-flow
+bench-flow: $(STAMP)
+	@bash scripts/install-redis.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.flow $(FLOW_ARGS)
+
 # Two builds (git refs) or two config variants, paired and interleaved on the bench's lab:
 # req per CPU-second (bench/ab.py), and instructions per request under callgrind, which the
 # VM's drifting CPU speed does not move (bench/instructions.py).

@@ -31,7 +31,7 @@ from proxy.ledger import (
 )
 from proxy.ledger.redis_ledger import RedisLedger
 from proxy.ledger.sqlite_ledger import SqliteLedger
-from tests.redis_harness import running_redis
+from tests.redis_server import RedisServer
 
 ANSWER = StoredAnswer(
     200,
@@ -80,7 +80,7 @@ async def run(sends: int, concurrency: int) -> list[str]:
             lines.append(report("sqlite", await measure(sqlite, sends, concurrency)))
         finally:
             await sqlite.close()
-        with running_redis(Path(tmp) / "redis") as server:
+        with RedisServer(Path(tmp) / "redis") as server:
             redis = RedisLedger.from_url(server.url)
             try:
                 lines.append(report("redis", await measure(redis, sends, concurrency)))

@@ -10,6 +10,10 @@ list, each stage a function that returns the value the next one takes::
             │                                segments)
             ├─ admit    server/admission.py  ``admitted``: max_in_flight, the drain; the
             │                                one way in, for sends and callbacks alike
+            ├─ pace     server/flow.py       flow control: a rate limit's queue (flow/),
+            │                                failover over the route's endpoints and their
+            │                                circuits (upstream/balance.py, breaker.py),
+            │                                a throttled request paused and resent
             ├─ forward  upstream/            ``exchange``: the body streamed to the
             │                                route's endpoint over the one keep-alive pool,
             │                                within a deadline; every OS/aiohttp error
@@ -36,7 +40,9 @@ The rooms::
                     canary test)
     server/         the HTTP edge and the pipeline: app.py (create_app, state in typed
                     AppKeys: keys.py), handle.py, routing, admission, headers, respond
-    upstream/       endpoints, the pool, one exchange, the error map, webhooks
+    upstream/       endpoints, the pool, one exchange, the error map, webhooks; choosing
+                    an endpoint (balance.py) and its circuit breaker (breaker.py)
+    flow/           rate limits: the token bucket, a route's queue, the Redis store
     vendors/        the gateways' answers parsed (sans-io, hostile-XML-safe)
     codes/          the catalog, the verdict, the envelope
     inbound/        relay callbacks: parse, event, answer (sans-io); handler.py, the HTTP side

@@ -23,6 +23,7 @@ UpstreamFailure = Literal["connect", "timeout", "connection_lost", "too_large", 
 OwnFailure = Literal[
     "request_too_large", "route_not_found", "bad_request", "internal", "client_closed",
     "client_timeout", "header_too_large", "uri_too_long", "shed", "shutdown",
+    "rate_limit", "circuit_open",
     "idempotency_in_flight", "idempotency_mismatch", "idempotency_key_missing",
     "idempotency_key_invalid", "callback_data_invalid", "ledger_unavailable",
 ]  # fmt: skip
@@ -35,9 +36,27 @@ UPSTREAM_FAILURES: tuple[UpstreamFailure, ...] = get_args(UpstreamFailure)
 #: its own account (``head_timeout``: a connection whose head never arrived, no request).
 RejectionReason = Literal[
     "shed", "shutdown", "client_timeout", "header_too_large", "uri_too_long", "bad_request",
-    "head_timeout",
+    "head_timeout", "rate_limit", "circuit_open",
 ]  # fmt: skip
 REJECTION_REASONS: tuple[RejectionReason, ...] = get_args(RejectionReason)
+
+#: How a route with several ``upstreams`` picks the first endpoint to try (README "Flow
+#: control and failover"): the configured order, or a start that rotates per request.
+Balance = Literal["failover", "round_robin"]
+BALANCES: tuple[Balance, ...] = get_args(Balance)
+
+#: An endpoint's circuit breaker; the value of ``gateway_proxy_circuit_state`` is the index.
+CircuitState = Literal["closed", "open", "half_open"]
+CIRCUIT_STATES: tuple[CircuitState, ...] = get_args(CircuitState)
+
+#: ``result`` of ``gateway_proxy_endpoint_requests_total``: how one send to an endpoint
+#: went for its circuit breaker (``abandoned``: the app went away, no verdict).
+EndpointResult = Literal["success", "failure", "neutral", "abandoned"]
+ENDPOINT_RESULTS: tuple[EndpointResult, ...] = get_args(EndpointResult)
+
+#: ``gateway_proxy_store_errors_total{reason}``: why a call to the shared store failed.
+StoreError = Literal["connect", "timeout", "error"]
+STORE_ERRORS: tuple[StoreError, ...] = get_args(StoreError)
 
 #: ``reason`` of ``gateway_proxy_webhook_failures_total``: the app's webhook answered
 #: 4xx (``refused``: not retried), 5xx or 3xx; or the exchange with it failed.
@@ -76,8 +95,11 @@ LogFormat = Literal["json", "console"]
 LOG_FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
 
 __all__ = [
+    "BALANCES",
     "BODILESS_STATUSES",
     "CATEGORIES",
+    "CIRCUIT_STATES",
+    "ENDPOINT_RESULTS",
     "FAILURE_KINDS",
     "FAULT_NAMES",
     "INBOUND_EVENTS",
@@ -87,10 +109,14 @@ __all__ = [
     "MODES",
     "MOMS_EVENTS",
     "REJECTION_REASONS",
+    "STORE_ERRORS",
     "UPSTREAM_FAILURES",
     "VENDOR_NAMES",
     "WEBHOOK_FAILURES",
+    "Balance",
     "Category",
+    "CircuitState",
+    "EndpointResult",
     "FailureKind",
     "FaultName",
     "InboundEvent",
@@ -100,6 +126,7 @@ __all__ = [
     "MomsEvent",
     "OwnFailure",
     "RejectionReason",
+    "StoreError",
     "UpstreamFailure",
     "VendorName",
     "WebhookFailure",

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Install Debian's `redis-server` package, which provides /usr/bin/redis-server (and
-# redis-cli). The message ledger's tests start their own redis-server on a free loopback
-# port in a temporary directory (tests/redis_harness.py), with no persistence.
+# Install Debian's `redis-server` package (/usr/bin/redis-server, redis-cli). Tests start
+# their own redis-server on a free loopback port, in a temp dir, with no persistence
+# (tests/redis_server.py): the flow control tests, to prove that a rate limit with
+# `store: redis://` is shared by several processes and that an unreachable store never
+# hangs a request; the message ledger's tests, to prove the Redis ledger's atomicity
+# across clients and processes.
 #
 # Idempotent and instant when redis-server is already on PATH. Runs as root in CI; as a
 # normal user it needs passwordless sudo (scripts/lib/apt.sh: it never waits on a password

@@ -385,6 +385,8 @@ def test_moms_elements_in_another_namespace_are_data(catalog: Catalog) -> None:
         '["success"]',
         "{}",
         '{"value": "success"}',
+        "-9223372036854775809",  # beyond 64 bits: the stdlib reads it, orjson cannot spell it
+        "1e400",
     ],
 )
 def test_any_moms_status_that_is_no_success_word_is_a_failure(catalog: Catalog, value: str) -> None:
@@ -456,3 +458,14 @@ def test_a_repeated_content_type_gives_every_label(catalog: Catalog) -> None:
     xml = ('<?xml version="1.0"?>' + soap(rsp("2002"))[0:].decode()).encode("utf-16-le")
     labels = 'text/xml; charset="utf-8", text/xml; charset=utf-16le'
     assert classify(catalog, "mm7", xml, 500, content_type=labels).code.name == "INVALID_ADDRESS"
+
+
+def test_a_huge_integer_status_beside_a_repeated_key_is_a_failure_not_a_crash(
+    catalog: Catalog,
+) -> None:
+    """A repeated key sends the body through the stdlib's reader, which keeps an integer of
+    any size; spelling it for the signal must not fail (orjson cannot write it)."""
+    body = b'{"response": {"code": "1", "status": "success", "status": -9223372036854775809}}'
+    outcome = classify(catalog, "moms", body)
+    assert_refused(outcome)
+    assert "-9223372036854775809" in (outcome.detail or "")

@@ -41,7 +41,7 @@ async def test_connection_refused(proxy_client: Any) -> None:
     )  # fmt: skip
     assert env["vendor"] == {
         "name": "proxy", "code": None, "message": None, "details": None,
-        "http_status": None, "transaction_id": None,
+        "http_status": None, "transaction_id": None, "endpoint": f"127.0.0.1:{port}",
     }  # fmt: skip
 
 

@@ -454,6 +454,12 @@ def _route(name: str, prefix: str, **extra: Any) -> Doc:
             "upstream": "https://mms.example.net/mm7", **extra}  # fmt: skip
 
 
+def _multi(name: str, prefix: str, *upstreams: str, **extra: Any) -> Doc:
+    """A route with ``upstreams`` (and no ``upstream``)."""
+    return {"name": name, "path_prefix": prefix, "vendor": "mm7", "upstreams": list(upstreams),
+            **extra}  # fmt: skip
+
+
 def _routes(*routes: Doc) -> tuple[list[str], Doc]:
     """The same routes as helm --set-json and as the proxy config's `routes:`."""
     return ["--set-json", f"config.routes={json.dumps(list(routes))}"], {"routes": list(routes)}
@@ -491,7 +497,7 @@ BAD_CONFIGS: list[tuple[str, list[str], Doc, str, str]] = [
      "routes"),
     ("missing-upstream", ["--set-json", 'config.routes=[{"name":"a","path_prefix":"/a","vendor":"mm7"}]'],
      {"routes": [{"name": "a", "path_prefix": "/a", "vendor": "mm7"}]},
-     "at '/config/routes/0': missing property 'upstream'",
+     "config.routes[0].upstream: is required (or upstreams: a list of URLs)",
      "routes[0].upstream"),
     ("unknown-route-key", *_routes(_route("a", "/a", retries=3)),
      "additional properties 'retries' not allowed",
@@ -568,6 +574,38 @@ BAD_CONFIGS: list[tuple[str, list[str], Doc, str, str]] = [
      {"routes": [_DEFAULT_ROUTES[0], {**_DEFAULT_ROUTES[1], "path_prefix": "/mm7/moms"}]},
      'config.routes[1].path_prefix: prefix "/mm7/moms" overlaps config.routes[0] ("/mm7")',
      "routes[1].path_prefix"),
+    ("upstream-and-upstreams", *_routes(_route("a", "/a", upstreams=["https://b.example.net/x"])),
+     "config.routes[0].upstreams: give either upstream or upstreams, not both",
+     "routes[0].upstreams"),
+    ("duplicate-endpoints", *_routes(_multi("a", "/a", "https://r.example.net/a",
+                                            "https://R.example.net:443/b")),
+     "config.routes[0].upstreams[1]: duplicate endpoint (also upstreams[0])",
+     "routes[0].upstreams[1]"),
+    ("second-upstream-query", *_routes(_multi("a", "/a", "https://a.example.net/a",
+                                              "https://b.example.net/b?x=1")),
+     "config.routes[0].upstreams[1]: must not have a query or fragment",
+     "routes[0].upstreams[1]"),
+    ("unknown-balance", *_routes(_route("a", "/a", balance="random")),
+     "at '/config/routes/0/balance': value must be one of 'failover', 'round_robin'",
+     "routes[0].balance"),
+    ("zero-rate", *_routes(_route("a", "/a", rate_limit={"per_second": 0})),
+     "at '/config/routes/0/rate_limit/per_second': exclusiveMinimum: got 0, want 0",
+     "routes[0].rate_limit.per_second"),
+    ("negative-rate", *_routes(_route("a", "/a", rate_limit={"per_second": -1})),
+     "at '/config/routes/0/rate_limit/per_second': exclusiveMinimum: got -1, want 0",
+     "routes[0].rate_limit.per_second"),
+    ("small-burst", *_routes(_route("a", "/a", rate_limit={"per_second": 5, "burst": 0.5})),
+     "at '/config/routes/0/rate_limit/burst': minimum: got 0.5, want 1",
+     "routes[0].rate_limit.burst"),
+    ("negative-max-wait", *_routes(_route("a", "/a", rate_limit={"per_second": 5, "max_wait": -1})),
+     "at '/config/routes/0/rate_limit/max_wait': minimum: got -1, want 0",
+     "routes[0].rate_limit.max_wait"),
+    ("zero-failures", *_routes(_route("a", "/a", circuit_breaker={"failures": 0})),
+     "at '/config/routes/0/circuit_breaker/failures': minimum: got 0, want 1",
+     "routes[0].circuit_breaker.failures"),
+    ("store-scheme", ["--set", "config.store=http://redis:6379/0"], {"store": "http://redis:6379/0"},
+     "at '/config/store': 'http://redis:6379/0' does not match pattern",
+     "store"),
     ("unknown-config-key", ["--set", "config.listen=0.0.0.0:9000"], {"listen_x": "0.0.0.0:9000"},
      "additional properties 'listen' not allowed",
      "listen_x"),
@@ -849,8 +887,8 @@ def test_catalog_revision_rolls_the_pods(helm: Helm) -> None:
         (["--set", "securityContext.privileged=true"], "privileged"),
         (
             ["--set-json", 'config.routes=[{"name":"a","path_prefix":"/a","vendor":"mm7",'
-             '"upstreams":"https://x"}]'],
-            "upstreams",
+             '"upstream_url":"https://x"}]'],
+            "upstream_url",
         ),
     ],
     ids=["top", "nested", "monitor", "security", "route"],
@@ -1211,3 +1249,20 @@ def test_reliability_and_inbound_keys_reach_the_config(helm: Helm, tmp_path: Pat
         "template", "gp", str(CHART), "-f", str(values), "--set", "config.max_in_flight=0"
     )
     assert bad.returncode != 0
+
+
+def test_flow_control_values_reach_the_config(helm: Helm, tmp_path: Path) -> None:
+    """upstreams, balance, circuit_breaker, rate_limit and store render as written, and the
+    rendered config passes check-config (which never connects to the store)."""
+    route = _multi(
+        "mms", "/mm7", "https://relay-a.example.net/mm7", "https://relay-b.example.net/mm7",
+        balance="round_robin", circuit_breaker={"failures": 5, "open_seconds": 10},
+        rate_limit={"per_second": 20, "burst": 20, "max_wait": 5},
+    )  # fmt: skip
+    args, _ = _routes(route)
+    docs = helm.template(*args, "--set", "config.store=redis://redis.messaging.svc:6379/0")
+    config = _proxy_config(docs)[1]
+    assert config["routes"] == [route]
+    assert config["store"] == "redis://redis.messaging.svc:6379/0"
+    checked = _check_config(tmp_path, helm, {"routes": [route], "store": config["store"]})
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -30,6 +30,9 @@ _NOT_FOR_SERVE = (
     "proxy.inbound.mm7",
     "proxy.inbound.event",
     "proxy.inbound.answer",
+    # Without a store: neither the store nor the redis client.
+    "proxy.flow.store",
+    "redis",
 )
 
 
@@ -74,3 +77,15 @@ def test_an_unknown_inbound_name_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = proxy.inbound.no_such_name
+
+
+def test_a_config_with_a_store_loads_the_redis_client(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text(
+        "store: redis://127.0.0.1:9/0\n"
+        "routes:\n"
+        "  - {name: mms, path_prefix: /mm7, vendor: mm7, upstream: 'http://127.0.0.1:9/mm7',\n"
+        "     rate_limit: {per_second: 5}}\n"
+    )
+    loaded = _modules_after_serve_setup(config)
+    assert {"proxy.flow.store", "redis"} <= loaded

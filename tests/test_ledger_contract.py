@@ -34,7 +34,7 @@ from proxy.ledger.redis_ledger import RedisLedger
 from proxy.ledger.sqlite_ledger import SqliteLedger
 from proxy.ledger.store import open_ledger
 from tests import pii
-from tests.redis_harness import RedisServer, running_redis
+from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCOPE = Scope("anonymous", "mms", "8e03978e-40d5-43e8-bc93-6894a57f9324")
@@ -54,7 +54,7 @@ PATIENT = 10.0
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server
 
 
@@ -396,14 +396,8 @@ async def test_expired_rows_are_purged(tmp_path: Path) -> None:
 # --- Redis: when it is not there ------------------------------------------------------
 
 
-def _closed_port() -> int:
-    from tests.redis_harness import free_port
-
-    return free_port()
-
-
 async def test_an_unreachable_redis_is_unavailable_and_names_no_secret() -> None:
-    url = f"redis://:{pii.SECRETS[3]}@127.0.0.1:{_closed_port()}/0"
+    url = f"redis://:{pii.SECRETS[3]}@127.0.0.1:{free_port()}/0"
     ledger = RedisLedger.from_url(url, timeout=0.2)
     try:
         for call in (
@@ -443,11 +437,10 @@ async def test_a_redis_that_never_answers_is_unavailable_not_a_hang() -> None:
 
 
 async def test_a_redis_that_goes_away_is_unavailable_then_usable_again(tmp_path: Path) -> None:
-    with running_redis(tmp_path / "one") as server:
+    with RedisServer(tmp_path / "one") as server:
         ledger = RedisLedger.from_url(server.url, timeout=PATIENT)
         assert isinstance(await ledger.begin(SCOPE, 30), Started)
-        server.process.terminate()
-        server.process.wait(timeout=10)
+        server.stop()
         with pytest.raises(LedgerUnavailable):
             await ledger.begin(SCOPE, 30)
         await ledger.close()

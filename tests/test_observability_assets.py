@@ -35,9 +35,21 @@ PRODUCT_METRICS = {
     "gateway_proxy_rejected_requests_total",
     "gateway_proxy_inbound_events_total",
     "gateway_proxy_webhook_failures_total",
+    "gateway_proxy_circuit_state",
+    "gateway_proxy_endpoint_requests_total",
+    "gateway_proxy_rate_limit_queue",
+    "gateway_proxy_rate_limit_max_wait_seconds",
+    "gateway_proxy_store_up",
+    "gateway_proxy_store_errors_total",
     *(
         f"gateway_proxy_{name}_seconds{suffix}"
-        for name in ("request_duration", "upstream_duration", "overhead", "webhook_duration")
+        for name in (
+            "request_duration",
+            "upstream_duration",
+            "overhead",
+            "webhook_duration",
+            "rate_limit_wait",
+        )
         for suffix in ("_bucket", "_sum", "_count")
     ),
 }
@@ -140,9 +152,11 @@ def test_product_metrics_are_what_the_proxy_exposes() -> None:
     """The names the dashboard and rules may use exist: a rename fails here, not in Grafana."""
     registry = CollectorRegistry()
     config = make_config(
-        {"name": "mms", "path_prefix": "/mm7", "upstream": "http://127.0.0.1:9/mm7"},
+        {"name": "mms", "path_prefix": "/mm7", "upstreams": ["http://127.0.0.1:9/mm7",
+         "http://127.0.0.1:10/mm7"], "circuit_breaker": {}, "rate_limit": {"per_second": 5}},
         inbound=[{"name": "mm7-events", "path_prefix": "/inbound/mm7",
                   "deliver_to": "http://127.0.0.1:9/events"}],
+        store="redis://127.0.0.1:9/0",
     )  # fmt: skip
     create_app(config, registry=registry)
     exposed = {s.name for family in registry.collect() for s in family.samples}
@@ -227,6 +241,10 @@ def test_the_issue_panels_are_all_there() -> None:
         "inbound events by delivery status",
         "webhook failures by reason",
         "webhook latency p50 / p95 / p99",
+        "circuit state by endpoint",
+        "requests per endpoint",
+        "rate-limit queue depth",
+        "rate-limit wait p50 / p95 / p99",
     ):
         assert wanted in titles
 
@@ -341,13 +359,16 @@ def test_route_picker_offers_outbound_and_inbound_routes() -> None:
     }
 
 
-@pytest.mark.parametrize("title", ["upstream latency", "proxy-added latency", "webhook latency"])
+@pytest.mark.parametrize(
+    "title", ["upstream latency", "proxy-added latency", "webhook latency", "rate-limit wait"]
+)
 def test_latency_panels_plot_quantiles_of_one_histogram_and_drop_nan(title: str) -> None:
     """Proxy-added latency is its own histogram: a difference of quantiles is no quantile."""
     metric = {
         "upstream latency": "gateway_proxy_upstream_duration_seconds_bucket",
         "proxy-added latency": "gateway_proxy_overhead_seconds_bucket",
         "webhook latency": "gateway_proxy_webhook_duration_seconds_bucket",
+        "rate-limit wait": "gateway_proxy_rate_limit_wait_seconds_bucket",
     }[title]
     targets = _panel(title)["targets"]
     assert [t["legendFormat"] for t in targets] == ["p50", "p95", "p99"]
@@ -376,6 +397,10 @@ def test_the_issue_alerts_are_all_there() -> None:
         "GatewayProxyGatewayUnavailable",
         "GatewayProxyUpstreamLatencyHigh",
         "GatewayProxyWebhookFailures",
+        "GatewayProxyCircuitOpen",
+        "GatewayProxyAllCircuitsOpen",
+        "GatewayProxyRateLimitQueueing",
+        "GatewayProxyStoreUnreachable",
     }
 
 

@@ -265,6 +265,14 @@ async def test_real_prometheus_sees_what_the_proxy_did(
          "upstream": f"http://127.0.0.1:{free_port()}/mm7"},
         {"name": "slow", "vendor": "moms", "path_prefix": "/slow",
          "upstream": str(gateway.make_url("/slow")), "timeout": {"total": 0.5}},
+        # Flow control: a dead primary whose circuit opens at once, and a rate limit whose
+        # one token goes to the first request (the next one waits in its queue).
+        {"name": "failover", "vendor": "mm7", "path_prefix": "/failover",
+         "upstreams": [f"http://127.0.0.1:{free_port()}/mm7", str(gateway.make_url("/mm7"))],
+         "circuit_breaker": {"failures": 1, "open_seconds": 600}},
+        {"name": "paced", "vendor": "mm7", "path_prefix": "/paced",
+         "upstream": str(gateway.make_url("/mm7")),
+         "rate_limit": {"per_second": 0.01, "burst": 1, "max_wait": 600}},
         inbound=[{"name": INBOUND_ROUTE, "path_prefix": INBOUND_PATH,
                   "deliver_to": str(webhook.make_url("/gateway-events"))}],
     )  # fmt: skip
@@ -349,7 +357,18 @@ async def test_real_prometheus_sees_what_the_proxy_did(
                     'gateway_proxy_requests_in_flight{route="mms"}',
                     lambda r: values(r, "route") == {"mms": 1.0},
                 )
+                # Flow control: a failover (the primary's circuit opens), a paced request,
+                # and one more held in the rate limit's queue while the panels are read.
+                for path in ("/failover/1000", "/paced/1000"):
+                    async with http.post(proxy.make_url(path), data=SUBMIT) as resp:
+                        assert (await resp.json())["code"] == "OK", path
+                queued = tasks.create_task(http.post(proxy.make_url("/paced/1000"), data=SUBMIT))
+                await prom.wait_for(
+                    'gateway_proxy_rate_limit_queue{route="paced"}',
+                    lambda r: values(r, "route") == {"paced": 1.0},
+                )
                 await check_dashboard_against(prom)
+                queued.cancel()  # its app hangs up: it leaves the queue
                 release.set()
             async with held.result() as resp:
                 assert (await resp.json())["code"] == "OK"
@@ -424,9 +443,13 @@ async def test_dashboard_and_alerts_under_the_realistic_mix(
     webhook = await aiohttp_server(webhook_app, host="127.0.0.1")
     # The demo's routes (config/demo.yaml), with a short total timeout for the hang faults.
     timeout = {"connect": 0.5, "total": 1.0}
+    # The mms route has two endpoints (one simulator, by two names), circuit breakers and a
+    # rate limit, none of which ever binds here: the flow-control panels show data too.
     config = make_config(
-        {"name": "mms", "vendor": "mm7", "path_prefix": "/mm7",
-         "upstream": str(sim.make_url("/mm7")), "timeout": timeout},
+        {"name": "mms", "vendor": "mm7", "path_prefix": "/mm7", "timeout": timeout,
+         "upstreams": [str(sim.make_url("/mm7")), f"http://localhost:{sim.port}/mm7"],
+         "circuit_breaker": {"failures": 1000, "open_seconds": 10},
+         "rate_limit": {"per_second": 1000, "burst": 1000, "max_wait": 5}},
         {"name": "moms", "vendor": "moms", "path_prefix": "/moms",
          "upstream": str(sim.make_url("/moms")), "timeout": timeout},
         inbound=[{"name": INBOUND_ROUTE, "path_prefix": INBOUND_PATH,
@@ -496,3 +519,75 @@ async def test_dashboard_and_alerts_under_the_realistic_mix(
         for rule in (r for g in rules for r in g["rules"]):
             expr = rule["expr"].replace("[5m]", "[1m]")
             assert await prom.query(expr) == [], f"{rule['alert']} holds: {expr}"
+
+
+async def test_the_flow_control_alerts_fire_on_a_real_prometheus(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
+) -> None:
+    """Each flow-control alert's condition holds on what a real proxy exposes, for the
+    routes it should and no other: a route with one dead endpoint of two (its circuit
+    open), a route with no endpoint left, a rate-limited route whose queue stays full (its
+    waits near max_wait), and a store that cannot be reached. (The ``for`` durations are
+    promtool's tests; the rules use 5m windows, younger traffic is read over 1m.)"""
+    release = asyncio.Event()
+    gateway = await aiohttp_server(fake_gateway(release), host="127.0.0.1")
+    dead_a, dead_b = free_port(), free_port()
+    config = make_config(
+        {"name": "half", "vendor": "mm7", "path_prefix": "/half",
+         "upstreams": [f"http://127.0.0.1:{dead_a}/mm7", str(gateway.make_url("/mm7"))],
+         "circuit_breaker": {"failures": 1, "open_seconds": 600}},
+        {"name": "none", "vendor": "mm7", "path_prefix": "/none",
+         "upstreams": [f"http://127.0.0.1:{dead_b}/mm7"],
+         "circuit_breaker": {"failures": 1, "open_seconds": 600}},
+        {"name": "busy", "vendor": "mm7", "path_prefix": "/busy",
+         "upstream": str(gateway.make_url("/mm7")),
+         "rate_limit": {"per_second": 4, "burst": 1, "max_wait": 1}},
+        store=f"redis://127.0.0.1:{free_port()}/0",
+    )  # fmt: skip
+    registry = CollectorRegistry()
+    app = create_app(config, registry=registry)
+    proxy = await aiohttp_server(app, host="127.0.0.1")
+    admin = await aiohttp_server(create_admin_app(registry, app[READINESS_KEY]), host="127.0.0.1")
+    target = ScrapeTarget(f"127.0.0.1:{admin.port}", job=JOB, labels={"namespace": NAMESPACE})
+    rules = {r["alert"]: r["expr"].replace("[5m]", "[1m]")
+             for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}  # fmt: skip
+
+    async def keep_sending(http: aiohttp.ClientSession, seconds: float) -> Counter[str]:
+        """Send to /busy until ``seconds`` pass; a refused request is sent again at once,
+        so the queue is always as full as max_wait allows."""
+        codes: Counter[str] = Counter()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            async with http.post(proxy.make_url("/busy/1000"), data=SUBMIT) as resp:
+                codes[(await resp.json())["code"]] += 1
+            await asyncio.sleep(0.01)
+        return codes
+
+    async with (
+        PrometheusServer([target], tmp_path / "prometheus") as prom,
+        aiohttp.ClientSession() as http,
+    ):
+        await prom.wait_for(f'up{{job="{JOB}"}} == 1', lambda r: len(r) == 1)
+        for path, code in (("/half/1000", "OK"), ("/none/1000", "CONNECTION_ERROR"),
+                           ("/none/1000", "UPSTREAM_UNAVAILABLE")):  # fmt: skip
+            async with http.post(proxy.make_url(path), data=SUBMIT) as resp:
+                assert (await resp.json())["code"] == code, path
+        async with asyncio.TaskGroup() as tasks:
+            senders = [tasks.create_task(keep_sending(http, 12)) for _ in range(6)]
+        sent = sum((s.result() for s in senders), Counter())
+        assert set(sent) <= {"OK", "RATE_LIMITED"}, sent  # queued, or refused at once
+        assert sent["OK"] > 0
+
+        circuit = await prom.wait_for(rules["GatewayProxyCircuitOpen"], lambda r: len(r) == 2)
+        assert {(s["metric"]["route"], s["metric"]["endpoint"]) for s in circuit} == {
+            ("half", f"127.0.0.1:{dead_a}"), ("none", f"127.0.0.1:{dead_b}"),
+        }  # fmt: skip
+        left = await prom.query(rules["GatewayProxyAllCircuitsOpen"])
+        assert values(left, "route") == {"none": 1.0}
+        queueing = await prom.wait_for(
+            rules["GatewayProxyRateLimitQueueing"], lambda r: len(r) == 1
+        )
+        assert queueing[0]["metric"]["route"] == "busy"
+        store = await prom.wait_for(rules["GatewayProxyStoreUnreachable"], lambda r: len(r) == 1)
+        assert (store[0]["metric"]["namespace"], store[0]["metric"]["job"]) == (NAMESPACE, JOB)
+    release.set()

@@ -118,7 +118,11 @@ def test_the_quickstart_commands_return_the_readme_json(live_demo: DemoProcess) 
     for command, shown in readme_calls():
         live = command.replace(README_APP, live_demo.app)
         assert live in guide, f"the demo's guide does not print:\n{live}"
-        assert masked(run(live)) == masked(shown), command
+        got = run(live)
+        # The demo runs on free ports: the simulator the README names is on 8090.
+        if got["vendor"]["endpoint"] == f"127.0.0.1:{live_demo.sim_port}":
+            got["vendor"]["endpoint"] = "127.0.0.1:8090"
+        assert masked(got) == masked(shown), command
     check_simulator_guide_metrics(live_demo)
 
 

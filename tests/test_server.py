@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from proxy.server.keys import CONFIG_KEY
 from tests import pii
 from tests.conftest import make_config
 
@@ -59,6 +60,8 @@ async def test_mm7_success_envelope(one_route_proxy: Any) -> None:
     assert env["ok"] is True
     assert env["code"] == "OK"
     assert env["route"] == "gw"
+    upstream = URL(client.server.app[CONFIG_KEY].routes[0].upstream)
+    gw_host, gw_port = upstream.host, upstream.port
     assert env["vendor"] == {
         "name": "mm7",
         "code": "1000",
@@ -66,6 +69,7 @@ async def test_mm7_success_envelope(one_route_proxy: Any) -> None:
         "details": None,
         "http_status": 200,
         "transaction_id": "tx-42",
+        "endpoint": f"{gw_host}:{gw_port}",
     }
     assert env["data"] == {"message_id": "msg-1", "mm7_version": "6.8.0"}
     assert resp.headers["X-Request-ID"] == env["request_id"]

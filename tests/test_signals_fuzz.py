@@ -249,8 +249,14 @@ class Encoding:
     bom: bool = False
 
     def encode(self, doc: str) -> bytes:
-        data = doc.replace("{enc}", self.label).encode(self.codec)
+        """``doc`` in this charset; a character it has no byte for is written as an XML
+        character reference (JSON documents are built ASCII-safe for these charsets)."""
+        data = doc.replace("{enc}", self.label).encode(self.codec, "xmlcharrefreplace")
         return "\ufeff".encode(self.codec) + data if self.bom else data
+
+    @property
+    def unicode(self) -> bool:
+        return self.codec.startswith("utf")
 
 
 UTF8 = Encoding("utf-8", "UTF-8")
@@ -478,6 +484,7 @@ def xml_value(name: str, value: Any) -> El:
 
 
 def moms_bytes(reply: MomsReply) -> tuple[bytes, CIMultiDictProxy[str], int]:
+    encoding = reply.encoding or UTF8
     if reply.form == "xml":
         attrs = {"status": str(reply.status)}
         kids: list[El | str] = [El("none", "message", [text(reply.message)])]
@@ -501,14 +508,16 @@ def moms_bytes(reply: MomsReply) -> tuple[bytes, CIMultiDictProxy[str], int]:
         doc = (
             "{"
             + sp
-            + ("," + sp).join(f'"response":{sp}{json_object(r, sp)}' for r in responses)
+            + ("," + sp).join(
+                f'"response":{sp}{json_object(r, sp, ascii_only=not encoding.unicode)}'
+                for r in responses
+            )
             + sp
             + "}"
         )
         if reply.form == "jsonp":
             doc = ("/**/ " if reply.jsonp_guard else "") + f"callback({doc});\n"
         content_type = "application/json" if reply.form == "json" else "text/javascript"
-    encoding = reply.encoding or UTF8
     data = encoding.encode(doc)
     content_type += f"; charset={encoding.label}"
     headers = CIMultiDict(reply.headers)
@@ -519,9 +528,9 @@ def moms_bytes(reply: MomsReply) -> tuple[bytes, CIMultiDictProxy[str], int]:
     return data, CIMultiDictProxy(headers), 200
 
 
-def json_object(pairs: list[tuple[str, Any]], sp: str) -> str:
+def json_object(pairs: list[tuple[str, Any]], sp: str, *, ascii_only: bool = False) -> str:
     inner = ("," + sp).join(
-        f"{json.dumps(k)}:{sp}{json.dumps(v, ensure_ascii=False)}" for k, v in pairs
+        f"{json.dumps(k)}:{sp}{json.dumps(v, ensure_ascii=ascii_only)}" for k, v in pairs
     )
     return "{" + sp + inner + sp + "}"
 

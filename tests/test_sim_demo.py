@@ -18,7 +18,9 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +107,8 @@ def test_demo_guide_commands_return_what_the_guide_says(demo: DemoProcess) -> No
         envelopes.append(envelope)
     assert len(envelopes) == 4  # success, MM7 address error, MoMS opt-out, timeout
     check_the_round_trip(demo, envelopes[0]["data"]["message_id"])
-    assert len(mogreet) == 1  # step 5: the simulator plays Mogreet
+    check_the_burst(demo)  # step 5
+    assert len(mogreet) == 1  # step 6: the simulator plays Mogreet
     check_the_mogreet_step(demo, mogreet[0])
     with urllib.request.urlopen(f"{demo.admin}/metrics", timeout=10) as response:  # noqa: S310
         metrics = response.read().decode()
@@ -119,6 +122,34 @@ def test_demo_guide_commands_return_what_the_guide_says(demo: DemoProcess) -> No
         socket.create_connection(("127.0.0.1", demo.sim_port), 1),
     ):
         pass  # the simulator child is gone too
+
+
+def check_the_burst(demo: DemoProcess) -> None:
+    """Step 5: the same burst throttled by the relay without a rate limit, and all 200
+    with one (the route's queue keeps it under the simulator's --tps)."""
+    bursts = [line for line in demo.lines if line.strip().startswith("(for i in $(seq ")]
+    assert len(bursts) == 2, "\n".join(demo.lines)
+    statuses = []
+    for line in bursts:
+        count = int(re.search(r"\$\(seq (\d+)\)", line).group(1))  # type: ignore[union-attr]
+        url = re.search(r"(http://\S+) -H", line).group(1)  # type: ignore[union-attr]
+        body = re.search(r"--data '([^']*)'", line).group(1).encode()  # type: ignore[union-attr]
+
+        def send(_: int, url: str = url, body: bytes = body) -> int:
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": "text/xml"})  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                    return int(response.status)
+            except urllib.error.HTTPError as error:
+                error.close()
+                return int(error.code)
+
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            statuses.append(Counter(pool.map(send, range(count))))
+    unpaced, paced = statuses
+    assert unpaced[429] > 0, unpaced
+    assert unpaced[200] > 0, unpaced
+    assert paced == Counter({200: sum(paced.values())}), paced
 
 
 def check_the_round_trip(demo: DemoProcess, message_id: str) -> None:
@@ -142,7 +173,7 @@ def check_the_round_trip(demo: DemoProcess, message_id: str) -> None:
 
 
 def check_the_mogreet_step(demo: DemoProcess, command: str) -> None:
-    """Step 5: the simulator, as Mogreet, posts a message; the webhook prints its event."""
+    """Step 6: the simulator, as Mogreet, posts a message; the webhook prints its event."""
     args = shlex.split(command)
     assert args[:4] == ["curl", "-s", "-X", "POST"]
     assert args[4].startswith(f"http://127.0.0.1:{demo.sim_port}/sim/mogreet/incoming?")

@@ -180,6 +180,20 @@ async def test_the_trigger_s_own_refusals(aiohttp_client: Any) -> None:
     assert "msisdn is required" in await response.text()
 
 
+async def test_the_trigger_is_no_gateway_traffic_for_tps(aiohttp_client: Any) -> None:
+    """With ``--tps`` (the demo runs both), playing Mogreet is never throttled and does not
+    use the relay's contract: the send after three triggers is still admitted."""
+    sim = await aiohttp_client(
+        create_sim_app(SimSettings(moms_callback_url="http://127.0.0.1:9/x", tps=1))
+    )
+    for _ in range(3):
+        response = await sim.post("/sim/mogreet/incoming", params={"message": "hi"})
+        assert response.status == 400  # the trigger's own refusal, not a 429
+    send = "/moms/transaction.send?campaign_id=1&from=21534&message=hi&to=15550001234"
+    assert (await sim.get(send)).status == 200
+    assert (await sim.get(send)).status == 429
+
+
 def test_the_moms_callback_url_option() -> None:
     import argparse
 

@@ -192,7 +192,9 @@ def test_run_demo_exits_1_when_a_child_dies(
     ]
     [sim_args] = [args for args, _ in spawned if command(args) == "simulate"]
     app = yaml.safe_load(ns.config.read_text())["listen"]
-    assert sim_args[-2:] == ["--callback-url", f"http://{app}/inbound/mm7"]
+    assert sim_args[-4:] == [
+        "--callback-url", f"http://{app}/inbound/mm7", "--tps", str(demo.DEMO_TPS),
+    ]  # fmt: skip
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from proxy.codes.catalog import load_catalog
 from proxy.codes.classify import classify_reply
 from proxy.codes.envelope import build_envelope, render
-from proxy.vendors import mm7
+from proxy.vendors import mm7, moms
 from proxy.vendors.base import BodyKind, VendorReply
 from proxy.vendors.moms import parse_moms
 from tests.conftest import validate_envelope
@@ -173,10 +173,11 @@ def check_reply(reply: object) -> None:
 
 
 PARSERS: dict[str, Callable[[bytes, str | None], VendorReply]] = {
-    # mm7._parse is the unguarded core: fuzzing it proves the catch-all is never needed.
+    # _parse is each parser's unguarded core: fuzzing it proves the catch-all is never needed.
     "mm7": mm7.parse_mm7,
     "mm7-unguarded": mm7._parse,
     "moms": parse_moms,
+    "moms-unguarded": moms._parse,
 }
 
 
@@ -192,6 +193,7 @@ def test_mm7_never_raises(reply: tuple[bytes, str | None]) -> None:
 @given(reply=gateway_replies)
 def test_moms_never_raises(reply: tuple[bytes, str | None]) -> None:
     """Any bytes and Content-Type give a well-formed MoMS VendorReply."""
+    check_reply(PARSERS["moms-unguarded"](*reply))
     check_reply(PARSERS["moms"](*reply))
 
 

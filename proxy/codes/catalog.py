@@ -95,6 +95,10 @@ class Catalog:
     retry_after_statuses: frozenset[int]
     # Delivery statuses and what relays' MMStatus words mean (inbound callbacks).
     inbound: InboundTables
+    # Canonical code names: the gateway's throttling answers (paused and resent on a
+    # rate-limited route), and the outcomes that count against an endpoint's circuit.
+    throttling: frozenset[str] = frozenset()
+    circuit_failures: frozenset[str] = frozenset()
 
     def __getitem__(self, name: str) -> CanonicalCode:
         return self.canonical[name]
@@ -137,7 +141,7 @@ def parse_catalog(data: Any, *, source: str = "<catalog>") -> Catalog:
 
 _TOP = {
     "version", "type_base", "canonical", "vendors", "http", "transport", "conflict",
-    "retry_after_statuses", "delivery_statuses", "inbound",
+    "retry_after_statuses", "delivery_statuses", "inbound", "throttling", "circuit_failures",
 }  # fmt: skip
 _VENDOR = {
     "codes", "class_fallbacks", "fault_codes", "unknown", "unknown_success",
@@ -167,6 +171,13 @@ class _Parser(Checker):
         if conflict.ok or conflict.retryable:
             self.add("conflict", f"{conflict.name} must be neither a success nor retryable")
         retry_after = self.statuses("retry_after_statuses", top.get("retry_after_statuses", []))
+        throttling = self.code_names("throttling", top.get("throttling"))
+        circuit_failures = self.code_names("circuit_failures", top.get("circuit_failures"))
+        for name in sorted(throttling & circuit_failures):
+            self.add("circuit_failures", f"{name} is throttling, which never counts")
+        for name in sorted(throttling):
+            if self.canonical[name].ok:
+                self.add("throttling", f"{name} is a success, not throttling")
         inbound = read_inbound_tables(self, top)
         self.raise_if_any(CatalogError)
         if inbound is None:  # pragma: no cover - None comes only with a recorded problem
@@ -181,6 +192,8 @@ class _Parser(Checker):
             conflict=conflict,
             retry_after_statuses=retry_after,
             inbound=inbound,
+            throttling=throttling,
+            circuit_failures=circuit_failures,
         )
 
     def canonical_codes(self, value: Any, type_base: str) -> dict[str, CanonicalCode]:
@@ -320,6 +333,14 @@ class _Parser(Checker):
             for kind in FAILURE_KINDS
             if kind in (raw or {})
         }
+
+    def code_names(self, key: str, value: Any) -> frozenset[str]:
+        """A required list of canonical code names (each must exist)."""
+        if value is None:
+            self.add(key, "is required (a list of canonical codes)")
+            return frozenset()
+        names = [self.ref(f"{key}[{i}]", v).name for i, v in enumerate(self.items(key, value))]
+        return frozenset(n for n in names if n in self.canonical)
 
     def statuses(self, key: str, value: Any) -> frozenset[int]:
         items = self.items(key, value)

@@ -19,8 +19,13 @@ JSON = "application/json"
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 
-def build_envelope(outcome: Outcome, *, request_id: str, route: str | None) -> dict[str, Any]:
-    """The envelope as a dict. ``ok`` is true exactly when the category is ``success``."""
+def build_envelope(
+    outcome: Outcome, *, request_id: str, route: str | None, endpoint: str | None = None
+) -> dict[str, Any]:
+    """The envelope as a dict. ``ok`` is true exactly when the category is ``success``.
+
+    ``endpoint`` is the gateway endpoint that answered (or was last tried), host:port.
+    """
     code = outcome.code
     return {
         "ok": code.ok,
@@ -41,6 +46,7 @@ def build_envelope(outcome: Outcome, *, request_id: str, route: str | None) -> d
             "details": outcome.details,
             "http_status": outcome.http_status,
             "transaction_id": outcome.transaction_id,
+            "endpoint": endpoint,
         },
         "data": dict(outcome.data),
     }

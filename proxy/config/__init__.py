@@ -19,17 +19,20 @@ from proxy.config.load import (
 )
 from proxy.config.model import (
     Address,
+    CircuitBreaker,
     ClientTimeout,
     Config,
     ConfigError,
     InboundRoute,
     LogSettings,
     Pool,
+    RateLimit,
     Route,
     Shutdown,
     Timeout,
     Vendor,
     parse_address,
+    shared_by,
     under,
 )
 
@@ -37,12 +40,14 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ENV_CONFIG",
     "Address",
+    "CircuitBreaker",
     "ClientTimeout",
     "Config",
     "ConfigError",
     "InboundRoute",
     "LogSettings",
     "Pool",
+    "RateLimit",
     "Route",
     "Shutdown",
     "Timeout",
@@ -51,5 +56,6 @@ __all__ = [
     "parse_address",
     "parse_config",
     "resolve_config_path",
+    "shared_by",
     "under",
 ]

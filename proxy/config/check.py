@@ -12,17 +12,19 @@ from urllib.parse import urlsplit
 from proxy.config.loading import Checker
 from proxy.config.model import (
     Address,
+    CircuitBreaker,
     ClientTimeout,
     Config,
     InboundRoute,
     LogSettings,
     Pool,
+    RateLimit,
     Route,
     Shutdown,
     Timeout,
     parse_address,
 )
-from proxy.vocab import LOG_FORMATS, LOG_LEVELS, MODES, VENDOR_NAMES
+from proxy.vocab import BALANCES, LOG_FORMATS, LOG_LEVELS, MODES, VENDOR_NAMES
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _PREFIX = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
@@ -35,7 +37,7 @@ _RESERVED_HEADERS = frozenset(
 
 _TOP_KEYS = {
     "listen", "admin_listen", "catalog", "log", "shutdown", "pool", "routes",
-    "listen_backlog", "max_in_flight", "client_timeout", "inbound",
+    "listen_backlog", "max_in_flight", "client_timeout", "inbound", "store",
 }  # fmt: skip
 _INBOUND_KEYS = {
     "name", "path_prefix", "vendor", "deliver_to", "timeout", "max_request_bytes", "headers",
@@ -43,7 +45,16 @@ _INBOUND_KEYS = {
 _ROUTE_KEYS = {
     "name", "path_prefix", "vendor", "upstream", "mode", "timeout",
     "max_response_bytes", "max_request_bytes", "headers", "max_in_flight", "client_timeout",
+    "upstreams", "balance", "circuit_breaker", "rate_limit",
 }  # fmt: skip
+_STORE_SCHEMES = ("redis", "rediss")
+
+
+def _host_port(url: str) -> str:
+    """How an (already checked) upstream URL's endpoint is named: host:port."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{(parts.hostname or '').lower()}:{port}"
 
 
 class Validator(Checker):
@@ -80,8 +91,38 @@ class Validator(Checker):
             max_in_flight=self.integer("max_in_flight", raw.get("max_in_flight", 1000), 1) or 1000,
             client_timeout=self.client_defaults,
             source=self.source,
+            store=self.store(raw.get("store")),
         )
         return None if self.errors else config
+
+    def store(self, value: object) -> str | None:
+        """A ``redis://`` or ``rediss://`` URL (its password may come from ``${VAR}``).
+
+        Only its form is checked: an unreachable store is valid config (the proxy then
+        falls back to its own buckets). Reasons never quote it: it may hold a password.
+        """
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.add("store", "must be a redis:// or rediss:// URL")
+            return None
+        text = self.expand("store", value)
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            self.add("store", f"not a valid URL ({exc})")
+            return None
+        if parts.scheme not in _STORE_SCHEMES:
+            scheme = repr(parts.scheme) if parts.scheme.isalnum() else "none"
+            self.add("store", f"must be a redis:// or rediss:// URL, got scheme {scheme}")
+        elif not parts.hostname:
+            self.add("store", "must name a host: redis://HOST:PORT/DB")
+        elif parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            self.add("store", "the path must be a database number (redis://HOST:PORT/0)")
+        elif parts.query or parts.fragment:
+            self.add("store", "must not have a query or fragment")
+        return text
 
     def shutdown(self, value: object) -> Shutdown:
         raw = self.mapping("shutdown", value, allowed={"delay_seconds", "drain_seconds"}) or {}
@@ -217,11 +258,12 @@ class Validator(Checker):
         return prefix.rstrip("/") or "/"
 
     def route(self, key: str, value: object) -> Route | None:
-        required = ("name", "path_prefix", "vendor", "upstream")
+        required = ("name", "path_prefix", "vendor")
         raw = self.mapping(key, value, allowed=_ROUTE_KEYS, required=required)
         if raw is None:
             return None
         name, prefix = self.name(key, raw), self.prefix(key, raw)
+        upstreams = self.upstreams(key, raw)
         max_request = raw.get("max_request_bytes")
         max_response = self.integer(
             f"{key}.max_response_bytes", raw.get("max_response_bytes", 1_048_576), 1
@@ -232,7 +274,14 @@ class Validator(Checker):
             vendor=self.choice(f"{key}.vendor", raw.get("vendor"), VENDOR_NAMES) or "mm7"
             if "vendor" in raw
             else "mm7",
-            upstream=self.upstream(f"{key}.upstream", raw.get("upstream")),
+            upstream=upstreams[0] if upstreams else "",
+            upstreams=upstreams,
+            balance=self.choice(f"{key}.balance", raw.get("balance", "failover"), BALANCES)
+            or "failover",
+            circuit_breaker=self.circuit_breaker(
+                f"{key}.circuit_breaker", raw.get("circuit_breaker")
+            ),
+            rate_limit=self.rate_limit(f"{key}.rate_limit", raw.get("rate_limit")),
             mode=self.choice(f"{key}.mode", raw.get("mode", "envelope"), MODES) or "envelope",
             timeout=self.timeout(f"{key}.timeout", raw.get("timeout", {})),
             max_response_bytes=max_response or 1_048_576,
@@ -250,6 +299,82 @@ class Validator(Checker):
                 head=False,
             ),
         )
+
+    def upstreams(self, key: str, raw: Mapping[str, object]) -> tuple[str, ...]:
+        """``upstream`` (one URL) or ``upstreams`` (a list, tried in order): exactly one.
+
+        Endpoints are told apart by host:port (how metrics, logs and envelopes name
+        them), so two URLs on one host:port are duplicates.
+        """
+        if "upstream" in raw and "upstreams" in raw:
+            self.add(f"{key}.upstreams", "give either upstream or upstreams, not both")
+            return ()
+        if "upstream" in raw:
+            return (self.upstream(f"{key}.upstream", raw["upstream"]),)
+        if "upstreams" not in raw:
+            self.add(f"{key}.upstream", "is required (or upstreams: a list of URLs)")
+            return ()
+        value = raw["upstreams"]
+        if not isinstance(value, list) or not value:
+            self.add(f"{key}.upstreams", "must be a non-empty list of http(s) URLs")
+            return ()
+        urls: list[str] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(value):
+            where = f"{key}.upstreams[{i}]"
+            before = len(self.errors)
+            url = self.upstream(where, item)
+            urls.append(url)
+            if len(self.errors) > before or not url:
+                continue
+            endpoint = _host_port(url)
+            if endpoint in seen:
+                self.add(
+                    where,
+                    f"duplicate endpoint (also upstreams[{seen[endpoint]}]): each must have "
+                    "its own host:port",
+                )
+            seen.setdefault(endpoint, i)
+        return tuple(urls)
+
+    def circuit_breaker(self, key: str, value: object) -> CircuitBreaker | None:
+        if value is None:
+            return None
+        raw = self.mapping(key, value, allowed={"failures", "open_seconds"}) or {}
+        defaults = CircuitBreaker()
+        failures = self.integer(f"{key}.failures", raw.get("failures", defaults.failures), 1)
+        seconds = self.positive(f"{key}.open_seconds", raw.get("open_seconds", 10.0))
+        return CircuitBreaker(
+            failures=failures or defaults.failures, open_seconds=seconds or defaults.open_seconds
+        )
+
+    def rate_limit(self, key: str, value: object) -> RateLimit | None:
+        if value is None:
+            return None
+        allowed = {"per_second", "burst", "max_wait"}
+        raw = self.mapping(key, value, allowed=allowed, required=("per_second",)) or {}
+        rate = None
+        if "per_second" in raw:
+            rate = self.positive(f"{key}.per_second", raw["per_second"])
+        burst = self.number(f"{key}.burst", raw.get("burst", max(1.0, rate or 1.0)), 1)
+        max_wait = self.number(f"{key}.max_wait", raw.get("max_wait", 5.0), 0)
+        return RateLimit(
+            per_second=rate or 1.0,
+            burst=burst or 1.0,
+            max_wait=5.0 if max_wait is None else max_wait,
+        )
+
+    def positive(self, key: str, value: object) -> float | None:
+        """A finite number > 0."""
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not value > 0
+            or value == float("inf")
+        ):
+            self.add(key, f"must be a number > 0, got {value!r}")
+            return None
+        return float(value)
 
     def timeout(self, key: str, value: object) -> Timeout:
         raw = self.mapping(key, value, allowed={"connect", "total"}) or {}

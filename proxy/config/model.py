@@ -4,6 +4,7 @@ Every value here was validated before it was built; header values and keys hold
 credentials and are kept out of ``repr``.
 """
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from proxy.config.loading import LoadError
 from proxy.vocab import (
+    Balance,
     LogFormat,
     LogLevel,
     Mode,
@@ -72,8 +74,48 @@ class ClientTimeout:
 
 
 @dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    """Per endpoint: ``failures`` counted outcomes in a row open its circuit for
+    ``open_seconds``; then one request probes it (README "Flow control and failover")."""
+
+    failures: int = 5
+    open_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A route's token bucket: ``per_second`` tokens a second, at most ``burst`` saved.
+
+    A request waits in arrival order for a token, at most ``max_wait`` seconds (one that
+    would wait longer is answered RATE_LIMITED at once). ``processes`` is how many
+    processes share the budget without a store (``--workers N``): each gets its share
+    (``local_rate``, ``local_burst``).
+    """
+
+    per_second: float
+    burst: float
+    max_wait: float = 5.0
+    processes: int = 1
+
+    @property
+    def local_rate(self) -> float:
+        """This process's tokens per second: ``per_second / processes``."""
+        return self.per_second / self.processes
+
+    @property
+    def local_burst(self) -> float:
+        """This process's bucket size: ``burst / processes``, at least 1."""
+        return max(1.0, self.burst / self.processes)
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
-    """One gateway: requests under ``path_prefix`` go to ``upstream``."""
+    """One gateway: requests under ``path_prefix`` go to ``upstream``.
+
+    ``upstreams`` are every endpoint of the route in the configured order (the validator
+    always fills it; ``upstream`` is its first); ``balance``, ``circuit_breaker`` and
+    ``rate_limit`` are the route's flow control (None: off).
+    """
 
     name: str
     path_prefix: str
@@ -89,10 +131,19 @@ class Route:
     client_timeout: ClientTimeout = field(default_factory=ClientTimeout)
     # Header values may hold credentials: keep them out of repr (logs, tracebacks).
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    upstreams: tuple[str, ...] = ()
+    balance: Balance = "failover"
+    circuit_breaker: CircuitBreaker | None = None
+    rate_limit: RateLimit | None = None
 
     def matches(self, path: str) -> bool:
         """True when ``path`` is this route's prefix or lies under it."""
         return under(self.path_prefix, path)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every upstream URL of the route, in the configured order."""
+        return self.upstreams or (self.upstream,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +212,22 @@ class Config:
     max_in_flight: int = 1000
     client_timeout: ClientTimeout = field(default_factory=ClientTimeout)
     source: str = "<config>"
+    # Where rate limits are shared by every process and replica (redis:// or rediss://);
+    # None: each process keeps its own bucket. Holds a password: kept out of repr.
+    store: str | None = field(default=None, repr=False)
+
+
+def shared_by(config: Config, processes: int) -> Config:
+    """``config`` as one of ``processes`` processes serving it (``--workers N``) runs it:
+    each rate limit's own bucket gets ``1/processes`` of the rate and of the burst (at least
+    1), so that together they keep the contract. A ``store`` shares the whole budget
+    instead; the share is then the fallback while the store cannot be reached."""
+    routes = tuple(
+        dataclasses.replace(
+            route, rate_limit=dataclasses.replace(route.rate_limit, processes=processes)
+        )
+        if route.rate_limit is not None
+        else route
+        for route in config.routes
+    )
+    return dataclasses.replace(config, routes=routes)

@@ -36,6 +36,8 @@ class RequestRecord:
     upstream_duration_s: float | None
     bytes_in: int
     bytes_out: int
+    # The gateway endpoint that answered (or was last tried), host:port; None: none.
+    endpoint: str | None = None
 
 
 def log_request(record: RequestRecord) -> None:
@@ -45,6 +47,7 @@ def log_request(record: RequestRecord) -> None:
         "request_id": record.request_id,
         "route": record.route,
         "vendor": record.vendor,
+        "endpoint": record.endpoint,
         "method": record.method,
         "path": record.path,
         "status": record.status,

@@ -38,7 +38,7 @@ import tempfile
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, multiprocess, values
 
-from proxy.config import Address, Config
+from proxy.config import Address, Config, shared_by
 from proxy.observability.log_sink import DroppedLinesCollector, share_outputs
 from proxy.observability.logs import (
     LogFormat,
@@ -64,6 +64,7 @@ def run_workers(config: Config, count: int, level: LogLevel, fmt: LogFormat) -> 
     Raises ``ListenError`` when ``listen`` is taken (checked before any fork).
     """
     config = dataclasses.replace(config, listen=_claim(config.listen))
+    config = shared_by(config, count)  # each worker's bucket gets its share of each rate limit
     metrics_dir = tempfile.mkdtemp(prefix="gateway-proxy-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     # Chosen when prometheus_client is imported, which happened before the variable was set;

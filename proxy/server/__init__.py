@@ -4,6 +4,9 @@ app.py        create_app: the application, its state (keys.py) and lifecycle;
               ``runner``: served through the guarded connection handler (proxy.aio)
 handle.py     handle: the pipeline of values, route → admit → forward → classify →
               respond → observe; ``last_resort``, the one catch-all
+flow.py       the forward stage's flow control: a rate limit's queue, failover over
+              the route's endpoints, a throttled request paused and resent
+result.py     Result: what forwarding one request produced
 routing.py    pure: the request line → a route, an inbound route, or a refusal
 admission.py  max_in_flight, the drain, and ``admitted``: the one way in
 headers.py    pure header policy: hop-by-hop, X-Forwarded-*, request ids, Location

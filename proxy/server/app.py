@@ -8,7 +8,7 @@ readiness flag. ``runner`` serves the app through the guarded connection handler
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -17,25 +17,36 @@ from prometheus_client import CollectorRegistry
 from proxy.aio.server import GuardedRunner
 from proxy.codes.catalog import Catalog, load_catalog
 from proxy.config import Config, Route
+from proxy.flow.limiter import Limiter, LocalSource, LoopClock, Source
+from proxy.observability.flow_metrics import FlowMetrics
+from proxy.observability.logs import get_logger
 from proxy.observability.metrics import Metrics
 from proxy.server.admin import Readiness
 from proxy.server.admission import Traffic
 from proxy.server.handle import Edge, handle, last_resort, outermost
 from proxy.server.keys import (
+    BALANCERS_KEY,
     CATALOG_KEY,
     CONFIG_KEY,
     ENDPOINTS_KEY,
+    FLOW_METRICS_KEY,
     INBOUND_METRICS_KEY,
+    LIMITERS_KEY,
     LIMITS_KEY,
     LOOP_KEY,
     METRICS_KEY,
     READINESS_KEY,
     REGISTRY_KEY,
+    STORE_KEY,
     TRAFFIC_KEY,
     UPSTREAM_KEY,
     WEBHOOKS_KEY,
 )
-from proxy.upstream import Limits, UpstreamPool, endpoint_of
+from proxy.upstream import Endpoint, Limits, UpstreamPool, endpoint_of
+from proxy.upstream.balance import Endpoints
+from proxy.vocab import CircuitState
+
+_log = get_logger("gateway_proxy")
 
 
 def create_app(
@@ -73,11 +84,78 @@ def create_app(
         app[INBOUND_METRICS_KEY] = InboundMetrics(
             app[REGISTRY_KEY], config.inbound, app[CATALOG_KEY]
         )
+    _flow_control(app, config, metrics_enabled)
     app.cleanup_ctx.append(_pool_ctx)
     app.on_startup.append(_mark_serving)
     app.on_shutdown.append(_mark_shutting_down)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
+
+
+def _flow_control(app: web.Application, config: Config, metrics_enabled: bool) -> None:
+    """Each route's endpoints and circuits, each rate-limited route's queue, their metrics
+    and the shared store (README "Flow control and failover"; proxy/server/flow.py)."""
+    names = {r.name: tuple(endpoint_of(url).name for url in r.endpoints) for r in config.routes}
+    flow = (
+        FlowMetrics(app[REGISTRY_KEY], config.routes, names, store=config.store is not None)
+        if metrics_enabled
+        else None
+    )
+    app[FLOW_METRICS_KEY] = flow
+    app[BALANCERS_KEY] = {
+        route.name: Endpoints(route, _circuit_listener(route.name, flow)) for route in config.routes
+    }
+    app[STORE_KEY] = None
+    limited = [route for route in config.routes if route.rate_limit is not None]
+    if config.store is not None and limited:
+        from proxy.flow.store import Store  # noqa: PLC0415 - the redis client only with a store
+
+        app[STORE_KEY] = Store(
+            config.store,
+            on_health=flow.store_health if flow is not None else None,
+            on_error=flow.store_error if flow is not None else None,
+        )
+    app[LIMITERS_KEY] = {route.name: _limiter(app, route, flow) for route in limited}
+    app.on_cleanup.append(_close_flow)
+
+
+def _limiter(app: web.Application, route: Route, flow: FlowMetrics | None) -> Limiter:
+    settings, store = route.rate_limit, app[STORE_KEY]
+    assert settings is not None
+    clock = LoopClock()
+    source: Source
+    if store is not None:
+        from proxy.flow.store import SharedSource  # noqa: PLC0415 - only with a store
+
+        source = SharedSource(route.name, settings, store, clock)
+    else:
+        source = LocalSource(settings, clock)
+
+    def on_queue(length: int) -> None:
+        if flow is not None:
+            flow.queued(route.name, length)
+
+    return Limiter(route.name, settings, source, on_queue=on_queue)
+
+
+def _circuit_listener(
+    route: str, flow: FlowMetrics | None
+) -> Callable[[Endpoint, CircuitState], None]:
+    def changed(endpoint: Endpoint, state: CircuitState) -> None:
+        log = _log.warning if state == "open" else _log.info
+        log("circuit", route=route, endpoint=endpoint.name, state=state)
+        if flow is not None:
+            flow.circuit(route, endpoint.name, state)
+
+    return changed
+
+
+async def _close_flow(app: web.Application) -> None:
+    for limiter in app[LIMITERS_KEY].values():
+        await limiter.close()
+    store = app[STORE_KEY]
+    if store is not None:
+        await store.close()
 
 
 def limits_of(route: Route) -> Limits:

@@ -17,9 +17,8 @@ through the catch-all route.
 
 import asyncio
 import time
-from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from proxy.aio.server import Handler
 from proxy.codes.catalog import Catalog
@@ -30,10 +29,10 @@ from proxy.observability.metrics import PROXY_VENDOR, UNMATCHED_ROUTE
 from proxy.observability.record import RequestRecord, log_request
 from proxy.server import headers as hdrs
 from proxy.server.admission import admitted
+from proxy.server.flow import forwarded
 from proxy.server.keys import (
     CATALOG_KEY,
     CONFIG_KEY,
-    ENDPOINTS_KEY,
     INBOUND_METRICS_KEY,
     LIMITS_KEY,
     LOOP_KEY,
@@ -43,8 +42,9 @@ from proxy.server.keys import (
     WEBHOOKS_KEY,
 )
 from proxy.server.respond import Reply, decide_reply
+from proxy.server.result import Result
 from proxy.server.routing import InboundMatch, Refusal, RouteMatch, decide
-from proxy.upstream import Answer, ExchangeFailure, Progress, Request, exchange
+from proxy.upstream import Answer, Endpoint, ExchangeFailure, Progress, Request, exchange
 from proxy.vendors import parse_reply
 from proxy.vocab import BODILESS_STATUSES, FailureKind
 
@@ -52,20 +52,6 @@ from proxy.vocab import BODILESS_STATUSES, FailureKind
 _ARRIVAL_KEY = web.RequestKey("arrival", tuple[float, str])
 
 _log = get_logger("gateway_proxy")
-
-
-@dataclass(slots=True)  # built per request: frozen=True costs a call per field
-class Result:
-    """What one request produced: its outcome and, when one arrived, the gateway's answer.
-
-    ``bytes_in`` is the body bytes sent upstream; ``upstream_s`` how long the exchange with
-    the gateway took (None when there was none).
-    """
-
-    outcome: Outcome
-    answer: Answer | None = None
-    bytes_in: int = 0
-    upstream_s: float | None = None
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -146,24 +132,55 @@ def _refused(
 async def _proxy(
     request: web.Request, match: RouteMatch, request_id: str, progress: Progress
 ) -> Result:
-    """Forward to the route's gateway and classify its answer (or the failure to get one)."""
+    """Forward to the route's gateway and classify its answer (or the failure to get one):
+    each attempt, as the route's flow control (proxy/server/flow.py) makes them."""
     metrics = request.app[METRICS_KEY]
     in_flight = metrics.in_flight_of(match.route.name) if metrics is not None else None
     if in_flight is not None:
         in_flight.inc()
+
+    async def attempt(
+        endpoint: Endpoint, deadline: float | None, body: StreamReader | bytes | None
+    ) -> Result:
+        return await _attempt(request, match, request_id, progress, endpoint, deadline, body)
+
     try:
-        answer = await _forward(request, match, request_id, progress)
+        return await forwarded(request, match.route, attempt)
+    finally:
+        if in_flight is not None:
+            in_flight.dec()
+
+
+async def _attempt(  # noqa: PLR0917 - the request, and where and how to send it
+    request: web.Request,
+    match: RouteMatch,
+    request_id: str,
+    progress: Progress,
+    endpoint: Endpoint,
+    deadline: float | None,
+    body: StreamReader | bytes | None,
+) -> Result:
+    """One exchange with ``endpoint``, classified. ``unsent`` when it provably never
+    reached the gateway: a connect-phase failure before any of the body was taken."""
+    progress.bytes_sent = 0
+    try:
+        answer = await _forward(request, match, request_id, progress, endpoint, deadline, body)
     except ExchangeFailure as failure:
         kind, detail = failure.kind, failure.detail
         if kind == "bad_request" and _app_gone(request):  # a reset mid-upload
             kind, detail = "client_closed", f"the app closed the connection ({detail})"
         outcome = classify_failure(request.app[CATALOG_KEY], kind, detail)
-        return Result(outcome, bytes_in=failure.bytes_sent, upstream_s=failure.elapsed_s)
-    finally:
-        if in_flight is not None:
-            in_flight.dec()
+        unsent = (
+            kind == "connect"
+            and not failure.reached
+            and (failure.bytes_sent == 0 or not isinstance(body, StreamReader))
+        )
+        return Result(
+            outcome, bytes_in=failure.bytes_sent, upstream_s=failure.elapsed_s,
+            endpoint=endpoint.name, unsent=unsent,
+        )  # fmt: skip
     outcome = _classify(request, match, answer)
-    return Result(outcome, answer, answer.bytes_out, answer.duration_s)
+    return Result(outcome, answer, answer.bytes_out, answer.duration_s, endpoint=endpoint.name)
 
 
 def _app_gone(request: web.Request) -> bool:
@@ -171,10 +188,17 @@ def _app_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-async def _forward(
-    request: web.Request, match: RouteMatch, request_id: str, progress: Progress
+async def _forward(  # noqa: PLR0917 - _attempt's own arguments
+    request: web.Request,
+    match: RouteMatch,
+    request_id: str,
+    progress: Progress,
+    endpoint: Endpoint,
+    deadline: float | None,
+    body: StreamReader | bytes | None,
 ) -> Answer:
-    """Stream the app's request to the gateway; raises ``ExchangeFailure``."""
+    """Send the app's request (its body streamed, or as held) to ``endpoint``; raises
+    ``ExchangeFailure``."""
     route, app = match.route, request.app
     if (
         route.max_request_bytes is not None
@@ -182,7 +206,6 @@ async def _forward(
     ):
         detail = f"request body is over {route.max_request_bytes} bytes"
         raise ExchangeFailure("request_too_large", detail, reached=False)
-    endpoint = app[ENDPOINTS_KEY][route.name]
     outgoing = hdrs.upstream_request_headers(
         request.headers,
         request_id=request_id,
@@ -193,13 +216,13 @@ async def _forward(
         upstream_host=endpoint.host_header,
     )
     target = endpoint.target(match.rest_path, match.raw_query)
-    body = request.content if request.body_exists else None
     return await exchange(
         app[UPSTREAM_KEY],
         endpoint,
         Request(request.method, target, outgoing, body),
         app[LIMITS_KEY][route.name],
         progress,
+        deadline=deadline,
     )
 
 
@@ -228,6 +251,8 @@ def _finish(request: web.Request, decision: RouteMatch | Refusal, result: Result
         rest_path=decision.rest_path if isinstance(decision, RouteMatch) else "",
         answer=result.answer,
         routes=request.app[CONFIG_KEY].routes,
+        endpoint=result.endpoint,
+        retry_after=result.retry_after,
     )
     record = _record(
         request.method, request.raw_path, request_id, hdrs.trace_id_from(request.headers),
@@ -260,6 +285,7 @@ def _record(  # noqa: PLR0917 - one positional per field of the record
         upstream_duration_s=result.upstream_s,
         bytes_in=result.bytes_in,
         bytes_out=len(reply.body),
+        endpoint=result.endpoint,
     )
 
 

@@ -9,12 +9,16 @@ from prometheus_client import CollectorRegistry
 
 from proxy.codes.catalog import Catalog
 from proxy.config import Config
+from proxy.flow.limiter import Limiter
+from proxy.observability.flow_metrics import FlowMetrics
 from proxy.observability.metrics import Metrics
 from proxy.server.admin import Readiness
 from proxy.server.admission import Traffic
 from proxy.upstream import Endpoint, Limits, UpstreamPool
+from proxy.upstream.balance import Endpoints
 
 if TYPE_CHECKING:  # the inbound side is imported only by a config that has inbound routes
+    from proxy.flow.store import Store
     from proxy.inbound.handler import InboundMetrics
 
 CONFIG_KEY = web.AppKey("config", Config)
@@ -31,17 +35,28 @@ WEBHOOKS_KEY = web.AppKey("webhooks", dict[str, Endpoint])
 LOOP_KEY = web.AppKey("loop", asyncio.AbstractEventLoop)
 TRAFFIC_KEY = web.AppKey("traffic", Traffic)
 INBOUND_METRICS_KEY: web.AppKey["InboundMetrics | None"] = web.AppKey("inbound_metrics")
+#: Flow control (proxy/server/flow.py): each route's endpoints in try order with their
+#: circuits, each rate-limited route's queue, their metrics, and the shared store (None:
+#: no ``store``; the redis client is imported only with one).
+BALANCERS_KEY = web.AppKey("balancers", dict[str, Endpoints])
+LIMITERS_KEY = web.AppKey("limiters", dict[str, Limiter])
+FLOW_METRICS_KEY: web.AppKey[FlowMetrics | None] = web.AppKey("flow_metrics")
+STORE_KEY: web.AppKey["Store | None"] = web.AppKey("store")
 
 __all__ = [
+    "BALANCERS_KEY",
     "CATALOG_KEY",
     "CONFIG_KEY",
     "ENDPOINTS_KEY",
+    "FLOW_METRICS_KEY",
     "INBOUND_METRICS_KEY",
+    "LIMITERS_KEY",
     "LIMITS_KEY",
     "LOOP_KEY",
     "METRICS_KEY",
     "READINESS_KEY",
     "REGISTRY_KEY",
+    "STORE_KEY",
     "TRAFFIC_KEY",
     "UPSTREAM_KEY",
     "WEBHOOKS_KEY",

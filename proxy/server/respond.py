@@ -50,11 +50,15 @@ def decide_reply(
     rest_path: str = "",
     answer: Answer | None = None,
     routes: Sequence[Route] = (),
+    endpoint: str | None = None,
+    retry_after: str | None = None,
 ) -> Reply:
     """The reply for ``outcome``; see the module docstring for the rules.
 
     ``routes`` are every configured route: a ``Location`` into another route's upstream
-    is mapped under that route's prefix.
+    is mapped under that route's prefix. ``endpoint`` (host:port) is the envelope's
+    ``vendor.endpoint``; ``retry_after`` the proxy's own Retry-After, when it computed one
+    (a rate limit's, an open circuit's).
     """
     if (
         route is not None
@@ -74,14 +78,15 @@ def decide_reply(
         relayed.update(passthrough_headers(outcome, request_id))
         return Reply(answer.status, relayed, answer.body)
     status, content_type, body = render(
-        build_envelope(outcome, request_id=request_id, route=route.name if route else None)
+        build_envelope(
+            outcome, request_id=request_id, route=route.name if route else None, endpoint=endpoint
+        )
     )
     headers = CIMultiDict({"Content-Type": content_type, "X-Request-ID": request_id})
-    retry_after = (
-        answer.headers.get("Retry-After")
-        if answer is not None
-        else _RETRY.get(outcome.failure or "")
-    )
+    if answer is not None:
+        retry_after = answer.headers.get("Retry-After")
+    elif retry_after is None:
+        retry_after = _RETRY.get(outcome.failure or "")
     if retry_after:
         headers["Retry-After"] = retry_after
     return Reply(status, headers, body)

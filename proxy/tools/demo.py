@@ -17,10 +17,11 @@ playing Mogreet, an incoming message to the first MoMS inbound route when asked
 (``moms_callback_url``); ``--no-webhook`` leaves the events to a webhook of your own.
 It waits until every child answers (the simulator's and the webhook's ``/healthz``, the
 proxy's admin ``/healthz``), prints curl commands for a success (and the event the
-webhook prints a moment later), an MM7 address error, a MoMS opt-out, a timeout and, with
-a MoMS inbound route, a subscriber's message posted by the simulator as Mogreet, then
-runs until Ctrl-C or SIGTERM and stops the children (SIGTERM, then SIGKILL after a grace
-period). Exit codes: 0 after a clean stop, 1 when a child fails, 2 for a bad config.
+webhook prints a moment later), an MM7 address error, a MoMS opt-out, a timeout, a
+burst over the simulator's contract (``--tps DEMO_TPS``) with and without a rate limit
+and, with a MoMS inbound route, a subscriber's message posted by the simulator as Mogreet,
+then runs until Ctrl-C or SIGTERM and stops the children (SIGTERM, then SIGKILL after a
+grace period). Exit codes: 0 after a clean stop, 1 when a child fails, 2 for a bad config.
 """
 
 import argparse
@@ -45,6 +46,9 @@ from proxy.tools.sim.mm7 import submit_request
 from proxy.tools.sim.settings import parse_listen
 
 READY_TIMEOUT_SECONDS = 30.0
+#: The simulator's contract in the demo (``simulate --tps``): the guide's burst exceeds it.
+DEMO_TPS = 20
+BURST = 40
 STOP_GRACE_SECONDS = 10.0
 _POLL_SECONDS = 0.2
 _WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - not bound here
@@ -167,6 +171,7 @@ def guide(config: Config) -> str:
         f"   curl -s -H 'X-Sim-Fault: hang' '{moms_send}&to=15550001234'",
         f"   -> {outcome(catalog.transport['timeout'].name)}, vendor.name proxy",
         "",
+        *_burst_lines(config, base),
         *_mogreet_lines(config, sim_base),
         "Any code on demand: header X-Sim-Code: 4006, or a recipient ending in the code.",
         "Faults: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed.",
@@ -175,6 +180,36 @@ def guide(config: Config) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _burst_lines(config: Config, base: str) -> list[str]:
+    """Step 5: one burst over the relay's contract, without and with a rate limit."""
+    paced = next((r for r in config.routes if r.rate_limit is not None and r.vendor == "mm7"), None)
+    plain = next((r for r in config.routes if r.rate_limit is None and r.vendor == "mm7"), None)
+    if paced is None or plain is None or paced.rate_limit is None:
+        return []
+    limit = paced.rate_limit
+    body = submit_request("+15550001000")
+
+    def burst(prefix: str) -> str:
+        curl = (
+            f"curl -s -o /dev/null -w '%{{http_code}}\\n' {base}{prefix} "
+            f"-H 'Content-Type: text/xml' --data '{body}'"
+        )
+        return f"   (for i in $(seq {BURST}); do {curl} & done; wait) | sort | uniq -c"
+
+    return [
+        f"5. A throttled burst: the simulator keeps a contract of {DEMO_TPS} requests a second.",
+        f"   {BURST} at once to {plain.path_prefix} (no rate limit): the relay throttles",
+        "   what is over its contract, and the app sees it:",
+        burst(plain.path_prefix),
+        f"   -> about {DEMO_TPS} x 200 OK and the rest 429 RATE_LIMITED (vendor.name mm7)",
+        f"   The same burst to {paced.path_prefix} (rate_limit: {limit.per_second:g}/s, burst "
+        f"{limit.burst:g}, max_wait {limit.max_wait:g} s):",
+        burst(paced.path_prefix),
+        f"   -> {BURST} x 200 OK, each after a short wait in the proxy's queue",
+        "",
+    ]
 
 
 def _report_lines(config: Config) -> list[str]:
@@ -205,7 +240,7 @@ MOGREET_MESSAGE = "hello"
 
 
 def _mogreet_lines(config: Config, sim_base: str | None) -> list[str]:
-    """Step 5: the simulator, as Mogreet, posts a subscriber's message (needs a MoMS
+    """Step 6: the simulator, as Mogreet, posts a subscriber's message (needs a MoMS
     inbound route and a simulator)."""
     route = _moms_inbound(config)
     if route is None or sim_base is None:
@@ -214,7 +249,7 @@ def _mogreet_lines(config: Config, sim_base: str | None) -> list[str]:
         f"{sim_base}/sim/mogreet/incoming?msisdn={MOGREET_SUBSCRIBER}&message={MOGREET_MESSAGE}"
     )
     return [
-        "5. A subscriber texts in (Mogreet's incoming-message POST, played by the simulator):",
+        "6. A subscriber texts in (Mogreet's incoming-message POST, played by the simulator):",
         f"   curl -s -X POST '{trigger}'",
         '   -> {"verdict": "accepted", "http_status": 200, ...}: the simulator, as Mogreet,',
         f"   POSTed a <mogreet> document to {moms_callback_url(config)}; the proxy posted the",
@@ -328,13 +363,14 @@ def _children(
     if not getattr(ns, "no_sim", False):
         listen = str(Address(*simulator_address(config, getattr(ns, "sim_listen", None))))
         reports, incoming = callback_url(config), moms_callback_url(config)
-        # The MM7 reports' option last: tests read it there.
+        # The MM7 reports' option, then --tps, last: tests read them there.
         callback = [
             *(["--moms-callback-url", incoming] if incoming is not None else []),
             *(["--callback-url", reports] if reports is not None else []),
         ]
+        tps = ["--tps", str(DEMO_TPS)]
         children.append(
-            (["proxy", "simulate", "--listen", listen, *callback], f"http://{listen}/healthz")
+            (["proxy", "simulate", "--listen", listen, *callback, *tps], f"http://{listen}/healthz")
         )
     serve = ["proxy", "serve", "--config", str(config_path)]
     children.append((serve, f"http://{config.admin_listen}/healthz"))
@@ -394,6 +430,8 @@ def run_demo(ns: argparse.Namespace) -> int:
 
 
 __all__ = [
+    "BURST",
+    "DEMO_TPS",
     "READY_TIMEOUT_SECONDS",
     "STOP_GRACE_SECONDS",
     "add_demo_arguments",

@@ -14,9 +14,14 @@ One pool, one exchange and one error map serve both paths::
     errors.py      ExchangeFailure(kind, detail, reached) and the one map from OS and
                    aiohttp errors; ``reached`` is False only when no byte was written
     webhook.py     post(): an event to an app's webhook, a Delivery whatever happens
+    balance.py     Endpoints: a route's endpoints in try order (failover or round_robin),
+                   open circuits skipped; the caller sends and reports each verdict
+    breaker.py     Breaker: one endpoint's circuit (closed, open, half-open), sans-io
 
 It speaks HTTP/1.1 over aiohttp's connection protocol, through the fence (proxy.aio.client):
-nothing here names a private aiohttp name. Nothing here retries.
+nothing here names a private aiohttp name. Nothing here retries: proxy/server/flow.py
+sends a request to the next endpoint only when ``ExchangeFailure.reached`` says the last
+one never had it.
 """
 
 from proxy.upstream.connection import Limits, Progress, Request

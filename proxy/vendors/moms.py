@@ -69,6 +69,7 @@ Field mapping (both formats), describing the reply:
 """
 
 import json
+import math
 import re
 from typing import Any
 
@@ -139,8 +140,17 @@ def parse_moms(body: bytes, content_type: str | None) -> VendorReply:
     """Parse a MoMS/CM reply body. Never raises.
 
     ``content_type`` gives the charset label(s). See the module docstring for the body
-    kinds, the signals and the field mapping.
+    kinds, the signals and the field mapping. Every known failure is handled inside
+    ``_parse``; this guard only turns a parser bug into ``malformed``, so that one odd
+    gateway body can never crash a request (the fuzz tests call ``_parse`` directly).
     """
+    try:
+        return _parse(body, content_type)
+    except Exception:  # noqa: BLE001 - the single outermost guard; see the docstring
+        return VendorReply(body_kind="malformed")
+
+
+def _parse(body: bytes, content_type: str | None) -> VendorReply:
     head = _as_utf8(body, content_type)
     if head is None:  # a BOM or label, then bytes its encoding cannot decode
         return VendorReply(body_kind="malformed")
@@ -207,15 +217,7 @@ class _Pairs(dict[str, Any]):
         self.pairs = pairs
 
 
-def _json_int(text: str) -> int | float:
-    """A JSON integer. One beyond orjson's 64-bit range (which the fast path refuses, so
-    only this decoder sees it) becomes a float, as JSON numbers are in most parsers: the
-    reply's data must serialise again into the envelope."""
-    value = int(text)
-    return value if -(2**63) <= value < 2**64 else float(value)
-
-
-_ALL_PAIRS = json.JSONDecoder(object_pairs_hook=_Pairs, parse_int=_json_int)
+_ALL_PAIRS = json.JSONDecoder(object_pairs_hook=_Pairs)
 # A key that can repeat is spelled at least twice, or escaped (``"\u0063ode"``).
 _KEYS = (b'"response"', b'"code"', b'"status"')
 
@@ -243,14 +245,18 @@ def _parse_json(body: bytes) -> VendorReply:
         doc = _first_value(body)
         if doc is None:
             return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
+        stdlib = True
+    else:
+        stdlib = False
     response = doc.get("response") if isinstance(doc, dict) else None
     if not isinstance(response, dict):
         return VendorReply(body_kind="unrecognized")
-    return _json_response(response)
+    return _json_response(response, stdlib=stdlib)
 
 
-def _json_response(response: dict[str, Any]) -> VendorReply:
-    """The reply of one ``response`` object (the common case: no duplicate keys)."""
+def _json_response(response: dict[str, Any], *, stdlib: bool = False) -> VendorReply:
+    """The reply of one ``response`` object (the common case: no duplicate keys);
+    ``stdlib``: read by ``_first_value`` (its data may hold integers orjson cannot write)."""
     if _json_depth(response) > MAX_DEPTH:
         return VendorReply(body_kind="malformed")
     message = _json_text(response.get("message"))
@@ -267,7 +273,7 @@ def _json_response(response: dict[str, Any]) -> VendorReply:
         code=code or None,
         status=status or None,
         message=message,
-        data={k: v for k, v in response.items() if k not in _KNOWN},
+        data=_data(response) if stdlib else {k: v for k, v in response.items() if k not in _KNOWN},
         signals=tuple(signals),
     )
 
@@ -293,7 +299,7 @@ def _json_reply(responses: list[dict[str, Any]]) -> VendorReply:
         code=_described(signals, "code", last=True),
         status=_described(signals, "status", last=True),
         message=_json_text(last.get("message")),
-        data={k: v for k, v in last.items() if k not in _KNOWN},
+        data=_data(last),
         signals=tuple(signals),
     )
 
@@ -323,11 +329,44 @@ def _json_signal(kind: SignalKind, value: object, where: str, message: str | Non
         return Signal(kind, where, value.strip(), message=message)
     if kind == "code" and isinstance(value, int | float) and not isinstance(value, bool):
         return Signal(kind, where, _json_code(value), message=message)
-    if isinstance(value, dict | list):  # spelled by its brackets: it may be large
-        spelled = "{…}" if isinstance(value, dict) else "[…]"
-    else:
-        spelled = orjson.dumps(value).decode()[:64]
-    return Signal(kind, f"{where} ({_json_type(value)})", spelled, text=False, message=message)
+    return Signal(
+        kind, f"{where} ({_json_type(value)})", _spelled(value), text=False, message=message
+    )
+
+
+def _spelled(value: object) -> str:
+    """A JSON value that is no string, as JSON spells it (bounded): ``false``, ``null``,
+    ``0``; a container by its brackets (it may be large); a number of any size."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, dict | list):
+        return "{…}" if isinstance(value, dict) else "[…]"
+    text = repr(value) if isinstance(value, float) else str(value)  # ints beyond 64 bits too
+    return text if len(text) <= 64 else text[:64] + "…"
+
+
+def _data(response: dict[str, Any]) -> dict[str, Any]:
+    """The data of a ``response`` read by ``_first_value``, as orjson writes it.
+
+    The stdlib's reader keeps an integer of any size, which orjson cannot write: the
+    envelope's data would not render. Such an integer becomes the float orjson itself reads
+    it as (±inf past a double's range, written as null). The signals are built from the
+    exact value first (``_spelled``). ``response`` is within ``MAX_DEPTH``.
+    """
+    return {k: _writable(v) for k, v in response.items() if k not in _KNOWN}
+
+
+def _writable(value: Any) -> Any:
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _writable(v) for k, v in value.items()}
+    return value
 
 
 def _json_type(value: object) -> str:

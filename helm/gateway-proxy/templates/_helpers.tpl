@@ -78,7 +78,7 @@ app's gateway credentials through it.
 {{- with .Values.config.pool }}
 {{- $_ := set $cfg "pool" . }}
 {{- end }}
-{{- range $key := list "listen_backlog" "max_in_flight" "client_timeout" "inbound" }}
+{{- range $key := list "listen_backlog" "max_in_flight" "client_timeout" "inbound" "store" }}
 {{- if hasKey $.Values.config $key }}
 {{- $_ := set $cfg $key (get $.Values.config $key) }}
 {{- end }}
@@ -208,22 +208,45 @@ tests/test_helm.py runs every case through both, so the two stay aligned.
 {{- if and (hasKey $timeout "connect") (gt (float64 $timeout.connect) $total) }}
 {{- fail (printf "%s.timeout.connect: %v s is longer than timeout.total (%v s), which bounds it" $key $timeout.connect $total) }}
 {{- end }}
+{{- /* upstream or upstreams (exactly one), each endpoint its own host:port. */}}
+{{- if and (hasKey $route "upstream") (hasKey $route "upstreams") }}
+{{- fail (printf "%s.upstreams: give either upstream or upstreams, not both" $key) }}
+{{- end }}
+{{- if not (or (hasKey $route "upstream") (hasKey $route "upstreams")) }}
+{{- fail (printf "%s.upstream: is required (or upstreams: a list of URLs)" $key) }}
+{{- end }}
+{{- $urls := list }}
+{{- if hasKey $route "upstream" }}
+{{- $urls = append $urls (dict "key" (printf "%s.upstream" $key) "url" (toString $route.upstream)) }}
+{{- else }}
+{{- range $j, $u := $route.upstreams }}
+{{- $urls = append $urls (dict "key" (printf "%s.upstreams[%d]" $key $j) "url" (toString $u) "index" $j) }}
+{{- end }}
+{{- end }}
+{{- $endpoints := dict }}
+{{- range $urls }}
+{{- $upstream := .url }}
 {{- /* ${VAR} is filled in at start-up: check-config checks such an upstream then. */}}
-{{- $upstream := toString $route.upstream }}
 {{- if not (contains "${" $upstream) }}
 {{- $url := urlParse $upstream }}
 {{- if not (and (has (lower $url.scheme) (list "http" "https")) $url.hostname) }}
-{{- fail (printf "%s.upstream: must be an absolute http:// or https:// URL, got %q" $key $upstream) }}
+{{- fail (printf "%s: must be an absolute http:// or https:// URL, got %q" .key $upstream) }}
 {{- end }}
 {{- if $url.userinfo }}
-{{- fail (printf "%s.upstream: must not embed credentials; use headers with ${VAR} instead" $key) }}
+{{- fail (printf "%s: must not embed credentials; use headers with ${VAR} instead" .key) }}
 {{- end }}
 {{- if or $url.query $url.fragment }}
-{{- fail (printf "%s.upstream: must not have a query or fragment (the app's query is appended)" $key) }}
+{{- fail (printf "%s: must not have a query or fragment (the app's query is appended)" .key) }}
 {{- end }}
 {{- $port := trimPrefix ":" (regexFind ":[0-9]+$" $url.host) }}
 {{- if and $port (gt (atoi $port) 65535) }}
-{{- fail (printf "%s.upstream: port %s is out of range (0-65535)" $key $port) }}
+{{- fail (printf "%s: port %s is out of range (0-65535)" .key $port) }}
+{{- end }}
+{{- $endpoint := printf "%s:%s" (lower $url.hostname) ($port | default (ternary "443" "80" (eq (lower $url.scheme) "https"))) }}
+{{- if hasKey $endpoints $endpoint }}
+{{- fail (printf "%s: duplicate endpoint (also upstreams[%v]): each must have its own host:port" .key (get $endpoints $endpoint)) }}
+{{- end }}
+{{- $_ := set $endpoints $endpoint (.index | default 0) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -21,6 +21,7 @@ in the background (report.py, callback.py). ``--latency`` is a middleware. State
 
 import asyncio
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import cast
@@ -51,10 +52,13 @@ from proxy.tools.sim.outcome import (
 from proxy.tools.sim.reply import Reply
 from proxy.tools.sim.report import DeliveryReport, report_for
 from proxy.tools.sim.settings import SimSettings
+from proxy.tools.sim.throttle import Throughput, throttled
 
 SETTINGS_KEY = web.AppKey("sim_settings", SimSettings)
 CODES_KEY = web.AppKey("sim_codes", SimCodes)
 CHOOSER_KEY = web.AppKey("sim_chooser", Chooser)
+#: ``--tps``: the relay's throughput (None: unlimited).
+THROUGHPUT_KEY: web.AppKey[Throughput | None] = web.AppKey("sim_throughput")
 
 MESSAGE_HEADER = "X-Sim-Message"  # MoMS: replace the answer's message text
 HTTP_STATUS_HEADER = "X-Sim-Http-Status"  # MM7: the HTTP status of a Fault (default: table)
@@ -72,6 +76,8 @@ Outcome: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed
 Shape:   X-Sim-Shape: status-header|status-header-empty|status-header-twice|
                       nested-details|dotted-fault-401|multipart-late-soap (MM7),
                       jsonp (MoMS), gzip-members (both)
+Throughput: with --tps N, over N requests a second: HTTP 429 (MM7: a Server.Throttled
+         fault) with a Retry-After
 Reports: with --callback-url, a DeliveryReportReq after each accepted SubmitReq; its
          MMStatus: X-Sim-MMStatus: <word>, or a recipient ending in 9000..9007
 Mogreet: with --moms-callback-url, POST /sim/mogreet/incoming?msisdn=N&message=TEXT
@@ -86,6 +92,20 @@ async def _latency(request: web.Request, handler: _Handler) -> web.StreamRespons
     if delay > 0:
         await asyncio.sleep(delay / 1000)
     return await handler(request)
+
+
+@web.middleware
+async def _throughput(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """``--tps``: a request over the relay's throughput gets its vendor's throttling.
+    The simulator's own endpoints (``/``, ``/healthz``, ``/sim/...``: playing Mogreet) are
+    no gateway traffic and never count."""
+    throughput = request.app[THROUGHPUT_KEY]
+    vendor = "mm7" if request.path.startswith("/mm7") else "moms"
+    if throughput is None or request.path in ("/", "/healthz") or request.path.startswith("/sim/"):
+        return await handler(request)
+    if throughput.admit(time.monotonic()):
+        return await handler(request)
+    return reply_response(throttled(vendor, throughput.tps, throughput.retry_after()))
 
 
 @web.middleware
@@ -346,8 +366,9 @@ def create_sim_app(settings: SimSettings, *, sleep: Sleep = asyncio.sleep) -> we
     """
     codes = load_sim_codes()
     mix = load_mix(settings.mix_path, codes) if settings.mix_path is not None else Mix()
-    app = web.Application(middlewares=[_directives, _latency])
+    app = web.Application(middlewares=[_throughput, _directives, _latency])
     app[SETTINGS_KEY] = settings
+    app[THROUGHPUT_KEY] = Throughput(settings.tps) if settings.tps is not None else None
     app[CODES_KEY] = codes
     app[CHOOSER_KEY] = Chooser(codes, mix, settings.seed)
     app[REPORTER_KEY] = reporter = Reporter(settings, sleep=sleep)
@@ -381,6 +402,8 @@ def run_simulator(settings: SimSettings) -> None:
     reports = f"; delivery reports to {settings.callback_url}" if settings.callback_url else ""
     if settings.moms_callback_url:
         reports += f"; Mogreet incoming messages to {settings.moms_callback_url}"
+    if settings.tps is not None:
+        reports += f"; throttling above {settings.tps:g} requests per second"
     print(  # the one start-up line of a command-line tool
         f"gateway-proxy simulator on http://{settings.host}:{settings.port} "
         f"(MM7: POST /mm7, MoMS: /moms/<object>.<method>, CM: /cm/<object>.<method>){reports}",
@@ -404,6 +427,7 @@ __all__ = [
     "MESSAGE_HEADER",
     "REPORTER_KEY",
     "SETTINGS_KEY",
+    "THROUGHPUT_KEY",
     "USAGE",
     "create_sim_app",
     "handle_healthz",

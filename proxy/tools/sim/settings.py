@@ -39,6 +39,9 @@ class SimSettings:
     how long a ``hang`` fault waits before closing; ``max_media_bytes``: a larger CM upload
     is answered 461 (tests lower these; there are no command-line options for them).
 
+    ``tps`` set: the relay enforces that many requests a second (``tps`` at once at most)
+    and answers throttling above it, each vendor its own way (throttle.py).
+
     ``callback_url`` set: after each accepted SubmitReq the relay posts a DeliveryReportReq
     there, ``callback_delay_ms`` after its answer (callback.py); a retryable failure is
     retried up to ``callback_attempts`` attempts in all, ``callback_backoff_ms`` apart
@@ -64,6 +67,9 @@ class SimSettings:
     callback_backoff_ms: int = CALLBACK_BACKOFF_MS
     callback_timeout_s: float = CALLBACK_TIMEOUT_SECONDS
     moms_callback_url: str | None = None
+    # The relay's contracted throughput (requests a second; None: unlimited): past it,
+    # requests get the vendor's throttling answer (throttle.py).
+    tps: float | None = None
 
 
 def parse_listen(value: str, option: str = "--listen") -> tuple[str, int]:
@@ -103,6 +109,16 @@ def check_callback_url(value: str, option: str = "--callback-url") -> str:
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ValueError(f"{option}: expected http://HOST[:PORT]/PATH, got {value!r}")
     return value
+
+
+def _tps_arg(value: str) -> float:
+    try:
+        tps = float(value)
+    except ValueError:
+        tps = 0.0
+    if not 0 < tps < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected requests per second > 0, got {value!r}")
+    return tps
 
 
 def _callback_url_arg(value: str) -> str:
@@ -166,6 +182,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         "incoming message (default: nowhere)",
     )
     parser.add_argument(
+        "--tps",
+        type=_tps_arg,
+        default=None,
+        metavar="N",
+        help="enforce N requests per second (N at once at most) and answer throttling above "
+        "it: MM7 HTTP 429 with a Server.Throttled fault, MoMS HTTP 429 (default: unlimited)",
+    )
+    parser.add_argument(
         "--callback-delay",
         type=_millis_arg,
         default=CALLBACK_DELAY_MS,
@@ -204,6 +228,7 @@ def settings_from_args(ns: argparse.Namespace) -> SimSettings:
         callback_url=callback_url,
         callback_delay_ms=delay,
         moms_callback_url=moms_callback_url,
+        tps=getattr(ns, "tps", None),
     )
 
 
