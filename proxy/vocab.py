@@ -25,6 +25,8 @@ OwnFailure = Literal[
     "client_timeout", "header_too_large", "uri_too_long", "shed", "shutdown",
     "rate_limit", "circuit_open",
     "client_unauthenticated", "client_forbidden",
+    "idempotency_in_flight", "idempotency_mismatch", "idempotency_key_missing",
+    "idempotency_key_invalid", "callback_data_invalid", "ledger_unavailable",
 ]  # fmt: skip
 FailureKind = UpstreamFailure | OwnFailure
 FAILURE_KINDS: tuple[FailureKind, ...] = (*get_args(UpstreamFailure), *get_args(OwnFailure))
@@ -75,9 +77,14 @@ WEBHOOK_FAILURES: tuple[WebhookFailure, ...] = (
     "unparseable",
 )
 
-#: ``event`` label of ``gateway_proxy_inbound_events_total``: the three callbacks, and
-#: ``invalid`` for one the proxy could not take.
-InboundEvent = Literal["delivery_report", "read_reply", "message", "invalid"]
+#: What a Mogreet incoming-message POST becomes (``inbound.moms`` of the catalog maps its
+#: ``event`` words to these): a message, or the subscriber opting out or in.
+MomsEvent = Literal["message", "opt_out", "opt_in"]
+MOMS_EVENTS: tuple[MomsEvent, ...] = get_args(MomsEvent)
+
+#: ``event`` label of ``gateway_proxy_inbound_events_total``: the events a callback
+#: becomes, and ``invalid`` for one the proxy could not take.
+InboundEvent = Literal["delivery_report", "read_reply", "message", "opt_out", "opt_in", "invalid"]
 INBOUND_EVENTS: tuple[InboundEvent, ...] = get_args(InboundEvent)
 
 #: HTTP facts several modules rely on: answers that carry no body (RFC 9110 §6.4.1, §15.4.5)
@@ -107,6 +114,7 @@ __all__ = [
     "LOG_LEVELS",
     "METHODS_WITHOUT_BODY",
     "MODES",
+    "MOMS_EVENTS",
     "REJECTION_REASONS",
     "RELAY_REJECTIONS",
     "STORE_ERRORS",
@@ -123,6 +131,7 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "Mode",
+    "MomsEvent",
     "OwnFailure",
     "RejectionReason",
     "RelayRejection",

@@ -136,10 +136,9 @@ def check(outcome: Callback | CallbackError, max_bytes: int, body: bytes) -> Non
         )
         validate_event(event)
         codes = [1000, answer_code(404), answer_code(None)]
-    # The answer speaks the relay's own dialect: its namespace, whatever URI that is. Read it
-    # in that namespace (the reply parser counts MM7 elements only in known namespaces).
-    echoed = outcome.echo.namespace if outcome.echo is not None else None
-    namespaces = MM7_NAMESPACES | ({echoed} if echoed else set())
+    # The answer is in the request's own MM7 namespace, whatever it is (a relay reads its
+    # own): our reader is told it, as the catalog would name a relay's namespace.
+    namespaces = MM7_NAMESPACES | {outcome.echo.namespace or NS}
     for code in codes:
         answer = build_answer(outcome, code)
         etree.fromstring(answer.body, etree.XMLParser(resolve_entities=False, no_network=True))

@@ -34,6 +34,7 @@ from proxy.tools.demo import (
     builtin_demo_config_path,
     callback_url,
     guide,
+    moms_callback_url,
     run_demo,
     simulator_address,
     webhook_address,
@@ -94,8 +95,9 @@ def test_demo_guide_commands_return_what_the_guide_says(demo: DemoProcess) -> No
     assert "gateway-proxy demo" in text
     assert f"{demo.admin}/metrics" in text
     envelopes = []
+    mogreet = [line.strip() for line in demo.lines if "/sim/mogreet/incoming" in line]
     for i, line in enumerate(list(demo.lines)):
-        if not line.strip().startswith("curl "):
+        if not line.strip().startswith("curl ") or line.strip() in mogreet:
             continue
         expected = _EXPECT.match(demo.lines[i + 1])
         assert expected, f"no '-> HTTP ...' line after: {line}"
@@ -105,7 +107,9 @@ def test_demo_guide_commands_return_what_the_guide_says(demo: DemoProcess) -> No
         envelopes.append(envelope)
     assert len(envelopes) == 4  # success, MM7 address error, MoMS opt-out, timeout
     check_the_round_trip(demo, envelopes[0]["data"]["message_id"])
-    check_the_burst(demo)
+    check_the_burst(demo)  # step 5
+    assert len(mogreet) == 1  # step 6: the simulator plays Mogreet
+    check_the_mogreet_step(demo, mogreet[0])
     with urllib.request.urlopen(f"{demo.admin}/metrics", timeout=10) as response:  # noqa: S310
         metrics = response.read().decode()
     for code in ("OK", "INVALID_ADDRESS", "RECIPIENT_OPTED_OUT", "TIMEOUT"):
@@ -168,6 +172,26 @@ def check_the_round_trip(demo: DemoProcess, message_id: str) -> None:
     assert "status_code=1000" in relay
 
 
+def check_the_mogreet_step(demo: DemoProcess, command: str) -> None:
+    """Step 6: the simulator, as Mogreet, posts a message; the webhook prints its event."""
+    args = shlex.split(command)
+    assert args[:4] == ["curl", "-s", "-X", "POST"]
+    assert args[4].startswith(f"http://127.0.0.1:{demo.sim_port}/sim/mogreet/incoming?")
+    request = urllib.request.Request(args[4], method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        posted = json.loads(response.read())
+    assert (posted["verdict"], posted["http_status"], posted["attempts"]) == ("accepted", 200, 1)
+    assert posted["posted_to"] == f"{demo.app}/inbound/moms"
+    event = wait_for_event(demo, lambda e: e.get("route") == "moms-events")
+    jsonschema.Draft202012Validator(
+        EVENT_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(event)
+    assert (event["event"], event["sender"]) == (
+        "message", {"type": "number", "value": "15550001000"},
+    )  # fmt: skip
+    assert event["parts"][0]["text"] == "hello"
+
+
 def test_demo_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("listen: nowhere\nroutes: []\n")
@@ -192,6 +216,7 @@ def test_the_default_config_is_the_shipped_demo_yaml() -> None:
     assert simulator_address(config, None) == ("127.0.0.1", 8090)
     assert webhook_address(config) == ("127.0.0.1", 9000)
     assert callback_url(config) == "http://127.0.0.1:8080/inbound/mm7"
+    assert moms_callback_url(config) == "http://127.0.0.1:8080/inbound/moms"
 
 
 def test_demo_runs_from_any_directory(tmp_path: Path) -> None:
@@ -258,11 +283,25 @@ def inbound_route(deliver_to: str, prefix: str = "/inbound/mm7") -> dict[str, An
 
 def test_without_inbound_routes_there_is_no_webhook_and_no_callback(tmp_path: Path) -> None:
     config = demo_config(tmp_path, inbound=None)
-    assert (webhook_address(config), callback_url(config)) == (None, None)
+    assert (webhook_address(config), callback_url(config), moms_callback_url(config)) == (
+        None, None, None,
+    )  # fmt: skip
     text = guide(config)
     assert PREFIX not in text
     assert "DeliveryReportReq" not in text
+    assert "/sim/mogreet/incoming" not in text
     assert "-> HTTP 200 OK" in text
+
+
+def test_the_mogreet_step_needs_a_moms_inbound_route_and_goes_to_the_simulator(
+    tmp_path: Path,
+) -> None:
+    only_mm7 = demo_config(tmp_path, inbound=[inbound_route("http://127.0.0.1:9000/hook")])
+    assert moms_callback_url(only_mm7) is None
+    assert "/sim/mogreet/incoming" not in guide(only_mm7)
+    assert "curl -s -X POST 'http://127.0.0.1:8090/sim/mogreet/incoming?" in guide(
+        demo_config(tmp_path)
+    )
 
 
 def test_the_webhook_address_comes_from_deliver_to(tmp_path: Path) -> None:

@@ -508,3 +508,29 @@ def test_never_raises(body: bytes, content_type: str | None) -> None:
     for value in (reply.code, reply.status, reply.message):
         assert value is None or (isinstance(value, str) and value == value.strip() and value)
     orjson.dumps(reply.data)
+
+
+def test_a_json_integer_beyond_64_bits_serialises_again() -> None:
+    """Hypothesis found it: the all-pairs decoder (escapes, repeated keys) read a number
+    orjson cannot write back, and the envelope's data could not be rendered."""
+    body = b'{"response":{"":null,"status":-9223372036854775809,"":"\\u001f"}}'
+    reply = parse_moms(body, None)
+    orjson.dumps(reply.data)
+
+
+def test_json_integers_beyond_64_bits_in_data_render_as_orjson_reads_them() -> None:
+    """The stdlib's reader (a repeated key) keeps integers of any size; in the data they
+    become the floats orjson's own reader gives (past a double's range: null), while the
+    signal still spells the exact number."""
+    huge = "1" + "0" * 400
+    body = (
+        '{"response":{"code":"1","code":"1","status":-9223372036854775809,'
+        f'"id":-9223372036854775809,"ids":[18446744073709551616,{{"n":-{huge}}}],"big":{huge}}}}}'
+    ).encode()
+    reply = parse_moms(body, None)
+    assert orjson.loads(orjson.dumps(reply.data)) == {
+        "id": -9223372036854775809.0,
+        "ids": [18446744073709551616.0, {"n": None}],
+        "big": None,
+    }
+    assert [s.value for s in reply.signals if s.kind == "status"] == ["-9223372036854775809"]

@@ -440,8 +440,7 @@ class Validator(Checker):
         raw = self.mapping(key, value, allowed=_INBOUND_KEYS, required=required)
         if raw is None:
             return None
-        if raw.get("vendor", "mm7") != "mm7":
-            self.add(f"{key}.vendor", f"only mm7 callbacks are supported, got {raw['vendor']!r}")
+        vendor = self.choice(f"{key}.vendor", raw.get("vendor", "mm7"), VENDOR_NAMES) or "mm7"
         timeout = self.timeout(f"{key}.timeout", raw.get("timeout", {"connect": 2, "total": 10}))
         max_request = self.integer(
             f"{key}.max_request_bytes", raw.get("max_request_bytes", 2_097_152), 1
@@ -450,6 +449,7 @@ class Validator(Checker):
             name=self.name(key, raw),
             path_prefix=self.prefix(key, raw),
             deliver_to=self.upstream(f"{key}.deliver_to", raw.get("deliver_to")),
+            vendor=vendor,
             timeout=timeout,
             max_request_bytes=max_request or 2_097_152,
             headers=self.headers(f"{key}.headers", raw.get("headers", {})),

@@ -193,9 +193,10 @@ class Route:
 class InboundRoute:
     """Callbacks from a relay: requests under ``path_prefix`` become events for the app.
 
-    The relay POSTs its DeliveryReportReq / ReadReplyReq / DeliverReq here; the proxy
-    posts one JSON event to ``deliver_to`` (the app's webhook, with ``headers``) and
-    answers the relay once the webhook has.
+    The relay POSTs its DeliveryReportReq / ReadReplyReq / DeliverReq here (``vendor:
+    mm7``), or Mogreet its incoming-message POST (``vendor: moms``); the proxy posts one
+    JSON event to ``deliver_to`` (the app's webhook, with ``headers``) and answers the
+    sender once the webhook has.
     """
 
     name: str

@@ -1,23 +1,27 @@
 """The inbound route's HTTP side: a relay's callback → one event on the app's webhook.
 
-The relay POSTs a DeliveryReportReq, ReadReplyReq or DeliverReq under an inbound route's
+The relay POSTs a DeliveryReportReq, ReadReplyReq or DeliverReq (``vendor: mm7``), or
+Mogreet its incoming-message POST (``vendor: moms``), under an inbound route's
 ``path_prefix``. ``handle_callback`` then, in order::
 
-    admit      counts against max_in_flight like any request (shed → 4006, retry later)
+    admit      counts against max_in_flight like any request (shed → 4006 / 503, retry)
     check      the relay's checks (proxy.inbound.guard: allow_from, auth.basic): a
                refused callback is answered 403 or 401 with MM7 4001 (Improper
                identification) in its own namespace, logged and counted
                (gateway_proxy_rejected_requests_total), never forwarded
     read       the body, within max_request_bytes and client_timeout.body_idle
-    parse      proxy.inbound.parse_callback (hostile-XML-safe) → 2007 / 4003 / 4004 when
-               it cannot be taken: never forwarded
+    parse      by the route's vendor, hostile-XML-safe: proxy.inbound.parse_callback (MM7:
+               2007 / 4003 / 4004 when it cannot be taken) or parse_mogreet (400 / 413):
+               never forwarded
     deliver    POST the JSON event (proxy.inbound.build_event) to ``deliver_to`` over the
                upstream pool (proxy.upstream.post: the gateways' pool and error map), with
                the route's timeouts and headers, ``X-Request-ID`` = the event's id, and
                ``X-Gateway-Proxy-Signature`` with a ``signing_secret``
-    answer     proxy.inbound.build_answer: 1000 only when the webhook answered 2xx; a 4xx
-               is the app's refusal (3002, not retried); no answer, a timeout or a 5xx is
-               4006 in a SOAP Fault with HTTP 500, so that the relay retries
+    answer     MM7 (build_answer): 1000 only when the webhook answered 2xx; a 4xx is the
+               app's refusal (3002, not retried); no answer, a timeout or a 5xx is 4006 in
+               a SOAP Fault with HTTP 500, so that the relay retries. Mogreet
+               (answer_mogreet): 200 only after a 2xx; 422 for the app's refusal; 503 to
+               retry
 
 so a report is never acknowledged and then lost. Each callback gets one log line (no
 addresses, no content: events are personal data) and its metrics.
@@ -36,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from proxy.codes.catalog import Catalog
 from proxy.config import InboundRoute
 from proxy.inbound import (
+    Answer,
     Callback,
     CallbackError,
     answer_code,
@@ -44,6 +49,10 @@ from proxy.inbound import (
     parse_callback,
 )
 from proxy.inbound.guard import CHALLENGE, RelayRefusal, check_relay
+from proxy.inbound.mogreet import parse_mogreet
+from proxy.inbound.mogreet_answer import CONTENT_TYPE as MOGREET_CONTENT_TYPE
+from proxy.inbound.mogreet_answer import answer_mogreet, refuse_mogreet
+from proxy.inbound.types import MogreetCallback, MogreetError
 from proxy.observability.logs import get_logger
 from proxy.observability.metrics import Metrics, expose_without_created
 from proxy.upstream import Delivery, Endpoint, UpstreamPool, post
@@ -108,18 +117,14 @@ async def handle_callback(
     received_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     refusal = check_relay(route, request.headers.get("Authorization"), request.remote)
     body = await _read_body(request, route.max_request_bytes, body_idle)
-    parsed = (
-        parse_callback(body, request.headers.get("Content-Type"), route.max_request_bytes)
-        if body is not None  # None: over the cap, or stalled
-        else CallbackError(2007, "oversize", "the request body is over the route's limit")
-    )
+    parsed = _parse(route, body, request.headers.get("Content-Type"))
     if refusal is not None:
         return _refused(request, route, refusal, parsed, catalog, rejections, event_id, started)
-    if isinstance(parsed, CallbackError):
-        answer = build_answer(parsed, parsed.code, status_text=_text(catalog, parsed.code))
+    if isinstance(parsed, CallbackError | MogreetError):
+        answer, answered = _refusal(catalog, parsed)
         _observe(route, metrics, "invalid", "none", None)
         _log.warning("callback", route=route.name, request_id=event_id, kind="invalid",
-                     answered=parsed.code, reason=parsed.reason, detail=parsed.detail,
+                     answered=answered, reason=parsed.reason, detail=parsed.detail,
                      duration_s=round(time.perf_counter() - started, 6))  # fmt: skip
         return _response(answer)
     event = build_event(
@@ -128,8 +133,7 @@ async def handle_callback(
     )  # fmt: skip
     delivery = await _deliver(pool, webhook, route, event, event_id)
     failure = _failure(delivery)
-    code = answer_code(delivery.status)
-    answer = build_answer(parsed, code, status_text=_text(catalog, code))
+    answer, code = _accepted(catalog, parsed, delivery.status)
     status = str(event.get("status") or "none")
     _observe(route, metrics, str(event["event"]), status, delivery, failure=failure)
     _log_delivery(
@@ -143,26 +147,68 @@ def _refused(  # noqa: PLR0917 - what one refusal reports
     request: web.Request,
     route: InboundRoute,
     refusal: RelayRefusal,
-    parsed: Callback | CallbackError,
+    parsed: Callback | MogreetCallback | CallbackError | MogreetError,
     catalog: Catalog,
     rejections: Metrics | None,
     event_id: str,
     started: float,
 ) -> web.Response:
-    """A callback that failed the relay's checks: 401 or 403 with MM7 4001 (Improper
-    identification), in the request's namespace when it could be read; never forwarded."""
-    text = _text(catalog, 4001) or "Improper identification"
-    _, content_type, body = build_answer(parsed, 4001, status_text=text, details="", retry=False)
+    """A callback that failed the relay's checks, never forwarded: 401 or 403, for MM7 with
+    StatusCode 4001 (Improper identification) in the request's namespace when it could be
+    read; for Mogreet with the status alone (and a short text)."""
+    if isinstance(parsed, MogreetCallback | MogreetError):
+        answered = refusal.status
+        content_type, body = MOGREET_CONTENT_TYPE, f"{refusal.detail}\n".encode()
+    else:
+        answered = 4001
+        text = _text(catalog, 4001) or "Improper identification"
+        _, content_type, body = build_answer(
+            parsed, 4001, status_text=text, details="", retry=False
+        )
     if rejections is not None:
         rejections.relay_rejected(route.name, refusal.reason)
     _log.warning("callback", route=route.name, request_id=event_id, kind="refused",
                  reason=refusal.reason, detail=refusal.detail, peer=request.remote,
-                 answered=4001, status=refusal.status,
+                 answered=answered, status=refusal.status,
                  duration_s=round(time.perf_counter() - started, 6))  # fmt: skip
     headers = {"Content-Type": content_type}
     if refusal.status == 401:
         headers["WWW-Authenticate"] = CHALLENGE
     return web.Response(status=refusal.status, body=body, headers=headers)
+
+
+def _parse(
+    route: InboundRoute, body: bytes | None, content_type: str | None
+) -> Callback | MogreetCallback | CallbackError | MogreetError:
+    """The callback read by the route's vendor; ``body`` None: over the cap, or stalled."""
+    over = "the request body is over the route's limit"
+    if route.vendor == "moms":
+        if body is None:
+            return MogreetError("oversize", over)
+        return parse_mogreet(body, content_type, route.max_request_bytes)
+    if body is None:
+        return CallbackError(2007, "oversize", over)
+    return parse_callback(body, content_type, route.max_request_bytes)
+
+
+def _refusal(catalog: Catalog, error: CallbackError | MogreetError) -> tuple[Answer, int]:
+    """(the answer to a callback that cannot be taken, the status it carries)."""
+    if isinstance(error, MogreetError):
+        answer = refuse_mogreet(error)
+        return answer, answer.status
+    return build_answer(error, error.code, status_text=_text(catalog, error.code)), error.code
+
+
+def _accepted(
+    catalog: Catalog, callback: Callback | MogreetCallback, webhook_status: int | None
+) -> tuple[Answer, int]:
+    """(the answer once the webhook answered ``webhook_status``, the status it carries:
+    the MM7 StatusCode, or Mogreet's HTTP status)."""
+    if isinstance(callback, MogreetCallback):
+        answer = answer_mogreet(webhook_status)
+        return answer, answer.status
+    code = answer_code(webhook_status)
+    return build_answer(callback, code, status_text=_text(catalog, code)), code
 
 
 async def _read_body(request: web.Request, limit: int, idle: float) -> bytes | None:
@@ -246,7 +292,7 @@ def _observe(
 def _log_delivery(
     route: InboundRoute,
     event_id: str,
-    callback: Callback,
+    callback: Callback | MogreetCallback,
     event: dict[str, object],
     *,
     code: int,
@@ -268,7 +314,7 @@ def _log_delivery(
         kind=event["event"],
         status=event.get("status"),
         final=event.get("final"),
-        mm_status=getattr(callback, "mm_status", None),
+        **_vendor_fields(callback),
         webhook_status=delivery.status,
         webhook_duration_s=round(delivery.duration_s, 6),
         answered=code,
@@ -277,11 +323,25 @@ def _log_delivery(
     )
 
 
+def _vendor_fields(callback: Callback | MogreetCallback) -> dict[str, str | None]:
+    """The vendor's own word for what came in: MM7's MMStatus (None for a DeliverReq), or
+    Mogreet's event word ("message-in", "stop": the vendor's, not the subscriber's)."""
+    if isinstance(callback, MogreetCallback):
+        return {"vendor_event": callback.event}
+    return {"mm_status": getattr(callback, "mm_status", None)}
+
+
 def unavailable(route: InboundRoute, why: str) -> web.Response:
     """The answer when the proxy cannot take a callback now (shed, shutting down): 4006 in
-    a SOAP Fault with HTTP 500, so that the relay retries. Logged; the body is not read."""
-    _log.warning("callback", route=route.name, kind="unavailable", answered=4006, reason=why)
-    return _response(build_answer(CallbackError(4006, "unavailable", why), 4006))
+    a SOAP Fault with HTTP 500 (Mogreet: 503), so that the relay retries. Logged; the
+    body is not read."""
+    if route.vendor == "moms":
+        answer = refuse_mogreet(MogreetError("unavailable", why))
+    else:
+        answer = build_answer(CallbackError(4006, "unavailable", why), 4006)
+    answered = answer.status if route.vendor == "moms" else 4006
+    _log.warning("callback", route=route.name, kind="unavailable", answered=answered, reason=why)
+    return _response(answer)
 
 
 __all__ = ["InboundMetrics", "handle_callback", "unavailable"]

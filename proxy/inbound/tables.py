@@ -7,6 +7,12 @@ unknown keys are refused, every reference must name a status, and two words that
 only in case are refused (words are matched case-insensitively). Problems are
 ``key: reason`` lines, prefixed by the file.
 
+Two vendors, two shapes: ``inbound.mm7`` maps each report's MMStatus words to a status
+(``delivery_report``, ``read_reply``); ``inbound.moms`` maps the ``event`` words of
+Mogreet's incoming-message POST to the event the app gets (``events``: ``message``,
+``opt_out`` or ``opt_in``), with what a POST without an ``event`` (``missing``) and with a
+word outside the table (``unknown``) become.
+
 ``read_inbound_tables(checker, data)`` records problems into a caller's ``Checker`` (the
 catalog's own, so one ``CatalogError`` lists them all); ``parse_inbound_tables(data)``
 is the same on its own, raising ``InboundTablesError``.
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from proxy.config.loading import Checker, LoadError
-from proxy.vocab import VENDOR_NAMES
+from proxy.vocab import MOMS_EVENTS, VENDOR_NAMES, MomsEvent
 
 #: The two reports whose words map to a status (``inbound.<vendor>.<report>``).
 ReportKind = Literal["delivery_report", "read_reply"]
@@ -63,11 +69,38 @@ class StatusMap:
 
 
 @dataclass(frozen=True, slots=True)
+class EventResolution:
+    """What a Mogreet ``event`` word means: the event, and whether the word is known."""
+
+    event: MomsEvent
+    known: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventMap:
+    """Mogreet's ``event`` words (case-folded) → events; a missing and an unknown word."""
+
+    words: Mapping[str, MomsEvent]
+    missing: MomsEvent
+    unknown: MomsEvent
+
+    def resolve(self, word: str | None) -> EventResolution:
+        """The event of ``word`` (None: the POST carried no ``event``), ignoring case."""
+        if word is None or not word.strip():
+            return EventResolution(self.missing, known=True)
+        event = self.words.get(word.strip().casefold())
+        return (
+            EventResolution(self.unknown, False) if event is None else EventResolution(event, True)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class InboundTables:
-    """``delivery_statuses`` by name, and each vendor's maps by report kind."""
+    """``delivery_statuses`` by name, MM7's maps by report kind, Mogreet's event words."""
 
     statuses: Mapping[str, DeliveryStatus]
     vendors: Mapping[str, Mapping[ReportKind, StatusMap]]
+    moms: EventMap
 
     def resolve(self, vendor: str, report: ReportKind, word: str) -> Resolution:
         """What ``vendor``'s ``word`` means in a ``report``."""
@@ -97,14 +130,41 @@ def read_inbound_tables(checker: Checker, data: Any) -> InboundTables | None:
     errors = len(checker.errors)
     statuses = _statuses(checker, top.get("delivery_statuses", {}))
     inbound = checker.mapping("inbound", top.get("inbound", {}), allowed=VENDOR_NAMES) or {}
-    if "mm7" not in inbound:
-        checker.add("inbound.mm7", "is required")
-    vendors = {
-        name: _vendor(checker, f"inbound.{name}", spec, statuses) for name, spec in inbound.items()
-    }
-    if len(checker.errors) > errors or "mm7" not in vendors:
+    for vendor in VENDOR_NAMES:
+        if vendor not in inbound:
+            checker.add(f"inbound.{vendor}", "is required")
+    vendors = (
+        {"mm7": _vendor(checker, "inbound.mm7", inbound["mm7"], statuses)}
+        if ("mm7" in inbound)
+        else {}
+    )
+    moms = _events(checker, "inbound.moms", inbound["moms"]) if "moms" in inbound else None
+    if len(checker.errors) > errors or "mm7" not in vendors or moms is None:
         return None
-    return InboundTables(statuses, vendors)
+    return InboundTables(statuses, vendors, moms)
+
+
+def _events(checker: Checker, where: str, value: Any) -> EventMap:
+    keys = ("events", "missing", "unknown")
+    spec = checker.mapping(where, value, allowed=keys, required=keys) or {}
+    words: dict[str, MomsEvent] = {}
+    spellings: dict[str, str] = {}
+    for word, target in (checker.mapping(f"{where}.events", spec.get("events")) or {}).items():
+        key = f"{where}.events.{word}"
+        folded = word.strip().casefold()
+        if not folded:
+            checker.add(key, "an event word must not be empty")
+        elif folded in spellings:
+            checker.add(key, f"the same word as {spellings[folded]!r} (words ignore case)")
+        spellings.setdefault(folded, word)
+        words[folded] = _event(checker, key, target)
+    missing = _event(checker, f"{where}.missing", spec.get("missing"))
+    return EventMap(words, missing, _event(checker, f"{where}.unknown", spec.get("unknown")))
+
+
+def _event(checker: Checker, key: str, value: Any) -> MomsEvent:
+    # An absent key is reported once, as required; a stand-in lets checking go on.
+    return (checker.choice(key, value, MOMS_EVENTS) if value is not None else None) or "message"
 
 
 def _statuses(checker: Checker, value: Any) -> dict[str, DeliveryStatus]:
@@ -176,6 +236,8 @@ def _ref(
 __all__ = [
     "REPORT_KINDS",
     "DeliveryStatus",
+    "EventMap",
+    "EventResolution",
     "InboundTables",
     "InboundTablesError",
     "ReportKind",

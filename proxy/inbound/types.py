@@ -1,4 +1,4 @@
-"""What an inbound MM7 callback is, once read: frozen values, no behaviour.
+"""What an inbound callback is, once read: frozen values, no behaviour.
 
 ``parse_callback`` (mm7.py) returns one of the three ``Callback`` kinds or a
 ``CallbackError``; ``build_event`` (event.py) and ``build_answer`` (answer.py) read them::
@@ -10,6 +10,9 @@
 Each carries an ``Echo``: what the answer copies from the request (SOAP version, MM7
 namespace and version, TransactionID). A ``CallbackError`` carries one too, filled as far
 as the request could be read, so even a refusal answers in the relay's own dialect.
+
+Mogreet's incoming-message POST is a ``MogreetCallback`` (or a ``MogreetError``), read by
+mogreet.py.
 
 Every field here is personal data or may be (addresses, subjects, content): never log
 these values.
@@ -34,6 +37,7 @@ ErrorReason = Literal[
     "wrong_root",  # well-formed XML that is not an MM7 request (4004)
     "unsupported",  # an MM7 request other than the three callbacks, e.g. SubmitReq (4003)
     "missing_field",  # a callback without a field it cannot do without (4004)
+    "ambiguous",  # a field given twice with two values: which one is meant? (Mogreet)
     "unavailable",  # the proxy shed it or was shutting down: not read, try again (4006)
 ]
 ERROR_REASONS: tuple[ErrorReason, ...] = get_args(ErrorReason)
@@ -148,6 +152,32 @@ Callback = DeliveryReport | ReadReply | Deliver
 
 
 @dataclass(frozen=True, slots=True)
+class MogreetCallback:
+    """Mogreet's incoming-message POST (a ``<mogreet>`` document), as sent.
+
+    ``event`` is the ``<event>`` word stripped (None when absent: older posts carry none);
+    what it means is the catalog's (``inbound.moms``). ``msisdn`` is the subscriber;
+    ``images`` the URLs of the MMS's images, hosted by Mogreet for a while, in order.
+    """
+
+    event: str | None
+    campaign_id: str | None
+    msisdn: str
+    carrier: str | None
+    message: str | None
+    subject: str | None
+    images: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MogreetError:
+    """A Mogreet POST the proxy cannot take; ``detail`` is fixed text, never content."""
+
+    reason: ErrorReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackError:
     """A callback the proxy cannot take, and the MM7 status to answer it with.
 
@@ -179,6 +209,8 @@ __all__ = [
     "DeliveryReport",
     "Echo",
     "ErrorReason",
+    "MogreetCallback",
+    "MogreetError",
     "ReadReply",
     "Recipients",
     "RequestKind",

@@ -12,12 +12,14 @@ The simulator listens where the config's upstreams point; ``--sim-listen`` must 
 with them (a mismatch is refused, exit 2), and ``--no-sim`` uses a simulator already running.
 When the config has ``inbound`` routes, the webhook listens where their ``deliver_to``
 point (``webhook_address``) and the simulator, playing the relay, posts a delivery report
-of each accepted MM7 submit to the first MM7 inbound route (``callback_url``);
-``--no-webhook`` leaves the events to a webhook of your own.
+of each accepted MM7 submit to the first MM7 inbound route (``callback_url``), and,
+playing Mogreet, an incoming message to the first MoMS inbound route when asked
+(``moms_callback_url``); ``--no-webhook`` leaves the events to a webhook of your own.
 It waits until every child answers (the simulator's and the webhook's ``/healthz``, the
 proxy's admin ``/healthz``), prints curl commands for a success (and the event the
-webhook prints a moment later), an MM7 address error, a MoMS opt-out, a timeout and a
-burst over the simulator's contract (``--tps DEMO_TPS``) with and without a rate limit,
+webhook prints a moment later), an MM7 address error, a MoMS opt-out, a timeout, a
+burst over the simulator's contract (``--tps DEMO_TPS``) with and without a rate limit
+and, with a MoMS inbound route, a subscriber's message posted by the simulator as Mogreet,
 then runs until Ctrl-C or SIGTERM and stops the children (SIGTERM, then SIGKILL after a
 grace period). Exit codes: 0 after a clean stop, 1 when a child fails, 2 for a bad config.
 """
@@ -128,8 +130,14 @@ def _wait_ready(
 
 
 def guide(config: Config) -> str:
-    """The guide printed once every child answers (curl commands and what they return)."""
+    """The guide printed once every child answers (curl commands and what they return).
+
+    The step the simulator plays as Mogreet is sent to the simulator itself: where the
+    upstreams point (``simulator_address`` makes the demo's simulator listen there).
+    """
     base = f"http://{config.listen}"
+    upstreams = _upstream_addresses(config)
+    sim_base = f"http://{Address(*next(iter(upstreams)))}" if len(upstreams) == 1 else None
     catalog = load_catalog(config.catalog)
     mm7, moms = catalog.vendors["mm7"].codes, catalog.vendors["moms"].codes
 
@@ -164,6 +172,7 @@ def guide(config: Config) -> str:
         f"   -> {outcome(catalog.transport['timeout'].name)}, vendor.name proxy",
         "",
         *_burst_lines(config, base),
+        *_mogreet_lines(config, sim_base),
         "Any code on demand: header X-Sim-Code: 4006, or a recipient ending in the code.",
         "Faults: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed.",
         f"Metrics: http://{config.admin_listen}/metrics   (traffic: make demo-traffic)",
@@ -225,6 +234,37 @@ def _report_lines(config: Config) -> list[str]:
     ]
 
 
+#: What the guide's Mogreet step posts: a made-up subscriber and message.
+MOGREET_SUBSCRIBER = "15550001000"
+MOGREET_MESSAGE = "hello"
+
+
+def _mogreet_lines(config: Config, sim_base: str | None) -> list[str]:
+    """Step 6: the simulator, as Mogreet, posts a subscriber's message (needs a MoMS
+    inbound route and a simulator)."""
+    route = _moms_inbound(config)
+    if route is None or sim_base is None:
+        return []
+    trigger = (
+        f"{sim_base}/sim/mogreet/incoming?msisdn={MOGREET_SUBSCRIBER}&message={MOGREET_MESSAGE}"
+    )
+    return [
+        "6. A subscriber texts in (Mogreet's incoming-message POST, played by the simulator):",
+        f"   curl -s -X POST '{trigger}'",
+        '   -> {"verdict": "accepted", "http_status": 200, ...}: the simulator, as Mogreet,',
+        f"   POSTed a <mogreet> document to {moms_callback_url(config)}; the proxy posted the",
+        f"   event to {route.deliver_to} and answered 200 once the webhook had. It prints:",
+        f"     {WEBHOOK_PREFIX} {{",
+        '       "event": "message",',
+        f'       "sender": {{"type": "number", "value": "{MOGREET_SUBSCRIBER}"}},',
+        f'       "parts": [{{"content_type": "text/plain", ..., "text": "{MOGREET_MESSAGE}"}}],',
+        "       ...",
+        "     }",
+        "   (&event=stop makes it an opt_out event.)",
+        "",
+    ]
+
+
 def _host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
@@ -282,14 +322,27 @@ def _mm7_inbound(config: Config) -> InboundRoute | None:
     return next((route for route in config.inbound if route.vendor == "mm7"), None)
 
 
+def _moms_inbound(config: Config) -> InboundRoute | None:
+    return next((route for route in config.inbound if route.vendor == "moms"), None)
+
+
+def _proxy_url(config: Config, route: InboundRoute) -> str:
+    host = _WILDCARD_TO_LOOPBACK.get(config.listen.host, config.listen.host)
+    return f"http://{Address(host, config.listen.port)}{route.path_prefix}"
+
+
+def moms_callback_url(config: Config) -> str | None:
+    """Where the simulator, as Mogreet, posts incoming messages: the proxy's first MoMS
+    inbound route (a wildcard listen address is reached on loopback). None without one."""
+    route = _moms_inbound(config)
+    return None if route is None else _proxy_url(config, route)
+
+
 def callback_url(config: Config) -> str | None:
     """Where the simulator posts its delivery reports: the proxy's first MM7 inbound route
     (a wildcard listen address is reached on loopback). None without one."""
     route = _mm7_inbound(config)
-    if route is None:
-        return None
-    host = _WILDCARD_TO_LOOPBACK.get(config.listen.host, config.listen.host)
-    return f"http://{Address(host, config.listen.port)}{route.path_prefix}"
+    return None if route is None else _proxy_url(config, route)
 
 
 def _children(
@@ -309,8 +362,12 @@ def _children(
         )
     if not getattr(ns, "no_sim", False):
         listen = str(Address(*simulator_address(config, getattr(ns, "sim_listen", None))))
-        reports = callback_url(config)
-        callback = ["--callback-url", reports] if reports is not None else []
+        reports, incoming = callback_url(config), moms_callback_url(config)
+        # The MM7 reports' option, then --tps, last: tests read them there.
+        callback = [
+            *(["--moms-callback-url", incoming] if incoming is not None else []),
+            *(["--callback-url", reports] if reports is not None else []),
+        ]
         tps = ["--tps", str(DEMO_TPS)]
         children.append(
             (["proxy", "simulate", "--listen", listen, *callback, *tps], f"http://{listen}/healthz")
@@ -381,6 +438,7 @@ __all__ = [
     "builtin_demo_config_path",
     "callback_url",
     "guide",
+    "moms_callback_url",
     "run_demo",
     "simulator_address",
     "webhook_address",

@@ -69,6 +69,7 @@ Field mapping (both formats), describing the reply:
 """
 
 import json
+import math
 import re
 from typing import Any
 
@@ -244,14 +245,18 @@ def _parse_json(body: bytes) -> VendorReply:
         doc = _first_value(body)
         if doc is None:
             return _salvage_json(body[:_SALVAGE_WINDOW].decode("utf-8", "replace"))
+        stdlib = True
+    else:
+        stdlib = False
     response = doc.get("response") if isinstance(doc, dict) else None
     if not isinstance(response, dict):
         return VendorReply(body_kind="unrecognized")
-    return _json_response(response)
+    return _json_response(response, stdlib=stdlib)
 
 
-def _json_response(response: dict[str, Any]) -> VendorReply:
-    """The reply of one ``response`` object (the common case: no duplicate keys)."""
+def _json_response(response: dict[str, Any], *, stdlib: bool = False) -> VendorReply:
+    """The reply of one ``response`` object (the common case: no duplicate keys);
+    ``stdlib``: read by ``_first_value`` (its data may hold integers orjson cannot write)."""
     if _json_depth(response) > MAX_DEPTH:
         return VendorReply(body_kind="malformed")
     message = _json_text(response.get("message"))
@@ -268,7 +273,7 @@ def _json_response(response: dict[str, Any]) -> VendorReply:
         code=code or None,
         status=status or None,
         message=message,
-        data={k: v for k, v in response.items() if k not in _KNOWN},
+        data=_data(response) if stdlib else {k: v for k, v in response.items() if k not in _KNOWN},
         signals=tuple(signals),
     )
 
@@ -294,7 +299,7 @@ def _json_reply(responses: list[dict[str, Any]]) -> VendorReply:
         code=_described(signals, "code", last=True),
         status=_described(signals, "status", last=True),
         message=_json_text(last.get("message")),
-        data={k: v for k, v in last.items() if k not in _KNOWN},
+        data=_data(last),
         signals=tuple(signals),
     )
 
@@ -338,6 +343,30 @@ def _spelled(value: object) -> str:
         return "{…}" if isinstance(value, dict) else "[…]"
     text = repr(value) if isinstance(value, float) else str(value)  # ints beyond 64 bits too
     return text if len(text) <= 64 else text[:64] + "…"
+
+
+def _data(response: dict[str, Any]) -> dict[str, Any]:
+    """The data of a ``response`` read by ``_first_value``, as orjson writes it.
+
+    The stdlib's reader keeps an integer of any size, which orjson cannot write: the
+    envelope's data would not render. Such an integer becomes the float orjson itself reads
+    it as (±inf past a double's range, written as null). The signals are built from the
+    exact value first (``_spelled``). ``response`` is within ``MAX_DEPTH``.
+    """
+    return {k: _writable(v) for k, v in response.items() if k not in _KNOWN}
+
+
+def _writable(value: Any) -> Any:
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _writable(v) for k, v in value.items()}
+    return value
 
 
 def _json_type(value: object) -> str:

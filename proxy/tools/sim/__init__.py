@@ -6,7 +6,8 @@ it imports nothing from the proxy's parsers, catalog, classifier or inbound side
 (``proxy.vendors``, ``proxy.codes.catalog``, ``proxy.codes.classify``, ``proxy.inbound``,
 ``proxy.inbound.handler``) and never reads ``config/codes.yaml``; a bug in those cannot pass on
 both sides of a test. With ``--callback-url`` it also plays the relay calling back: a
-DeliveryReportReq after each accepted SubmitReq. Modules:
+DeliveryReportReq after each accepted SubmitReq; with ``--moms-callback-url``, Mogreet
+posting a subscriber's incoming message (``POST /sim/mogreet/incoming``). Modules:
 
     settings.py        SimSettings and the ``simulate`` command-line options
     datafile.py        the one toolkit for its YAML files (``file: key: reason`` errors)
@@ -22,7 +23,10 @@ DeliveryReportReq after each accepted SubmitReq. Modules:
                        empty, malformed; ``reply_response`` (a ``Reply`` as a response)
     report.py          the relay's delivery reports: the MMStatus (X-Sim-MMStatus, the
                        recipient), the DeliveryReportReq, the verdict on the VASP's answer
-    callback.py        ``Reporter``: sends the reports in the background, with retries
+    incoming.py        Mogreet's incoming-message POST: the ``<mogreet>`` document from
+                       the trigger's parameters, the verdict on the answer
+    callback.py        ``Reporter``: sends the reports in the background, with retries;
+                       posts Mogreet's incoming messages on demand
     app.py             the aiohttp app (routes, latency, lifecycle) and ``run_simulator``
 
 All but ``faults``, ``callback`` and ``app`` (the aiohttp edge) are sans-io (no aiohttp

@@ -5,6 +5,9 @@ Routes::
     POST      /mm7[/...]                 the MM7 relay (mm7.py)
     GET|POST  /moms/<object>.<method>    the MoMS API (moms.py)
     GET|POST  /cm/<object>.<method>      the CM API (moms.py)
+    POST      /sim/mogreet/incoming      play Mogreet: POST an incoming message to
+                                         --moms-callback-url now (incoming.py), answer
+                                         what came of it as JSON
     GET       /  and  /healthz           a usage note / "ok" (for start-up probes)
 
 Each handler is a short list of stages: a header-requested fault that needs no request
@@ -32,6 +35,7 @@ from proxy.tools.sim.callback import REPORTER_KEY, Reporter, Sleep
 from proxy.tools.sim.codes import SimCodes, load_sim_codes
 from proxy.tools.sim.datafile import SimDataError
 from proxy.tools.sim.faults import reply_response
+from proxy.tools.sim.incoming import IncomingError, incoming_from_params
 from proxy.tools.sim.outcome import (
     Chooser,
     DirectiveError,
@@ -76,6 +80,9 @@ Throughput: with --tps N, over N requests a second: HTTP 429 (MM7: a Server.Thro
          fault) with a Retry-After
 Reports: with --callback-url, a DeliveryReportReq after each accepted SubmitReq; its
          MMStatus: X-Sim-MMStatus: <word>, or a recipient ending in 9000..9007
+Mogreet: with --moms-callback-url, POST /sim/mogreet/incoming?msisdn=N&message=TEXT
+         [&event=message-in|stop|...&campaign_id=&carrier=&subject=&image=URL...]
+         posts an incoming message there, as Mogreet does
 """
 
 
@@ -89,10 +96,12 @@ async def _latency(request: web.Request, handler: _Handler) -> web.StreamRespons
 
 @web.middleware
 async def _throughput(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """``--tps``: a request over the relay's throughput gets its vendor's throttling."""
+    """``--tps``: a request over the relay's throughput gets its vendor's throttling.
+    The simulator's own endpoints (``/``, ``/healthz``, ``/sim/...``: playing Mogreet) are
+    no gateway traffic and never count."""
     throughput = request.app[THROUGHPUT_KEY]
     vendor = "mm7" if request.path.startswith("/mm7") else "moms"
-    if throughput is None or request.path in ("/", "/healthz"):
+    if throughput is None or request.path in ("/", "/healthz") or request.path.startswith("/sim/"):
         return await handler(request)
     if throughput.admit(time.monotonic()):
         return await handler(request)
@@ -313,6 +322,33 @@ def _moms_answer(
     return moms.Answer(code, codes.text("moms", code), {}), None, choice.shape
 
 
+async def handle_incoming(request: web.Request) -> web.Response:
+    """``POST /sim/mogreet/incoming``: post one incoming message as Mogreet, now.
+
+    The fields come as query or form parameters (the form wins; ``image`` repeats).
+    Answers JSON ``{"posted_to", "verdict", "http_status", "attempts"}`` once the proxy
+    answered (or the attempts ran out); 409 without ``--moms-callback-url``, 400 without
+    an ``msisdn``.
+    """
+    params = dict(request.query)
+    images = request.query.getall("image", [])
+    if request.can_read_body:
+        form = await request.post()
+        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        images = [*images, *(v for v in form.getall("image", []) if isinstance(v, str))]
+    try:
+        incoming = incoming_from_params(params, images)
+    except IncomingError as exc:
+        return web.Response(status=400, text=f"simulator: {exc}\n")
+    posted = await request.app[REPORTER_KEY].post_incoming(incoming)
+    if posted is None:
+        return web.Response(status=409, text="simulator: no --moms-callback-url is set\n")
+    return web.json_response(
+        {"posted_to": posted.url, "verdict": posted.verdict,
+         "http_status": posted.http_status, "attempts": posted.attempts}
+    )  # fmt: skip
+
+
 async def handle_index(request: web.Request) -> web.Response:
     """``GET /``: a plain-text usage note."""
     return web.Response(text=USAGE)
@@ -339,6 +375,7 @@ def create_sim_app(settings: SimSettings, *, sleep: Sleep = asyncio.sleep) -> we
     app.cleanup_ctx.append(reporter.lifecycle)
     app.router.add_get("/", handle_index)
     app.router.add_get("/healthz", handle_healthz)
+    app.router.add_post("/sim/mogreet/incoming", handle_incoming)
     app.router.add_post("/mm7", handle_mm7)
     app.router.add_post("/mm7/{tail:.*}", handle_mm7)
     for prefix in ("/moms", "/cm"):
@@ -363,6 +400,8 @@ def run_simulator(settings: SimSettings) -> None:
         print(f"gateway-proxy simulate: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     reports = f"; delivery reports to {settings.callback_url}" if settings.callback_url else ""
+    if settings.moms_callback_url:
+        reports += f"; Mogreet incoming messages to {settings.moms_callback_url}"
     if settings.tps is not None:
         reports += f"; throttling above {settings.tps:g} requests per second"
     print(  # the one start-up line of a command-line tool
@@ -392,6 +431,7 @@ __all__ = [
     "USAGE",
     "create_sim_app",
     "handle_healthz",
+    "handle_incoming",
     "handle_index",
     "handle_mm7",
     "handle_moms",

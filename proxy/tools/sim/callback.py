@@ -14,8 +14,13 @@ is done (asyncio itself keeps only a weak reference to a task). Each task::
             StatusCode 4006) sends it again after callback_backoff_ms, doubling, for at
             most callback_attempts attempts in all
 
+``post_incoming(incoming)`` plays Mogreet instead: it POSTs one incoming message
+(incoming.py) to ``--moms-callback-url`` now, with the same retries (incoming.verdict:
+no answer or a 5xx is retried), and returns what came of it, for the trigger's answer.
+
 Every attempt is logged as the relay sees it (``delivery_report``: message id, MMStatus,
-attempt, HTTP status, StatusCode, verdict), never the addresses. Errors on the way::
+attempt, HTTP status, StatusCode, verdict; ``mogreet_incoming``: event, attempt, HTTP
+status, verdict), never the addresses or the message. Errors on the way::
 
     aiohttp.ClientError, OSError   no answer (refused, reset, bad answer): retry
     TimeoutError                   no answer within callback_timeout_s: retry
@@ -23,11 +28,13 @@ attempt, HTTP status, StatusCode, verdict), never the addresses. Errors on the w
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
 from proxy.observability.logs import get_logger
+from proxy.tools.sim import incoming as mogreet
 from proxy.tools.sim.mm7 import CONTENT_TYPE
 from proxy.tools.sim.mm7_request import answer_status
 from proxy.tools.sim.report import DeliveryReport, Verdict, delivery_report_request, verdict
@@ -38,6 +45,17 @@ _ANSWER_CAP = 64 * 1024  # an answer is a short *Rsp; more is read and dropped
 _CHUNK = 16 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """What came of one incoming message: the final verdict, its last HTTP status (None:
+    no answer) and how many attempts it took."""
+
+    url: str
+    verdict: Verdict
+    http_status: int | None
+    attempts: int
+
+
 class Reporter:
     """Sends the relay's delivery reports to ``settings.callback_url`` in the background.
 
@@ -46,6 +64,7 @@ class Reporter:
 
     def __init__(self, settings: SimSettings, *, sleep: Sleep = asyncio.sleep) -> None:
         self.url = settings.callback_url
+        self.moms_url = settings.moms_callback_url
         self._delay = settings.callback_delay_ms / 1000
         self._attempts = max(1, settings.callback_attempts)
         self._backoff = settings.callback_backoff_ms / 1000
@@ -57,7 +76,7 @@ class Reporter:
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """The app's cleanup context: the session while the app runs (with a URL only)."""
-        if self.url is None:
+        if self.url is None and self.moms_url is None:
             yield
             return
         async with aiohttp.ClientSession(timeout=self._timeout) as session:
@@ -126,11 +145,15 @@ class Reporter:
             backoff, attempt = backoff * 2, attempt + 1
 
     async def _send(
-        self, session: aiohttp.ClientSession, url: str, body: bytes
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        body: bytes,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int | None, str | None, str | None]:
         """One attempt: (HTTP status, the answer's StatusCode, an error); the status is None
         when no answer came."""
-        headers = {"Content-Type": CONTENT_TYPE, "SOAPAction": '""'}
+        headers = headers or {"Content-Type": CONTENT_TYPE, "SOAPAction": '""'}
         try:
             async with session.post(url, data=body, headers=headers) as response:
                 answer = await _read_capped(response)
@@ -139,6 +162,34 @@ class Reporter:
             return None, None, "timeout"
         except (aiohttp.ClientError, OSError) as exc:
             return None, None, type(exc).__name__
+
+    async def post_incoming(self, incoming: mogreet.Incoming) -> Posted | None:
+        """POST ``incoming`` as Mogreet, now, until accepted, refused or out of attempts.
+        None when no ``--moms-callback-url`` is set."""
+        if self._session is None or self.moms_url is None:
+            return None
+        body = mogreet.incoming_request(incoming)
+        headers = {"Content-Type": mogreet.CONTENT_TYPE}
+        backoff, attempt = self._backoff, 1
+        while True:
+            http_status, _, error = await self._send(self._session, self.moms_url, body, headers)
+            outcome = mogreet.incoming_verdict(http_status)
+            again = outcome == "retry" and attempt < self._attempts
+            seen = {"http_status": http_status, "error": error}
+            self._log.info(
+                "mogreet_incoming",
+                mogreet_event=incoming.event,
+                url=self.moms_url,
+                attempt=attempt,
+                attempts=self._attempts,
+                **{key: value for key, value in seen.items() if value is not None},
+                verdict=outcome,
+                **({"retry_in_s": backoff} if again else {}),
+            )
+            if not again:
+                return Posted(self.moms_url, outcome, http_status, attempt)
+            await self._sleep(backoff)
+            backoff, attempt = backoff * 2, attempt + 1
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
@@ -154,4 +205,4 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 
 REPORTER_KEY = web.AppKey("sim_reporter", Reporter)
 
-__all__ = ["REPORTER_KEY", "Reporter", "Sleep"]
+__all__ = ["REPORTER_KEY", "Posted", "Reporter", "Sleep"]

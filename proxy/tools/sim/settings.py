@@ -1,12 +1,12 @@
 """The simulator's settings and its command-line options.
 
 ``add_simulate_arguments`` adds ``--listen --latency --seed --mix --client-id --token
---callback-url --callback-delay`` to an ``argparse`` parser; ``settings_from_args`` turns the
-parsed namespace into a frozen ``SimSettings``. A bad ``--listen``, ``--latency``,
-``--callback-url`` or ``--callback-delay`` is an argparse usage error (exit 2);
-``settings_from_args`` raises ``ValueError`` with a one-line reason for what argparse cannot
-check alone (only one of ``--client-id``/``--token``, or values set on the namespace by
-hand).
+--callback-url --moms-callback-url --callback-delay`` to an ``argparse`` parser;
+``settings_from_args`` turns the parsed namespace into a frozen ``SimSettings``. A bad
+``--listen``, ``--latency``, ``--callback-url``, ``--moms-callback-url`` or
+``--callback-delay`` is an argparse usage error (exit 2); ``settings_from_args`` raises
+``ValueError`` with a one-line reason for what argparse cannot check alone (only one of
+``--client-id``/``--token``, or values set on the namespace by hand).
 """
 
 import argparse
@@ -46,6 +46,8 @@ class SimSettings:
     there, ``callback_delay_ms`` after its answer (callback.py); a retryable failure is
     retried up to ``callback_attempts`` attempts in all, ``callback_backoff_ms`` apart
     (doubling), each bounded by ``callback_timeout_s``. Unset: no callbacks.
+    ``moms_callback_url`` set: ``POST /sim/mogreet/incoming`` makes the simulator, as
+    Mogreet, POST an incoming message there (incoming.py), with the same retries.
     """
 
     host: str = DEFAULT_HOST
@@ -64,6 +66,7 @@ class SimSettings:
     callback_attempts: int = CALLBACK_ATTEMPTS
     callback_backoff_ms: int = CALLBACK_BACKOFF_MS
     callback_timeout_s: float = CALLBACK_TIMEOUT_SECONDS
+    moms_callback_url: str | None = None
     # The relay's contracted throughput (requests a second; None: unlimited): past it,
     # requests get the vendor's throttling answer (throttle.py).
     tps: float | None = None
@@ -96,15 +99,15 @@ def _millis_arg(value: str) -> int:
     return int(value)
 
 
-def check_callback_url(value: str) -> str:
+def check_callback_url(value: str, option: str = "--callback-url") -> str:
     """``value`` if it is an absolute http(s) URL with a host. Raises ``ValueError``."""
     try:
         url = urlsplit(value)
         _ = url.port  # raises ValueError for a bad port
     except ValueError:
-        raise ValueError(f"--callback-url: not a URL: {value!r}") from None
+        raise ValueError(f"{option}: not a URL: {value!r}") from None
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise ValueError(f"--callback-url: expected http://HOST[:PORT]/PATH, got {value!r}")
+        raise ValueError(f"{option}: expected http://HOST[:PORT]/PATH, got {value!r}")
     return value
 
 
@@ -121,6 +124,13 @@ def _tps_arg(value: str) -> float:
 def _callback_url_arg(value: str) -> str:
     try:
         return check_callback_url(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _moms_callback_url_arg(value: str) -> str:
+    try:
+        return check_callback_url(value, "--moms-callback-url")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -164,6 +174,14 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: no callbacks)",
     )
     parser.add_argument(
+        "--moms-callback-url",
+        type=_moms_callback_url_arg,
+        default=None,
+        metavar="URL",
+        help="MoMS: where POST /sim/mogreet/incoming makes the simulator, as Mogreet, post an "
+        "incoming message (default: nowhere)",
+    )
+    parser.add_argument(
         "--tps",
         type=_tps_arg,
         default=None,
@@ -193,6 +211,9 @@ def settings_from_args(ns: argparse.Namespace) -> SimSettings:
     callback_url = getattr(ns, "callback_url", None)
     if callback_url is not None:
         check_callback_url(str(callback_url))
+    moms_callback_url = getattr(ns, "moms_callback_url", None)
+    if moms_callback_url is not None:
+        check_callback_url(str(moms_callback_url), "--moms-callback-url")
     delay = int(getattr(ns, "callback_delay", CALLBACK_DELAY_MS))
     if delay < 0:
         raise ValueError(f"--callback-delay: must be >= 0, got {delay}")
@@ -206,6 +227,7 @@ def settings_from_args(ns: argparse.Namespace) -> SimSettings:
         token=token,
         callback_url=callback_url,
         callback_delay_ms=delay,
+        moms_callback_url=moms_callback_url,
         tps=getattr(ns, "tps", None),
     )
 
