@@ -185,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from proxy.process.serve import ListenError, run  # noqa: PLC0415 - the server only when serving
+    from proxy.server import StartupError  # noqa: PLC0415 - the server only when serving
 
     path = resolve_config_path(args.config)
     try:
@@ -210,8 +211,9 @@ def _serve(args: argparse.Namespace) -> int:
 
             return run_workers(config, args.workers, level, fmt)
         run(config)
-    except ListenError as exc:
-        get_logger("gateway_proxy").error("listen_error", error=str(exc))
+    except StartupError as exc:  # a busy port, unreadable TLS files, a ledger file
+        event = "listen_error" if isinstance(exc, ListenError) else "startup_error"
+        get_logger("gateway_proxy").error(event, error=str(exc))
         return Exit.FAIL
     return EXIT_OK
 

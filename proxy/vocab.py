@@ -65,6 +65,27 @@ ENDPOINT_RESULTS: tuple[EndpointResult, ...] = get_args(EndpointResult)
 StoreError = Literal["connect", "timeout", "error"]
 STORE_ERRORS: tuple[StoreError, ...] = get_args(StoreError)
 
+#: ``result`` of ``gateway_proxy_idempotency_requests_total``: what the ledger did with a
+#: request that carried an ``Idempotency-Key`` (README "Safe retries and delivery reports").
+#: ``stored``: answered and kept for replay; ``released``: a retryable answer, not kept;
+#: ``replayed``: the kept answer again; ``in_flight``: 409; ``mismatch``: 422;
+#: ``unavailable``: the ledger failed before forwarding (503); ``abandoned``: the app went
+#: away before an answer (the marker is released, or expires when the send may have gone).
+IdempotencyResult = Literal[
+    "stored", "released", "replayed", "in_flight", "mismatch", "unavailable", "abandoned"
+]
+IDEMPOTENCY_RESULTS: tuple[IdempotencyResult, ...] = get_args(IdempotencyResult)
+
+#: ``operation`` of ``gateway_proxy_ledger_errors_total``: the ledger call that failed.
+LedgerOperation = Literal["begin", "finish", "release", "remember", "recall"]
+LEDGER_OPERATIONS: tuple[LedgerOperation, ...] = get_args(LedgerOperation)
+
+#: ``result`` of ``gateway_proxy_correlated_events_total``: an event whose message id the
+#: ledger knew (``matched``: it carries ``submit``) or did not (``unmatched``: ``submit``
+#: is null; it is delivered all the same).
+CorrelationResult = Literal["matched", "unmatched"]
+CORRELATION_RESULTS: tuple[CorrelationResult, ...] = get_args(CorrelationResult)
+
 #: ``reason`` of ``gateway_proxy_webhook_failures_total``: the app's webhook answered
 #: 4xx (``refused``: not retried), 5xx or 3xx; or the exchange with it failed.
 WebhookRefusal = Literal["refused", "server_error", "redirect"]
@@ -106,10 +127,13 @@ __all__ = [
     "BODILESS_STATUSES",
     "CATEGORIES",
     "CIRCUIT_STATES",
+    "CORRELATION_RESULTS",
     "ENDPOINT_RESULTS",
     "FAILURE_KINDS",
     "FAULT_NAMES",
+    "IDEMPOTENCY_RESULTS",
     "INBOUND_EVENTS",
+    "LEDGER_OPERATIONS",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "METHODS_WITHOUT_BODY",
@@ -124,10 +148,13 @@ __all__ = [
     "Balance",
     "Category",
     "CircuitState",
+    "CorrelationResult",
     "EndpointResult",
     "FailureKind",
     "FaultName",
+    "IdempotencyResult",
     "InboundEvent",
+    "LedgerOperation",
     "LogFormat",
     "LogLevel",
     "Mode",

@@ -109,7 +109,7 @@ ROUTES = (
          "<test>: clients[0].key: environment variable ${NOPE} is not set"),
         ([], "<test>: clients: must be a non-empty list of clients (or left out: no check)"),
         ([{"name": "a", "key": "${CHECKOUT_KEY}", "tier": 1}],
-         "<test>: clients[0].tier: unknown key (expected one of key, name, routes)"),
+         "<test>: clients[0].tier: unknown key (expected one of key, name, routes, webhook)"),
     ],
 )  # fmt: skip
 def test_clients_config_errors(clients: list[dict[str, Any]], expected: str) -> None:

@@ -20,6 +20,7 @@ from proxy.config.model import (
     ClientTimeout,
     Config,
     InboundRoute,
+    LedgerSettings,
     LogSettings,
     Network,
     Pool,
@@ -45,7 +46,7 @@ _RESERVED_HEADERS = frozenset(
 _TOP_KEYS = {
     "listen", "admin_listen", "catalog", "log", "shutdown", "pool", "routes",
     "listen_backlog", "max_in_flight", "client_timeout", "inbound", "store",
-    "clients", "listen_tls", "inbound_listen",
+    "clients", "listen_tls", "inbound_listen", "ledger",
 }  # fmt: skip
 _INBOUND_KEYS = {
     "name", "path_prefix", "vendor", "deliver_to", "timeout", "max_request_bytes", "headers",
@@ -55,7 +56,7 @@ _ROUTE_KEYS = {
     "name", "path_prefix", "vendor", "upstream", "mode", "timeout",
     "max_response_bytes", "max_request_bytes", "headers", "max_in_flight", "client_timeout",
     "upstreams", "balance", "circuit_breaker", "rate_limit",
-    "tls", "query",
+    "tls", "query", "require_idempotency_key",
 }  # fmt: skip
 _TLS_KEYS = {"ca_file", "cert_file", "key_file", "server_name"}
 # A client key is a shared secret: long enough that guessing it is hopeless.
@@ -126,8 +127,38 @@ class Validator(Checker):
             if raw.get("listen_tls") is not None
             else None,
             inbound_listen=inbound_listen,
+            ledger=self.ledger(raw["ledger"]) if raw.get("ledger") is not None else None,
         )
+        if config.ledger is None:
+            for i, route in enumerate(config.routes):
+                if route.require_idempotency_key:
+                    self.add(
+                        f"routes[{i}].require_idempotency_key",
+                        "needs a ledger (the top-level ledger: section) to keep the keys in",
+                    )
         return None if self.errors else config
+
+    def ledger(self, value: object) -> LedgerSettings:
+        """``{path, idempotency_ttl, correlation_ttl}``; the path is relative to the file."""
+        allowed = {"path", "idempotency_ttl", "correlation_ttl"}
+        raw = self.mapping("ledger", value, allowed=allowed) or {}
+        defaults = LedgerSettings()
+        path = defaults.path
+        if "path" in raw:
+            if not isinstance(raw["path"], str) or not raw["path"].strip():
+                self.add("ledger.path", "must be a file path (the SQLite database)")
+            else:
+                path = Path(self.expand("ledger.path", raw["path"]))
+                path = path if path.is_absolute() else self._base / path
+        ttls = {
+            name: self.number(f"ledger.{name}", raw.get(name, getattr(defaults, name)), 1)
+            for name in ("idempotency_ttl", "correlation_ttl")
+        }
+        return LedgerSettings(
+            path=path,
+            idempotency_ttl=ttls["idempotency_ttl"] or defaults.idempotency_ttl,
+            correlation_ttl=ttls["correlation_ttl"] or defaults.correlation_ttl,
+        )
 
     def clients(self, value: object, routes: tuple[Route, ...]) -> tuple[Client, ...]:
         """The apps allowed to send: unique names and keys, known routes."""
@@ -143,7 +174,7 @@ class Validator(Checker):
         for i, item in enumerate(value):
             key = f"clients[{i}]"
             raw = self.mapping(
-                key, item, allowed={"name", "key", "routes"}, required=("name", "key")
+                key, item, allowed={"name", "key", "routes", "webhook"}, required=("name", "key")
             )
             if raw is None:
                 continue
@@ -176,7 +207,8 @@ class Validator(Checker):
                             f"{key}.routes[{j}]", f"no route is named {route!r} (routes: {known})"
                         )
                 allowed = frozenset(listed or ())
-            clients.append(Client(name=name, key=secret, routes=allowed))
+            webhook = self.upstream(f"{key}.webhook", raw["webhook"]) if "webhook" in raw else None
+            clients.append(Client(name=name, key=secret, routes=allowed, webhook=webhook))
         return tuple(clients)
 
     def tls_file(self, key: str, value: object) -> Path | None:
@@ -517,6 +549,10 @@ class Validator(Checker):
             ),
             tls=self.upstream_tls(f"{key}.tls", raw.get("tls"), upstreams),
             query=self.query(f"{key}.query", raw["query"]) if "query" in raw else {},
+            require_idempotency_key=self.boolean(
+                f"{key}.require_idempotency_key", raw.get("require_idempotency_key", False)
+            )
+            or False,
         )
 
     def upstreams(self, key: str, raw: Mapping[str, object]) -> tuple[str, ...]:

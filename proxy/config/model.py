@@ -141,6 +141,24 @@ class Client:
     name: str
     key: str = field(repr=False)
     routes: frozenset[str] | None = None
+    # This client's own events (delivery reports of its sends) go here instead of the
+    # inbound route's deliver_to (None: the route's).
+    webhook: str | None = None
+
+
+#: Where the embedded ledger lives when the config does not say (``ledger.path``).
+DEFAULT_LEDGER_PATH = Path("/tmp/gateway-proxy/ledger.sqlite3")  # noqa: S108 - documented default
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """The message ledger (README "Safe retries and delivery reports"): the SQLite file
+    (ignored when ``store`` is set: the ledger then lives in that Redis), how long an
+    answer is kept for its ``Idempotency-Key`` and a message id for its reports (s)."""
+
+    path: Path = DEFAULT_LEDGER_PATH
+    idempotency_ttl: float = 86400.0
+    correlation_ttl: float = 604800.0
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -178,6 +196,8 @@ class Route:
     # Query parameters set on every forwarded request, replacing the app's (MoMS
     # credentials): kept out of repr like the headers.
     query: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # True: a send without an Idempotency-Key is refused (400), needs ``ledger``.
+    require_idempotency_key: bool = False
 
     def matches(self, path: str) -> bool:
         """True when ``path`` is this route's prefix or lies under it."""
@@ -269,6 +289,8 @@ class Config:
     # Where rate limits are shared by every process and replica (redis:// or rediss://);
     # None: each process keeps its own bucket. Holds a password: kept out of repr.
     store: str | None = field(default=None, repr=False)
+    # The message ledger (None: no Idempotency-Key handling, no correlation).
+    ledger: LedgerSettings | None = None
 
 
 def shared_by(config: Config, processes: int) -> Config:

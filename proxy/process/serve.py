@@ -50,6 +50,7 @@ from proxy.server import (
     REGISTRY_KEY,
     TRAFFIC_KEY,
     UPSTREAM_KEY,
+    StartupError,
     create_app,
     create_inbound_app,
     runner,
@@ -63,7 +64,7 @@ _CLOSE_SECONDS = 0.25
 _TLS_CHECK_SECONDS = 5.0
 
 
-class ListenError(Exception):
+class ListenError(StartupError):
     """An address could not be listened on; the message is the one line to print."""
 
 

@@ -52,6 +52,7 @@ from proxy.observability.logs import (
     get_logger,
 )
 from proxy.process.serve import ListenError, loop_factory, serve
+from proxy.server import StartupError
 from proxy.server.admin import Readiness, create_admin_app
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -168,8 +169,9 @@ def _work(config: Config, index: int, lifeline: int, ready: int) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(main())
-    except ListenError as exc:
-        _log.error("listen_error", worker=index, error=str(exc))
+    except StartupError as exc:
+        event = "listen_error" if isinstance(exc, ListenError) else "startup_error"
+        _log.error(event, worker=index, error=str(exc))
         return 1
     return 0
 

@@ -15,7 +15,7 @@ respond.py    pure: an Outcome (and the gateway's answer) → the reply to send
 admin.py      /metrics, /healthz, /readyz on their own port
 """
 
-from proxy.server.app import create_app, create_inbound_app, limits_of, runner
+from proxy.server.app import StartupError, create_app, create_inbound_app, limits_of, runner
 from proxy.server.keys import (
     CATALOG_KEY,
     CLIENTS_KEY,
@@ -48,6 +48,7 @@ __all__ = [
     "TRAFFIC_KEY",
     "UPSTREAM_KEY",
     "WEBHOOKS_KEY",
+    "StartupError",
     "create_app",
     "create_inbound_app",
     "limits_of",

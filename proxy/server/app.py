@@ -14,8 +14,9 @@ set up after ``app``, whose start-up creates the pool it shares.
 """
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -39,6 +40,8 @@ from proxy.server.keys import (
     ENDPOINTS_KEY,
     FLOW_METRICS_KEY,
     INBOUND_METRICS_KEY,
+    LEDGER_KEY,
+    LEDGER_METRICS_KEY,
     LIMITERS_KEY,
     LIMITS_KEY,
     LOOP_KEY,
@@ -54,6 +57,10 @@ from proxy.server.keys import (
 from proxy.upstream import Endpoint, Limits, UpstreamPool, endpoint_of
 from proxy.upstream.balance import Endpoints
 from proxy.vocab import CircuitState
+
+if TYPE_CHECKING:
+    from proxy.ledger import Ledger
+    from proxy.observability.ledger_metrics import LedgerMetrics
 
 _log = get_logger("gateway_proxy")
 
@@ -103,6 +110,16 @@ def create_app(
             app[REGISTRY_KEY], config.inbound, app[CATALOG_KEY]
         )
     _flow_control(app, config, metrics_enabled)
+    app[LEDGER_KEY] = None
+    app[LEDGER_METRICS_KEY] = None
+    if config.ledger is not None:
+        from proxy.observability.ledger_metrics import LedgerMetrics  # noqa: PLC0415 - only with a ledger
+
+        if metrics_enabled:
+            app[LEDGER_METRICS_KEY] = LedgerMetrics(
+                app[REGISTRY_KEY], [r.name for r in config.routes], [r.name for r in config.inbound]
+            )
+        app.cleanup_ctx.append(_ledger_ctx)
     app.cleanup_ctx.append(_pool_ctx)
     app.on_startup.append(_mark_serving)
     app.on_shutdown.append(_mark_shutting_down)
@@ -188,10 +205,12 @@ def create_inbound_app(app: web.Application) -> web.Application:
     inbound[ENDPOINTS_KEY], inbound[LIMITS_KEY] = app[ENDPOINTS_KEY], app[LIMITS_KEY]
     inbound[WEBHOOKS_KEY], inbound[CLIENTS_KEY] = app[WEBHOOKS_KEY], app[CLIENTS_KEY]
     inbound[INBOUND_METRICS_KEY] = app[INBOUND_METRICS_KEY]
+    inbound[LEDGER_METRICS_KEY] = app[LEDGER_METRICS_KEY]
     inbound[SERVED_KEY] = ((), app[CONFIG_KEY].inbound)
 
     async def share_pool(inbound: web.Application) -> None:
         inbound[UPSTREAM_KEY] = app[UPSTREAM_KEY]
+        inbound[LEDGER_KEY] = app[LEDGER_KEY]
         inbound[LOOP_KEY] = asyncio.get_running_loop()
 
     inbound.on_startup.append(share_pool)
@@ -230,6 +249,59 @@ def runner(app: web.Application, **kwargs: Any) -> GuardedRunner:
     )
 
 
+class StartupError(Exception):
+    """The proxy cannot start; the message is the one line to print (no traceback)."""
+
+
+#: How often the ledger's store is asked whether it answers (``gateway_proxy_ledger_up``).
+LEDGER_CHECK_SECONDS = 5.0
+
+
+async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the ledger (the SQLite file, or a client of ``store``), watch its health, close
+    it after the pool. A file that cannot be opened stops the start-up with one line; an
+    unreachable Redis does not (keyed requests get LEDGER_UNAVAILABLE until it is back)."""
+    from proxy.ledger import LedgerUnavailable  # noqa: PLC0415 - only with a ledger
+    from proxy.ledger.store import open_ledger  # noqa: PLC0415 - only with a ledger
+
+    config = app[CONFIG_KEY]
+    assert config.ledger is not None
+    try:
+        ledger = await open_ledger(path=config.ledger.path, store=config.store)
+    except LedgerUnavailable as exc:
+        where = "store" if config.store else f"ledger.path {config.ledger.path}"
+        raise StartupError(f"cannot open the message ledger ({where}): {exc.reason}") from None
+    app[LEDGER_KEY] = ledger
+    health = asyncio.get_running_loop().create_task(
+        _watch_ledger(ledger, app[LEDGER_METRICS_KEY]), name="gateway-proxy-ledger-health"
+    )
+    yield
+    health.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await health
+    await ledger.close()
+
+
+async def _watch_ledger(ledger: "Ledger", metrics: "LedgerMetrics | None") -> None:
+    from proxy.ledger import LedgerUnavailable  # noqa: PLC0415 - only with a ledger
+
+    up = True
+    while True:
+        try:
+            await ledger.ping()
+            healthy = True
+        except LedgerUnavailable as exc:
+            healthy = False
+            if up:
+                _log.warning("ledger_unavailable", operation="ping", reason=exc.reason)
+        if healthy and not up:
+            _log.info("ledger_available")
+        up = healthy
+        if metrics is not None:
+            metrics.health(healthy)
+        await asyncio.sleep(LEDGER_CHECK_SECONDS)
+
+
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[UPSTREAM_KEY] = UpstreamPool(app[CONFIG_KEY].pool)
     yield
@@ -245,4 +317,4 @@ async def _mark_shutting_down(app: web.Application) -> None:
     app[READINESS_KEY].shutting_down = True
 
 
-__all__ = ["create_app", "create_inbound_app", "limits_of", "runner"]
+__all__ = ["StartupError", "create_app", "create_inbound_app", "limits_of", "runner"]

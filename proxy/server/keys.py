@@ -21,6 +21,8 @@ from proxy.upstream.balance import Endpoints
 if TYPE_CHECKING:  # the inbound side is imported only by a config that has inbound routes
     from proxy.flow.store import Store
     from proxy.inbound.handler import InboundMetrics
+    from proxy.ledger import Ledger
+    from proxy.observability.ledger_metrics import LedgerMetrics
 
 CONFIG_KEY = web.AppKey("config", Config)
 CATALOG_KEY = web.AppKey("catalog", Catalog)
@@ -49,6 +51,9 @@ CLIENTS_KEY = web.AppKey("clients", Clients)
 #: ``inbound_listen`` the send listener serves no inbound route and the inbound one no
 #: send route; without it, ``listen`` serves both.
 SERVED_KEY = web.AppKey("served", tuple[tuple[Route, ...], tuple[InboundRoute, ...]])
+#: The message ledger (None: no ``ledger``), opened at start-up, and its metrics.
+LEDGER_KEY: web.AppKey["Ledger | None"] = web.AppKey("ledger")
+LEDGER_METRICS_KEY: web.AppKey["LedgerMetrics | None"] = web.AppKey("ledger_metrics")
 
 __all__ = [
     "BALANCERS_KEY",
@@ -58,6 +63,8 @@ __all__ = [
     "ENDPOINTS_KEY",
     "FLOW_METRICS_KEY",
     "INBOUND_METRICS_KEY",
+    "LEDGER_KEY",
+    "LEDGER_METRICS_KEY",
     "LIMITERS_KEY",
     "LIMITS_KEY",
     "LOOP_KEY",
