@@ -89,7 +89,7 @@ def route(upstream: str, **extra: Any) -> dict[str, Any]:
 
 
 async def send(
-    client: Any, key: str | None = None, body: bytes = SUBMIT_REQ, **headers: str
+    client: Any, key: str | None = None, *, body: bytes = SUBMIT_REQ, **headers: str
 ) -> Any:
     if key is not None:
         headers["Idempotency-Key"] = key
