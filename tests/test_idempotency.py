@@ -89,8 +89,13 @@ def route(upstream: str, **extra: Any) -> dict[str, Any]:
 
 
 async def send(
-    client: Any, key: str | None = None, *, body: bytes = SUBMIT_REQ, **headers: str
+    client: Any,
+    key: str | None = None,
+    *,
+    body: bytes = SUBMIT_REQ,
+    headers: dict[str, str] | None = None,
 ) -> Any:
+    headers = dict(headers or {})
     if key is not None:
         headers["Idempotency-Key"] = key
     resp = await client.post("/mm7", data=body, headers={**XML, **headers})
@@ -251,7 +256,7 @@ async def test_keys_are_scoped_to_the_client(
     ]
     client = await proxy_client(make_config(route(url), clients=clients, **store))
     for key in (pii.CHECKOUT_KEY, pii.REPORTS_KEY):
-        resp = await send(client, "shared-key", **{"Proxy-Authorization": f"Bearer {key}"})
+        resp = await send(client, "shared-key", headers={"Proxy-Authorization": f"Bearer {key}"})
         assert "Idempotent-Replayed" not in resp.headers
     assert len(fake.sends) == 2
 
@@ -322,7 +327,7 @@ async def test_bad_keys_and_a_required_key_are_400_before_the_gateway(
     bare = await send(client, "sf-key")
     assert bare.headers["Idempotent-Replayed"] == "true"
     assert bare.envelope == quoted.envelope
-    too_long = await send(client, "k-cb", **{"X-Callback-Data": "x" * 1025})
+    too_long = await send(client, "k-cb", headers={"X-Callback-Data": "x" * 1025})
     assert (too_long.status, too_long.envelope["code"]) == (400, "INVALID_REQUEST")
     assert len(fake.sends) == 1
 
@@ -335,8 +340,10 @@ async def test_a_send_is_remembered_for_its_reports_before_the_answer(
     fake, url = relay
     client = await proxy_client(make_config(route(url), **store))
     reference = "order-42/customer-7"
-    keyed = await send(client, "k-corr", **{"X-Callback-Data": reference, "X-Request-ID": "req-1"})
-    unkeyed = await send(client, **{"X-Callback-Data": "plain", "X-Request-ID": "req-2"})
+    keyed = await send(
+        client, "k-corr", headers={"X-Callback-Data": reference, "X-Request-ID": "req-1"}
+    )
+    unkeyed = await send(client, headers={"X-Callback-Data": "plain", "X-Request-ID": "req-2"})
     ledger = await open_ledger(path=store["ledger"]["path"], store=store.get("store"))
     try:
         first = await ledger.recall(keyed.envelope["data"]["message_id"], "mm7")
