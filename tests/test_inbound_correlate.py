@@ -88,7 +88,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """The config's top-level keys of each store: a SQLite file, or a real Redis (each
     test uses its own message ids, so tests sharing the server do not meet)."""
@@ -262,6 +262,7 @@ async def test_mogreet_events_carry_no_submit_and_are_not_counted(
 # --- the ledger down --------------------------------------------------------------------
 
 
+@pytest.mark.integration  # a redis-server of its own, stopped under the proxy
 async def test_a_report_is_delivered_when_the_ledger_is_down(
     aiohttp_server: Any, proxy_client: Any, tmp_path: Path, log_lines: Any
 ) -> None:
