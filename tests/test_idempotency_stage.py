@@ -88,3 +88,15 @@ def test_require_idempotency_key_needs_a_ledger() -> None:
         "<test>: routes[0].require_idempotency_key: needs a ledger (the top-level ledger: "
         "section) to keep the keys in"
     ]
+
+
+def test_a_client_webhook_needs_a_ledger() -> None:
+    route = {"name": "m", "path_prefix": "/m", "upstream": "http://gw.test/"}
+    clients = [{"name": "checkout", "key": "${CHECKOUT_KEY}", "webhook": "http://app.test/ev"}]
+    with pytest.raises(ConfigError) as info:
+        make_config(route, clients=clients)
+    assert info.value.errors == [
+        "<test>: clients[0].webhook: needs a ledger (the top-level ledger: section): a report "
+        "finds its client through the send the ledger remembers"
+    ]
+    assert make_config(route, clients=clients, ledger={}).clients[0].webhook == "http://app.test/ev"

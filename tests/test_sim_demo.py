@@ -157,7 +157,11 @@ def check_the_burst(demo: DemoProcess) -> None:
 def check_the_safe_retry(demo: DemoProcess, first: dict[str, Any]) -> None:
     """Step 7: the same command again is the same answer (replayed: the same request and
     message ids), and the report's event names the send with the app's reference."""
-    (command,) = [line.strip() for line in demo.lines if "Idempotency-Key:" in line]
+    (command,) = {
+        line.strip()
+        for line in demo.lines
+        if line.strip().startswith("curl ") and "Idempotency-Key:" in line
+    }
     key = re.search(r"Idempotency-Key: (\S+)'", command).group(1)  # type: ignore[union-attr]
     status, again = run_curl(command)
     assert (status, again) == (200, first)
