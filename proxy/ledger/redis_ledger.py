@@ -46,6 +46,9 @@ from proxy.ledger.records import (
 
 T = TypeVar("T")
 
+#: Connections to Redis per process: calls past it wait for one (within their timeout).
+MAX_CONNECTIONS = 64
+
 DEFAULT_PREFIX = "gateway-proxy:"
 _IN_FLIGHT = b"I"
 _DONE = b"D"
@@ -89,13 +92,20 @@ class RedisLedger(Ledger):
         """A ledger on the Redis at ``url`` (``redis://[user:password@]host:port/db``,
         ``rediss://`` for TLS). Raises ``LedgerUnavailable`` for a URL it cannot use."""
         try:
-            client = aioredis.Redis.from_url(
+            # A bounded pool that makes a call wait for a free connection (within the
+            # call's own time limit) rather than fail: a burst of sends past the pool's
+            # size must not fail a finish, which would let a key's marker expire into a
+            # second send (the resend storm found redis-py's default pool doing that).
+            pool = aioredis.BlockingConnectionPool.from_url(
                 url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=timeout * 2,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=Retry(NoBackoff(), 0),  # one attempt: the caller answers 503 at once
                 health_check_interval=0,
             )
+            client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         except (ValueError, RedisError) as exc:
             reason = f"the redis URL cannot be used ({type(exc).__name__})"
             raise LedgerUnavailable(reason) from None

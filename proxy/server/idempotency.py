@@ -48,7 +48,9 @@ from proxy.vocab import FailureKind, IdempotencyResult, LedgerOperation
 
 #: The header that marks a replayed answer (draft-ietf-httpapi-idempotency-key-header).
 REPLAYED = "Idempotent-Replayed"
-_READ_CHUNK = 64 * 1024
+#: Pauses between tries of a ``finish`` that failed: the answer the app gets must be kept,
+#: or the key's marker expires into a second send.
+FINISH_PAUSES = (0.05, 0.2, 0.5)
 # Outcomes of a request the gateway never received whole (its body broke, stalled or was
 # over the limit, or the app went away before its end): nothing to replay, a retry is safe.
 _NEVER_WHOLE: frozenset[FailureKind] = frozenset(
@@ -205,15 +207,22 @@ class Stage:
 
     async def keep(self, claim: Claim, answer: StoredAnswer) -> bool:
         """Store ``answer`` for the key; False when the ledger failed (logged, counted)."""
-        ttl = self.settings.idempotency_ttl
-        try:
-            await self.ledger.finish(claim.scope, claim.body.digest(), answer, ttl)
-        except LedgerUnavailable as exc:
-            # The app still gets the real answer; a retry finds the key in flight until
-            # its marker expires, then executes.
-            self.failed("finish", exc)
-            return False
-        return True
+        ttl, fingerprint = self.settings.idempotency_ttl, claim.body.digest()
+        failure = LedgerUnavailable("finish: not tried")
+        for pause in (*FINISH_PAUSES, None):
+            try:
+                await self.ledger.finish(claim.scope, fingerprint, answer, ttl)
+            except LedgerUnavailable as exc:
+                failure = exc
+                if pause is None:
+                    break
+                await asyncio.sleep(pause)  # a blip: the marker outlives these pauses
+            else:
+                return True  # (a finish that had landed before is kept: never replaced)
+        # The app still gets the real answer; a retry finds the key in flight until its
+        # marker expires, then executes: logged and counted, for the alert.
+        self.failed("finish", failure)
+        return False
 
     async def release(self, claim: Claim, result: IdempotencyResult) -> None:
         try:
