@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     pass
 
 _log = get_logger("gateway_proxy")
+#: Connections to the store per process; calls past it wait for one.
+MAX_CONNECTIONS = 64
 _CALL_SECONDS = 0.25  # one call to Redis, connecting included
 _RETRY_SECONDS = 1.0  # after a failure, Redis is tried again this much later
 _KEY_PREFIX = "gateway-proxy:rate:"
@@ -99,16 +101,22 @@ class Store:
         on_health: Callable[[bool], None] | None = None,
         on_error: Callable[[StoreError], None] | None = None,
     ) -> None:
-        from redis.asyncio import Redis  # noqa: PLC0415 - only with a store
+        from redis.asyncio import BlockingConnectionPool, Redis  # noqa: PLC0415 - with a store
         from redis.asyncio.retry import Retry  # noqa: PLC0415
         from redis.backoff import NoBackoff  # noqa: PLC0415
 
-        self._client: Redis = Redis.from_url(
+        # A bounded pool whose calls wait for a free connection (within their time limit):
+        # a burst past the pool's size is paced through the store, not failed over to
+        # each process's own bucket.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=_CALL_SECONDS,
             socket_connect_timeout=_CALL_SECONDS,
             socket_timeout=_CALL_SECONDS,
             retry=Retry(NoBackoff(), 0),  # one try: a failure falls back, never waits
         )
+        self._client: Redis = Redis.from_pool(pool)
         self._script = self._client.register_script(_SCRIPT)
         self._on_health = on_health
         self._on_error = on_error
