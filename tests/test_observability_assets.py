@@ -42,6 +42,10 @@ PRODUCT_METRICS = {
     "gateway_proxy_rate_limit_max_wait_seconds",
     "gateway_proxy_store_up",
     "gateway_proxy_store_errors_total",
+    "gateway_proxy_idempotency_requests_total",
+    "gateway_proxy_ledger_errors_total",
+    "gateway_proxy_ledger_up",
+    "gateway_proxy_correlated_events_total",
     *(
         f"gateway_proxy_{name}_seconds{suffix}"
         for name in (
@@ -149,7 +153,7 @@ def test_metric_names_skips_functions_labels_and_keywords() -> None:
     }  # fmt: skip
 
 
-def test_product_metrics_are_what_the_proxy_exposes() -> None:
+def test_product_metrics_are_what_the_proxy_exposes(tmp_path: Path) -> None:
     """The names the dashboard and rules may use exist: a rename fails here, not in Grafana."""
     registry = CollectorRegistry()
     config = make_config(
@@ -158,6 +162,7 @@ def test_product_metrics_are_what_the_proxy_exposes() -> None:
         inbound=[{"name": "mm7-events", "path_prefix": "/inbound/mm7",
                   "deliver_to": "http://127.0.0.1:9/events"}],
         store="redis://127.0.0.1:9/0",
+        ledger={"path": str(tmp_path / "ledger.sqlite3")},
     )  # fmt: skip
     create_app(config, registry=registry)
     exposed = {s.name for family in registry.collect() for s in family.samples}
@@ -402,6 +407,8 @@ def test_the_issue_alerts_are_all_there() -> None:
         "GatewayProxyAllCircuitsOpen",
         "GatewayProxyRateLimitQueueing",
         "GatewayProxyStoreUnreachable",
+        "GatewayProxyLedgerDown",
+        "GatewayProxyLedgerErrors",
     }
 
 
