@@ -17,6 +17,8 @@ through the catch-all route.
 
 import asyncio
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import StreamReader, web
 
@@ -24,6 +26,7 @@ from proxy.aio.server import Handler
 from proxy.codes.catalog import Catalog
 from proxy.codes.classify import Outcome, classify_failure, classify_reply
 from proxy.config import Route
+from proxy.ledger import StoredAnswer
 from proxy.observability.logs import get_logger
 from proxy.observability.metrics import ANONYMOUS, PROXY_VENDOR, UNMATCHED_ROUTE
 from proxy.observability.record import RequestRecord, log_request
@@ -31,11 +34,22 @@ from proxy.server import headers as hdrs
 from proxy.server.admission import admitted
 from proxy.server.clients import Denied
 from proxy.server.flow import forwarded
+from proxy.server.idempotency import (
+    Claim,
+    Keys,
+    Refused,
+    Replay,
+    Stage,
+    read_keys,
+    replay_headers,
+)
 from proxy.server.keys import (
     CATALOG_KEY,
     CLIENTS_KEY,
     CONFIG_KEY,
     INBOUND_METRICS_KEY,
+    LEDGER_KEY,
+    LEDGER_METRICS_KEY,
     LIMITS_KEY,
     LOOP_KEY,
     METRICS_KEY,
@@ -51,6 +65,7 @@ from proxy.upstream import Answer, Endpoint, ExchangeFailure, Progress, Request,
 from proxy.vendors import parse_reply
 from proxy.vocab import BODILESS_STATUSES, FailureKind
 
+_NO_KEYS = Keys(None, None)
 # When the request arrived and its id: what last_resort needs to answer and observe it.
 _ARRIVAL_KEY = web.RequestKey("arrival", tuple[float, str])
 
@@ -75,9 +90,19 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if isinstance(client, Denied):
         refused = _refused(catalog, client.kind, client.detail)
         return _finish(request, decision, refused, client.client)
+    stage, keys = None, _NO_KEYS
+    if (ledger := app[LEDGER_KEY]) is not None:
+        read = read_keys(request.headers, decision.route)
+        if isinstance(read, Refused):
+            return _finish(request, decision, _refused(catalog, read.kind, read.detail), client)
+        settings = app[CONFIG_KEY].ledger
+        assert settings is not None
+        stage, keys = Stage(ledger, app[LEDGER_METRICS_KEY], decision.route, settings), read
     progress = Progress()
 
-    async def forward() -> web.Response:
+    async def forward() -> web.StreamResponse:
+        if stage is not None:
+            return await _ledgered(request, decision, request_id, progress, client, stage, keys)
         result = await _proxy(request, decision, request_id, progress)
         return _finish(request, decision, result, client)
 
@@ -130,6 +155,101 @@ async def _callback(request: web.Request, match: InboundMatch) -> web.Response:
         cut=lambda: unavailable(route, "the proxy shut down before the app's webhook answered"),
         gone=gone,
     )  # fmt: skip
+
+
+async def _ledgered(  # noqa: PLR0917 - handle's own values
+    request: web.Request,
+    match: RouteMatch,
+    request_id: str,
+    progress: Progress,
+    client: str,
+    stage: Stage,
+    keys: Keys,
+) -> web.Response:
+    """The forward stage with the message ledger (proxy/server/idempotency.py): a key is
+    claimed first (or answered at once), the answer kept or the key released before the
+    app gets it, and a send that succeeded remembered for its reports."""
+    catalog, idle = request.app[CATALOG_KEY], match.route.client_timeout.body_idle
+    claim = None
+    if keys.key is not None:
+        claimed = await stage.claim(request, keys.key, client, idle)
+        if isinstance(claimed, Refused):
+            return _finish(request, match, _refused(catalog, claimed.kind, claimed.detail), client)
+        if isinstance(claimed, Replay):
+            return _replayed(request, match, claimed.answer, client)
+        claim = claimed
+        progress.tap = claim.body
+    try:
+        result = await _proxy(request, match, request_id, progress)
+    except asyncio.CancelledError:
+        if claim is not None:
+            _abandon(request, match, stage, claim, progress)
+        raise
+    reply = _reply(request, match, result)
+    settled = None
+    if claim is not None:
+        answer = StoredAnswer(reply.status, tuple(reply.headers.items()), reply.body)
+        settled = stage.settle(request, claim, result.outcome, answer, idle)
+    # Written before the app gets its answer, and finished even if the app goes away now.
+    await _shielded(_after_answer(stage, settled, result, request_id, client, keys))
+    return _respond(request, match, result, reply, client)
+
+
+async def _after_answer(  # noqa: PLR0917 - what the ledger keeps of one answer
+    stage: Stage,
+    settled: Coroutine[Any, Any, None] | None,
+    result: Result,
+    request_id: str,
+    client: str,
+    keys: Keys,
+) -> None:
+    if settled is not None:
+        await settled
+    await stage.correlate(result.outcome, request_id, client, keys)
+
+
+def _abandon(
+    request: web.Request, match: RouteMatch, stage: Stage, claim: Claim, progress: Progress
+) -> None:
+    """The app went away mid-send: release the key when the gateway provably got nothing,
+    else keep the answer that says the outcome is unknown (no retry sends it twice)."""
+    answer = None
+    if progress.bytes_sent > 0 or not request.body_exists:
+        detail = (
+            "the app closed the connection before the gateway answered; whether the "
+            "gateway took the request is unknown"
+        )
+        closed = _refused(request.app[CATALOG_KEY], "client_closed", detail, progress)
+        reply = _reply(request, match, closed)
+        answer = StoredAnswer(reply.status, tuple(reply.headers.items()), reply.body)
+    _background(stage.abandon(claim, answer))
+
+
+def _replayed(
+    request: web.Request, match: RouteMatch, stored: StoredAnswer, client: str
+) -> web.Response:
+    """The answer kept for the key, as it was (``Idempotent-Replayed: true``)."""
+    started, request_id = request[_ARRIVAL_KEY]
+    _log.info(
+        "idempotent_replay", request_id=request_id, route=match.route.name, client=client,
+        status=stored.status, duration_s=round(time.perf_counter() - started, 6),
+    )  # fmt: skip
+    return web.Response(status=stored.status, body=stored.body, headers=replay_headers(stored))
+
+
+# Ledger writes that must finish although the request that started them was cancelled.
+_BACKGROUND: set["asyncio.Task[None]"] = set()
+
+
+def _background(work: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
+    task = asyncio.get_running_loop().create_task(work, name="gateway-proxy-ledger")
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
+
+
+async def _shielded(work: Coroutine[Any, Any, None]) -> None:
+    await asyncio.shield(_background(work))
 
 
 def _refused(
@@ -259,10 +379,13 @@ def _finish(
     client: str = ANONYMOUS,
 ) -> web.Response:
     """Build the reply, observe the request (of ``client``), and return the response."""
-    started, request_id = request[_ARRIVAL_KEY]
-    reply = decide_reply(
+    return _respond(request, decision, result, _reply(request, decision, result), client)
+
+
+def _reply(request: web.Request, decision: RouteMatch | Refusal, result: Result) -> Reply:
+    return decide_reply(
         result.outcome,
-        request_id=request_id,
+        request_id=request[_ARRIVAL_KEY][1],
         route=decision.route,
         rest_path=decision.rest_path if isinstance(decision, RouteMatch) else "",
         answer=result.answer,
@@ -270,6 +393,17 @@ def _finish(
         endpoint=result.endpoint,
         retry_after=result.retry_after,
     )
+
+
+def _respond(
+    request: web.Request,
+    decision: RouteMatch | Refusal,
+    result: Result,
+    reply: Reply,
+    client: str = ANONYMOUS,
+) -> web.Response:
+    """Observe the request and return its response."""
+    started, request_id = request[_ARRIVAL_KEY]
     record = _record(
         request.method, request.raw_path, request_id, hdrs.trace_id_from(request.headers),
         decision.route, result, reply, time.perf_counter() - started, client,

@@ -22,6 +22,9 @@ HOP_BY_HOP = frozenset(
 # Framing is the HTTP library's business on each leg. Content-Encoding stays: passthrough
 # returns the gateway's body bytes exactly as they came.
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length", "date", "server"}
+# The app's own reference for its delivery reports is the proxy's (the ledger keeps it):
+# never sent to the gateway.
+_REQUEST_DROP = HOP_BY_HOP | {"x-callback-data"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _PHONE_SHAPED = re.compile(r"(?<![0-9A-Za-z])\+?[0-9]{7,15}(?![0-9A-Za-z])")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -100,7 +103,8 @@ def upstream_request_headers(
     configured: Mapping[str, str],
     upstream_host: str | None = None,
 ) -> CIMultiDict[str]:
-    """Headers to send upstream: the app's minus hop-by-hop, plus X-Forwarded-* and ours.
+    """Headers to send upstream: the app's minus hop-by-hop (and ``X-Callback-Data``, the
+    app's reference for its reports), plus X-Forwarded-* and ours.
 
     ``Content-Length`` is kept so a streamed body keeps its framing; configured
     headers (gateway credentials) replace the app's. ``upstream_host``, when given, is
@@ -109,7 +113,7 @@ def upstream_request_headers(
     seed: CIMultiDict[str] | None = None
     if upstream_host is not None:
         seed = CIMultiDict(Host=upstream_host)
-    out = _without(incoming, HOP_BY_HOP, seed)
+    out = _without(incoming, _REQUEST_DROP, seed)
     for name, value in configured.items():
         out[name] = value
     forwarded_for = incoming.get("X-Forwarded-For")

@@ -32,7 +32,7 @@ from proxy.server.clients import CHALLENGES
 from proxy.upstream import Answer
 
 # The proxy's own retryable refusals: when to come back, in seconds.
-_RETRY = {"shed": "1", "shutdown": "1"}
+_RETRY = {"shed": "1", "shutdown": "1", "idempotency_in_flight": "1", "ledger_unavailable": "1"}
 
 
 @dataclass(slots=True)  # built per request: frozen=True costs a call per field

@@ -9,6 +9,7 @@ whether the exchange ended cleanly enough to reuse it (``reusable``). The pool r
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -57,10 +58,13 @@ class Progress:
     """How many body bytes went upstream so far: read by the caller even when the
     exchange is cancelled (the app went away) or fails."""
 
-    __slots__ = ("awaiting_app", "bytes_sent")
+    __slots__ = ("awaiting_app", "bytes_sent", "tap")
 
     def __init__(self) -> None:
         self.bytes_sent = 0
+        # Called with each body chunk and its offset in the body, as it goes (the ledger's
+        # fingerprint); a body sent again starts again at offset 0.
+        self.tap: Callable[[bytes, int], None] | None = None
         # True while the upload waits for the app's next chunk: a timeout then is the app's.
         self.awaiting_app = False
 
@@ -287,6 +291,8 @@ def _frame(chunk: bytes, last: bool, chunked: bool) -> bytes:
 
 
 def _count(chunk: bytes, counter: Progress, limit: int | None) -> None:
+    if counter.tap is not None:
+        counter.tap(chunk, counter.bytes_sent)
     counter.bytes_sent += len(chunk)
     if limit is not None and counter.bytes_sent > limit:
         raise ExchangeFailure("request_too_large", f"request body is over {limit} bytes")
