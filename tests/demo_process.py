@@ -103,6 +103,8 @@ def running_demo(
         if total_timeout is not None:
             route["timeout"]["total"] = total_timeout
             route["timeout"]["connect"] = min(route["timeout"]["connect"], total_timeout)
+    if "ledger" in data:  # each demo its own ledger: a key of another run is not replayed
+        data["ledger"]["path"] = str(tmp_path / "ledger.sqlite3")
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     argv = [sys.executable, "-m", "proxy", "demo", "--config", str(config)]

@@ -152,6 +152,7 @@ def test_delivery_report_event_from_a_fixture() -> None:
         "status": "DELIVERED",
         "final": True,
         "status_extension": None,
+        "submit": None,
         "vendor": {
             "name": "mm7",
             "mm_status": "Retrieved",
@@ -266,6 +267,24 @@ def test_schema_refuses_what_the_event_must_not_be() -> None:
             _VALIDATOR.validate({**good_message, "parts": [bad_part]})
     with pytest.raises(jsonschema.ValidationError):
         _VALIDATOR.validate({**good_message, "sender": None})
+
+
+def test_reports_always_carry_submit_and_messages_never() -> None:
+    """A report's ``submit`` is null until the ledger says otherwise (so an app sees one
+    shape with or without a ledger); the schema requires it on reports and refuses it on
+    messages, which answer no send."""
+    for callback in (report("Retrieved"), read_reply("Read")):
+        event = event_of(callback)
+        assert event["submit"] is None
+        without = {k: v for k, v in event.items() if k != "submit"}
+        with pytest.raises(jsonschema.ValidationError, match="submit"):
+            _VALIDATOR.validate(without)
+    message = parse_callback(*fixture("deliver-plain-recipients.xml"), 1 << 20)
+    assert isinstance(message, Deliver)
+    event = event_of(message)
+    assert "submit" not in event
+    with pytest.raises(jsonschema.ValidationError):
+        _VALIDATOR.validate({**event, "submit": None})
 
 
 def test_building_events_does_not_log(log_lines: Any) -> None:

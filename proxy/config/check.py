@@ -130,6 +130,13 @@ class Validator(Checker):
             ledger=self.ledger(raw["ledger"]) if raw.get("ledger") is not None else None,
         )
         if config.ledger is None:
+            for i, client in enumerate(config.clients):
+                if client.webhook is not None:
+                    self.add(
+                        f"clients[{i}].webhook",
+                        "needs a ledger (the top-level ledger: section): a report finds its "
+                        "client through the send the ledger remembers",
+                    )
             for i, route in enumerate(config.routes):
                 if route.require_idempotency_key:
                     self.add(

@@ -15,6 +15,9 @@ HTTP side (handler.py) picks the parser and the answer by the route's vendor::
               │                     config/codes.yaml (delivery_statuses, inbound), read
               │                     from the already-parsed catalog; with_submit adds the
               │                     ledger's record of the send
+              ├─ match  correlate.py  a report → what the ledger remembers of its send
+              │                     (its one call out: Ledger.recall), and where the event
+              │                     goes: the send's client's own webhook, else deliver_to
               └─ answer answer.py   outcome + MM7 status → (HTTP status, type, SOAP body);
                                     answer_code(webhook status) picks the MM7 status
                         mogreet_answer.py  webhook status → Mogreet's (status, text)

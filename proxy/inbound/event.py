@@ -15,8 +15,11 @@ raw ``event`` word, ``campaign_id``, ``carrier``). A Mogreet POST becomes the ev
 catalog's ``inbound.moms`` names for its ``event`` word; its subscriber is the
 ``sender`` (a number), and it carries no message id, recipient or timestamp (null).
 
-``with_submit(event, submit)`` adds what the ledger remembered of the send a report is
-about (``submit``: the ``Correlation.as_submit()`` mapping, or None when unknown).
+Reports (and only reports: a message, an opt-out or an opt-in answers no send) always
+carry ``submit``: what the message ledger remembered of the send whose message id they
+report on. ``build_event`` sets it to None (unknown: no ledger, or not looked up yet);
+``with_submit(event, submit)`` puts the ``Correlation.as_submit()`` mapping there. So an
+app sees one shape whether the proxy runs a ledger or not.
 
 An event is personal data (addresses, subjects, content): it is posted, never logged.
 """
@@ -81,12 +84,14 @@ def build_event(
     }
     if isinstance(callback, DeliveryReport):
         event["status_extension"] = callback.status_extension
+    event["submit"] = None  # the send is unknown until the ledger says (with_submit)
     event["vendor"] = _vendor(callback, callback.mm_status, callback.status_text)
     return event
 
 
 def with_submit(event: dict[str, Any], submit: Mapping[str, str | None] | None) -> dict[str, Any]:
-    """``event`` with ``submit``: what its message id was sent with, or None (unknown)."""
+    """``event`` (a report's) with ``submit``: what its message id was sent with, or None
+    (unknown). ``event`` itself is not changed."""
     return {**event, "submit": None if submit is None else dict(submit)}
 
 

@@ -13,24 +13,35 @@ Mogreet its incoming-message POST (``vendor: moms``), under an inbound route's
     parse      by the route's vendor, hostile-XML-safe: proxy.inbound.parse_callback (MM7:
                2007 / 4003 / 4004 when it cannot be taken) or parse_mogreet (400 / 413):
                never forwarded
-    deliver    POST the JSON event (proxy.inbound.build_event) to ``deliver_to`` over the
-               upstream pool (proxy.upstream.post: the gateways' pool and error map), with
-               the route's timeouts and headers, ``X-Request-ID`` = the event's id, and
-               ``X-Gateway-Proxy-Signature`` with a ``signing_secret``
-    answer     MM7 (build_answer): 1000 only when the webhook answered 2xx; a 4xx is the
+    match      a delivery report or read reply, with the message ledger: what its message
+               id was sent with (proxy.inbound.correlate: ledger.recall) becomes the
+               event's ``submit``; unknown, or the ledger down, leaves it null (the
+               event is delivered all the same; a ledger error is counted and logged)
+    deliver    POST the JSON event (proxy.inbound.build_event) over the upstream pool
+               (proxy.upstream.post: the gateways' pool and error map) to the matched
+               send's client's own ``webhook`` when it has one, else to ``deliver_to``;
+               with the route's timeouts, ``X-Request-ID`` = the event's id, and
+               ``X-Gateway-Proxy-Signature`` with a ``signing_secret``. The route's
+               ``headers`` go to ``deliver_to`` only: they are its credentials, not to be
+               shown to another app's webhook
+    answer     MM7 (build_answer): 1000 only when that webhook answered 2xx; a 4xx is the
                app's refusal (3002, not retried); no answer, a timeout or a 5xx is 4006 in
                a SOAP Fault with HTTP 500, so that the relay retries. Mogreet
                (answer_mogreet): 200 only after a 2xx; 422 for the app's refusal; 503 to
                retry
 
 so a report is never acknowledged and then lost. Each callback gets one log line (no
-addresses, no content: events are personal data) and its metrics.
+addresses, no content: events are personal data; the client a report was matched to, by
+its configured name) and its metrics, by inbound route (also when a client's webhook got
+the event).
 """
 
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
@@ -47,16 +58,22 @@ from proxy.inbound import (
     build_answer,
     build_event,
     parse_callback,
+    with_submit,
 )
+from proxy.inbound.correlate import Destination, Match, destination, match
 from proxy.inbound.guard import CHALLENGE, RelayRefusal, check_relay
 from proxy.inbound.mogreet import parse_mogreet
 from proxy.inbound.mogreet_answer import CONTENT_TYPE as MOGREET_CONTENT_TYPE
 from proxy.inbound.mogreet_answer import answer_mogreet, refuse_mogreet
 from proxy.inbound.types import MogreetCallback, MogreetError
+from proxy.ledger import Ledger
 from proxy.observability.logs import get_logger
 from proxy.observability.metrics import Metrics, expose_without_created
 from proxy.upstream import Delivery, Endpoint, UpstreamPool, post
 from proxy.vocab import INBOUND_EVENTS, WEBHOOK_FAILURES, WebhookFailure
+
+if TYPE_CHECKING:
+    from proxy.observability.ledger_metrics import LedgerMetrics
 
 _log = get_logger("gateway_proxy.inbound")
 _BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -109,9 +126,14 @@ async def handle_callback(
     metrics: InboundMetrics | None,
     body_idle: float,
     rejections: Metrics | None = None,
+    ledger: Ledger | None = None,
+    ledger_metrics: "LedgerMetrics | None" = None,
+    client_webhooks: Mapping[str, Endpoint] | None = None,
 ) -> web.Response:
     """Take one relay callback; see the module docstring for the steps. ``rejections``
-    counts the callbacks refused by the relay's checks."""
+    counts the callbacks refused by the relay's checks; ``ledger`` (None: no ledger) is
+    asked which send a report is about, ``ledger_metrics`` counts what it said, and
+    ``client_webhooks`` are the clients' own webhooks by client name."""
     started = time.perf_counter()
     event_id = uuid.uuid4().hex
     received_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -131,14 +153,20 @@ async def handle_callback(
         parsed, route=route.name, event_id=event_id, received_at=received_at,
         statuses=catalog.inbound,
     )  # fmt: skip
-    delivery = await _deliver(pool, webhook, route, event, event_id)
+    found = await match(ledger, parsed, route.vendor)
+    if found.record is not None:
+        event = with_submit(event, found.record.as_submit())
+    target = destination(found, webhook, client_webhooks or {})
+    delivery = await _deliver(pool, target, route, event, event_id)
     failure = _failure(delivery)
     answer, code = _accepted(catalog, parsed, delivery.status)
     status = str(event.get("status") or "none")
     _observe(route, metrics, str(event["event"]), status, delivery, failure=failure)
+    _count(route, ledger_metrics, found)
     _log_delivery(
         route, event_id, parsed, event,
         code=code, delivery=delivery, failure=failure, started=started,
+        found=found, target=target,
     )  # fmt: skip
     return _response(answer)
 
@@ -231,17 +259,18 @@ async def _read_body(request: web.Request, limit: int, idle: float) -> bytes | N
 
 async def _deliver(
     pool: UpstreamPool,
-    webhook: Endpoint,
+    target: Destination,
     route: InboundRoute,
     event: dict[str, object],
     event_id: str,
 ) -> Delivery:
-    """POST the event to the app's webhook; never raises for what the webhook does."""
-    headers = CIMultiDict(route.headers)
+    """POST the event to ``target``; never raises for what the webhook does. The route's
+    ``headers`` (the credentials of its ``deliver_to``) go to ``deliver_to`` only."""
+    headers: CIMultiDict[str] = CIMultiDict(route.headers if target.client is None else {})
     headers["Content-Type"] = "application/json"
     headers["X-Request-ID"] = event_id
     return await post(
-        pool, webhook, orjson.dumps(event), headers,
+        pool, target.endpoint, orjson.dumps(event), headers,
         connect=route.timeout.connect, total=route.timeout.total,
         signing_secret=route.signing_secret,
     )  # fmt: skip
@@ -289,6 +318,16 @@ def _observe(
         metrics.webhook_failures.labels(route.name, failure).inc()
 
 
+def _count(route: InboundRoute, metrics: "LedgerMetrics | None", found: Match) -> None:
+    """Matched and unmatched reports, and the ledger's failures, by inbound route."""
+    if metrics is None:
+        return
+    if found.result is not None:
+        metrics.event(route.name, found.result)
+    if found.error is not None:
+        metrics.error(route.name, "recall")
+
+
 def _log_delivery(
     route: InboundRoute,
     event_id: str,
@@ -299,14 +338,20 @@ def _log_delivery(
     delivery: Delivery,
     failure: WebhookFailure | None,
     started: float,
+    found: Match,
+    target: Destination,
 ) -> None:
-    """The callback's one line: what came in, what the app did, what the relay got."""
+    """The callback's one line: what came in, which send it reports on (the client by its
+    configured name; the ledger's failure by its reason), where it went, what the app did
+    and what the relay got."""
     if failure is None:
         outcome, level = "accepted by the app", "info"
     elif failure == "refused":
         outcome, level = "refused by the app (not retried)", "warning"
     else:
         outcome, level = f"webhook failed ({failure}): the relay will retry", "error"
+    if found.error is not None and level == "info":
+        level = "warning"  # delivered without its submit: the ledger is down
     getattr(_log, level)(
         "callback",
         route=route.name,
@@ -315,12 +360,31 @@ def _log_delivery(
         status=event.get("status"),
         final=event.get("final"),
         **_vendor_fields(callback),
+        **_correlation_fields(found, target),
         webhook_status=delivery.status,
         webhook_duration_s=round(delivery.duration_s, 6),
         answered=code,
         outcome=outcome,
         duration_s=round(time.perf_counter() - started, 6),
     )
+
+
+def _correlation_fields(found: Match, target: Destination) -> dict[str, str]:
+    """``correlation`` (matched, unmatched or ledger_unavailable, with ``ledger_error``:
+    fixed text), the matched send's ``client`` and ``delivered_to`` (client_webhook or
+    deliver_to); nothing for a callback the ledger was not asked about."""
+    fields: dict[str, str] = {}
+    if found.result is not None:
+        fields["correlation"] = found.result
+    elif found.error is not None:
+        fields["correlation"], fields["ledger_error"] = "ledger_unavailable", found.error
+    if found.record is not None:
+        fields["client"] = found.record.client
+    if target.client is not None:
+        fields["delivered_to"] = "client_webhook"
+    elif fields:
+        fields["delivered_to"] = "deliver_to"
+    return fields
 
 
 def _vendor_fields(callback: Callback | MogreetCallback) -> dict[str, str | None]:

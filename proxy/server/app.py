@@ -2,10 +2,10 @@
 
 ``create_app`` builds it. Process-wide state lives in typed ``web.AppKey``s (keys.py) and
 is created/closed in ``cleanup_ctx``: the config, the catalog, the one upstream pool (the
-gateways and the apps' webhooks), each route's endpoint and limits, the clients, the
-metrics and the readiness flag. ``runner`` serves the app through the guarded connection
-handler (proxy.aio.server), calling the pipeline (handle.py) straight, without aiohttp's
-router.
+gateways and the apps' webhooks), each route's endpoint and limits, each inbound route's
+webhook and each client's own, the clients, the metrics and the readiness flag.
+``runner`` serves the app through the guarded connection handler (proxy.aio.server),
+calling the pipeline (handle.py) straight, without aiohttp's router.
 
 With ``inbound_listen`` the callbacks get their own listener: ``create_inbound_app(app)``
 is a second application on the same state (the same pool, limits, drain and metrics),
@@ -35,6 +35,7 @@ from proxy.server.handle import Edge, handle, last_resort, outermost
 from proxy.server.keys import (
     BALANCERS_KEY,
     CATALOG_KEY,
+    CLIENT_WEBHOOKS_KEY,
     CLIENTS_KEY,
     CONFIG_KEY,
     ENDPOINTS_KEY,
@@ -98,6 +99,11 @@ def create_app(
     }
     app[LIMITS_KEY] = {route.name: limits_of(route) for route in config.routes}
     app[WEBHOOKS_KEY] = {route.name: endpoint_of(route.deliver_to) for route in config.inbound}
+    app[CLIENT_WEBHOOKS_KEY] = {
+        client.name: endpoint_of(client.webhook)
+        for client in config.clients
+        if client.webhook is not None
+    }
     limits = {r.name: r.max_in_flight for r in config.routes} | {
         r.name: None for r in config.inbound
     }
@@ -204,6 +210,7 @@ def create_inbound_app(app: web.Application) -> web.Application:
     inbound[READINESS_KEY], inbound[TRAFFIC_KEY] = app[READINESS_KEY], app[TRAFFIC_KEY]
     inbound[ENDPOINTS_KEY], inbound[LIMITS_KEY] = app[ENDPOINTS_KEY], app[LIMITS_KEY]
     inbound[WEBHOOKS_KEY], inbound[CLIENTS_KEY] = app[WEBHOOKS_KEY], app[CLIENTS_KEY]
+    inbound[CLIENT_WEBHOOKS_KEY] = app[CLIENT_WEBHOOKS_KEY]
     inbound[INBOUND_METRICS_KEY] = app[INBOUND_METRICS_KEY]
     inbound[LEDGER_METRICS_KEY] = app[LEDGER_METRICS_KEY]
     inbound[SERVED_KEY] = ((), app[CONFIG_KEY].inbound)

@@ -45,6 +45,7 @@ from proxy.server.idempotency import (
 )
 from proxy.server.keys import (
     CATALOG_KEY,
+    CLIENT_WEBHOOKS_KEY,
     CLIENTS_KEY,
     CONFIG_KEY,
     INBOUND_METRICS_KEY,
@@ -142,6 +143,9 @@ async def _callback(request: web.Request, match: InboundMatch) -> web.Response:
             metrics=app[INBOUND_METRICS_KEY],
             body_idle=app[CONFIG_KEY].client_timeout.body_idle,
             rejections=app[METRICS_KEY],
+            ledger=app[LEDGER_KEY],
+            ledger_metrics=app[LEDGER_METRICS_KEY],
+            client_webhooks=app[CLIENT_WEBHOOKS_KEY],
         )
 
     def gone() -> None:

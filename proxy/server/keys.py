@@ -54,11 +54,15 @@ SERVED_KEY = web.AppKey("served", tuple[tuple[Route, ...], tuple[InboundRoute, .
 #: The message ledger (None: no ``ledger``), opened at start-up, and its metrics.
 LEDGER_KEY: web.AppKey["Ledger | None"] = web.AppKey("ledger")
 LEDGER_METRICS_KEY: web.AppKey["LedgerMetrics | None"] = web.AppKey("ledger_metrics")
+#: The clients' own webhooks (``clients[].webhook``) by client name: a report matched to
+#: one of their sends goes there instead of its inbound route's ``deliver_to``.
+CLIENT_WEBHOOKS_KEY = web.AppKey("client_webhooks", dict[str, Endpoint])
 
 __all__ = [
     "BALANCERS_KEY",
     "CATALOG_KEY",
     "CLIENTS_KEY",
+    "CLIENT_WEBHOOKS_KEY",
     "CONFIG_KEY",
     "ENDPOINTS_KEY",
     "FLOW_METRICS_KEY",

@@ -20,11 +20,13 @@ proxy's admin ``/healthz``), prints curl commands for a success (and the event t
 webhook prints a moment later), an MM7 address error, a MoMS opt-out, a timeout, a
 burst over the simulator's contract (``--tps DEMO_TPS``) with and without a rate limit
 and, with a MoMS inbound route, a subscriber's message posted by the simulator as Mogreet,
-then runs until Ctrl-C or SIGTERM and stops the children (SIGTERM, then SIGKILL after a
-grace period). Exit codes: 0 after a clean stop, 1 when a child fails, 2 for a bad config.
+and, with a ``ledger``, a safe retry with an Idempotency-Key, then runs until Ctrl-C or
+SIGTERM and stops the children (SIGTERM, then SIGKILL after a grace period). Exit codes:
+0 after a clean stop, 1 when a child fails, 2 for a bad config.
 """
 
 import argparse
+import secrets
 import signal
 import subprocess
 import sys
@@ -173,6 +175,7 @@ def guide(config: Config) -> str:
         "",
         *_burst_lines(config, base),
         *_mogreet_lines(config, sim_base),
+        *_retry_lines(config, base),
         "Any code on demand: header X-Sim-Code: 4006, or a recipient ending in the code.",
         "Faults: X-Sim-Fault: refuse|hang|drip|reset|oversize|html502|empty|malformed.",
         f"Metrics: http://{config.admin_listen}/metrics   (traffic: make demo-traffic)",
@@ -263,6 +266,34 @@ def _mogreet_lines(config: Config, sim_base: str | None) -> list[str]:
         "   (&event=stop makes it an opt_out event.)",
         "",
     ]
+
+
+def _retry_lines(config: Config, base: str) -> list[str]:
+    """Step 7: a safe retry with an Idempotency-Key, and the report tied to its send
+    (needs ``ledger``). The key is new for each demo: the ledger outlives it."""
+    if config.ledger is None:
+        return []
+    key = f"order-{secrets.token_hex(4)}"
+    body = submit_request("+15550001000")
+    curl = (
+        f"curl -s {base}/mm7 -H 'Content-Type: text/xml' -H 'Idempotency-Key: {key}' "
+        f"-H 'X-Callback-Data: {key}' --data '{body}'"
+    )
+    lines = [
+        "7. A safe retry: one message sent twice with the same Idempotency-Key:",
+        f"   {curl}",
+        "   -> HTTP 200 OK both times, with the same data.message_id: the second never",
+        "   reached the relay, its answer says Idempotent-Replayed: true (curl -i shows it).",
+        "   The same key for another message is 422; while the first is unanswered, 409.",
+    ]
+    if callback_url(config) is not None:
+        lines += [
+            "   The delivery report's event names the send it belongs to:",
+            '     "submit": {"request_id": ..., "client": "anonymous",',
+            f'                "idempotency_key": "{key}", "callback_data": "{key}",',
+            '                "route": "mms", "submitted_at": ...}',
+        ]
+    return [*lines, ""]
 
 
 def _host_port(url: str) -> tuple[str, int]:
