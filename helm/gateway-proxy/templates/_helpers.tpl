@@ -201,6 +201,11 @@ refuses (require_idempotency_key without a ledger) fails here first, in the same
 {{- fail (printf "config.routes[%d].require_idempotency_key: needs a ledger (config.ledger) to keep the keys in" $i) }}
 {{- end }}
 {{- end }}
+{{- range $i, $client := .Values.config.clients | default list }}
+{{- if and $client.webhook (not $ledger) }}
+{{- fail (printf "config.clients[%d].webhook: needs a ledger (config.ledger): a report finds its client through the send the ledger remembers" $i) }}
+{{- end }}
+{{- end }}
 {{- if and (include "gateway-proxy.ledgerFile" .) (eq .Values.mode "standalone") }}
 {{- if .Values.autoscaling.enabled }}
 {{- fail "config.ledger: autoscaling would run several replicas, each with its own SQLite ledger, so a retry or a delivery report reaching another replica would miss its key or its send: set config.store (redis://...) to share the ledger" }}
