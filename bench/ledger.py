@@ -20,7 +20,7 @@ the test-suite but the storm's own verdict: the machine is shared and noisy.
 
 Options: ``--sends N`` and ``--concurrency C`` (calls), ``--requests N`` (latency, per
 series), ``--footprint N`` (keyed sends to measure the store's growth), ``--keys`` and
-``--resends`` (storm).
+``--resends`` and ``--relay-delay`` (storm; the relay's seconds per answer, default 0.05).
 """
 
 import argparse
@@ -51,8 +51,9 @@ from proxy.ledger.redis_ledger import RedisLedger
 from proxy.ledger.sqlite_ledger import SqliteLedger
 from tests.redis_server import RedisServer
 
-#: Seconds the relay takes to answer in the storm: the resends of a key overlap its send.
-STORM_DELAY = 0.2
+#: Seconds the relay takes to answer in the storm (``--relay-delay``): a fast relay, so the
+#: first send's answer is kept while the other copies of its key still pour in.
+STORM_DELAY = 0.05
 
 ANSWER = StoredAnswer(
     200,
@@ -136,25 +137,25 @@ async def latency(directory: Path, requests: int, footprint: int) -> ledger_late
     return figures
 
 
-async def storms(directory: Path, keys: int, resends: int) -> list[StormResult]:
+async def storms(directory: Path, keys: int, resends: int, delay: float) -> list[StormResult]:
     """The resend storm on two processes sharing Redis, on two workers sharing SQLite, and
     (the control) on two processes without a ledger."""
     results = []
     with RedisServer(directory / "storm-redis") as store:
-        with gateway_process(directory, delay=STORM_DELAY) as (relay, seen):
+        with gateway_process(directory, delay=delay) as (relay, seen):
             text = proxy_config(relay, f"store: {store.url}\nledger: {{}}\n")
             with served(text, directory) as one, served(text, directory) as other:
                 urls = [f"{one}/mm7/ok", f"{other}/mm7/ok"]
                 result = await storm(urls, keys, resends, "2 processes, one Redis")
         result.relay_sends = seen.total
         results.append(result)
-    with gateway_process(directory, delay=STORM_DELAY) as (relay, seen):
+    with gateway_process(directory, delay=delay) as (relay, seen):
         text = proxy_config(relay, f"ledger: {{path: '{directory / 'storm.sqlite3'}'}}\n")
         with served(text, directory, "--workers", "2") as workers:
             result = await storm([f"{workers}/mm7/ok"], keys, resends, "--workers 2, one SQLite")
     result.relay_sends = seen.total
     results.append(result)
-    with gateway_process(directory, delay=STORM_DELAY) as (relay, seen):
+    with gateway_process(directory, delay=delay) as (relay, seen):
         text = proxy_config(relay, None)
         with served(text, directory) as one, served(text, directory) as other:
             urls = [f"{one}/mm7/ok", f"{other}/mm7/ok"]
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--footprint", type=int, default=1000)
     parser.add_argument("--keys", type=int, default=100)
     parser.add_argument("--resends", type=int, default=10)
+    parser.add_argument("--relay-delay", type=float, default=STORM_DELAY)
     parser.add_argument("--output", type=Path, default=RESULTS_JSON)
     ns = parser.parse_args(argv)
     only = [part for part in ns.only.split(",") if part]
@@ -208,11 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         if "storm" in only:
             print("resend storm (each copy retries while its answer is retryable):", flush=True)
             runs: list[dict[str, object]] = []
-            for result in asyncio.run(storms(directory, ns.keys, ns.resends)):
+            runs_of = storms(directory, ns.keys, ns.resends, ns.relay_delay)
+            for result in asyncio.run(runs_of):
                 print("  " + result.line(), flush=True)
                 runs.append({
                     "processes": result.processes, "relay_sends": result.relay_sends,
                     "ok": result.ok, "codes": result.codes, "seconds": result.seconds,
+                    "ledger_errors": result.ledger_errors, "relay_delay_s": ns.relay_delay,
                 })  # fmt: skip
                 held = held and (result.control or result.ok)
             figures["storm"] = runs

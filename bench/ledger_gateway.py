@@ -123,7 +123,7 @@ def gateway_process(directory: Path, delay: float = 0.0) -> Iterator[tuple[str, 
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", seen
     finally:
-        if process.pid is not None:
+        if process.pid is not None and process.is_alive():
             os.kill(process.pid, signal.SIGTERM)
         process.join(timeout=30)
         if out.exists():

@@ -20,8 +20,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.flow import Connection, split_url
+import aiohttp
+
+from bench.flow import ADMINS, Connection, split_url
 from proxy.tools.sim.mm7 import submit_request
+
+
+def split_base(url: str) -> str:
+    """The proxy's base URL (``http://host:port``) of a URL under it."""
+    host, port, _ = split_url(url)
+    return f"http://{host}:{port}"
+
 
 #: The longest one copy keeps retrying (a storm that cannot settle is a failure).
 MAX_SECONDS = 120.0
@@ -50,6 +59,8 @@ class StormResult:
     # A control run (no ledger): its figures show what the storm does without one; it has
     # no verdict.
     control: bool = False
+    # The proxies' own count of failed ledger calls, by operation (their /metrics).
+    ledger_errors: dict[str, float] = field(default_factory=dict)
     finals: list[tuple[int, Final]] = field(default_factory=list)  # (key index, final)
 
     @property
@@ -82,11 +93,28 @@ class StormResult:
     def line(self) -> str:
         verdict = "figure only" if self.control else "ok" if self.ok else "FAILED"
         attempts = sum(f.attempts for _, f in self.finals)
+        errors = {op: int(n) for op, n in self.ledger_errors.items() if n}
         return (
             f"{self.processes}: {self.keys} keys x {self.resends} resends -> relay saw "
             f"{self.relay_sends} sends (want {self.keys}); answers {json.dumps(self.codes)}, "
-            f"{self.replays} replayed, {attempts} attempts in {self.seconds:.1f} s: {verdict}"
+            f"{self.replays} replayed, {attempts} attempts in {self.seconds:.1f} s, "
+            f"ledger errors {json.dumps(errors)}: {verdict}"
         )
+
+
+async def ledger_errors(admins: Sequence[str]) -> dict[str, float]:
+    """``gateway_proxy_ledger_errors_total`` by operation, added up over the proxies'
+    admin URLs."""
+    out: dict[str, float] = {}
+    async with aiohttp.ClientSession() as http:
+        for admin in admins:
+            async with http.get(f"{admin}/metrics") as resp:
+                text = await resp.text()
+            for line in text.splitlines():
+                if line.startswith("gateway_proxy_ledger_errors_total{"):
+                    operation = line.split('operation="', 1)[1].split('"', 1)[0]
+                    out[operation] = out.get(operation, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 async def one_copy(url: str, body: bytes, key: str) -> Final:
@@ -129,6 +157,7 @@ async def storm(urls: Sequence[str], keys: int, resends: int, processes: str) ->
     finals = await asyncio.gather(*(copy for _, copy in copies))
     result.seconds = time.perf_counter() - began
     result.finals = [(k, final) for (k, _), final in zip(copies, finals, strict=True)]
+    result.ledger_errors = await ledger_errors([ADMINS[split_base(url)] for url in set(urls)])
     return result
 
 
