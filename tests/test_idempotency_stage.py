@@ -100,3 +100,18 @@ def test_a_client_webhook_needs_a_ledger() -> None:
         "finds its client through the send the ledger remembers"
     ]
     assert make_config(route, clients=clients, ledger={}).clients[0].webhook == "http://app.test/ev"
+
+
+def test_a_key_stays_in_flight_as_long_as_its_send_can_take() -> None:
+    """A marker that expired under a send still waiting in the rate limit's queue would let
+    a resend through: the queue's max_wait counts too."""
+    from proxy.ledger import in_flight_ttl
+    from proxy.server.idempotency import _longest_send
+
+    base = {"name": "m", "path_prefix": "/m", "upstream": "http://gw.test/",
+            "timeout": {"connect": 2, "total": 30}}  # fmt: skip
+    plain = make_config(base).routes[0]
+    paced = make_config({**base, "rate_limit": {"per_second": 5, "max_wait": 20}}).routes[0]
+    assert _longest_send(plain) == 30
+    assert _longest_send(paced) == 50
+    assert in_flight_ttl(_longest_send(paced)) > 50

@@ -124,6 +124,10 @@ class SqliteLedger(Ledger):
         self._db: sqlite3.Connection | None = None  # used only on the executor's thread
         self._last_purge = clock()
         self._closed = False
+        # Group commit of ``remember``: records wait here while a batch is being written,
+        # and the next batch takes them all in one transaction (one hop to the thread).
+        self._pending: list[tuple[tuple[str, str, bytes, float], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -285,16 +289,43 @@ class SqliteLedger(Ledger):
     async def remember(
         self, message_id: str, namespace: str, record: Correlation, ttl: float
     ) -> None:
-        raw = encode_correlation(record)
+        """Kept once the batch it joined is committed: every record that arrives while a
+        batch is written goes into the next one, so under load many sends share one
+        transaction and one hand-off to the thread (a group commit)."""
+        if self._closed:
+            raise LedgerUnavailable("the SQLite ledger is closed")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        done.add_done_callback(_retrieved)  # a cancelled caller's failure is not "lost"
+        self._pending.append(((namespace, message_id, encode_correlation(record), ttl), done))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_pending(), name="ledger-sqlite-remember")
+        await asyncio.shield(done)  # a cancelled caller leaves its record to the batch
 
-        def work() -> None:
-            self._conn().execute(
-                "INSERT OR REPLACE INTO correlation (namespace, message_id, record, expires_at) "
-                "VALUES (?, ?, ?, ?)",
-                (namespace, message_id, raw, self._clock() + ttl),
-            )
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            rows = [entry for entry, _ in batch]
 
-        await self._in_thread("remember", work)
+            def work(rows: list[tuple[str, str, bytes, float]] = rows) -> None:
+                db, now = self._conn(), self._clock()
+                with _transaction(db):
+                    db.executemany(
+                        "INSERT OR REPLACE INTO correlation "
+                        "(namespace, message_id, record, expires_at) VALUES (?, ?, ?, ?)",
+                        [(ns, mid, raw, now + ttl) for ns, mid, raw, ttl in rows],
+                    )
+
+            try:
+                await self._in_thread("remember", work)
+            except LedgerUnavailable as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(LedgerUnavailable(exc.reason))
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     async def recall(self, message_id: str, namespace: str) -> Correlation | None:
         def work() -> Correlation | None:
@@ -321,6 +352,8 @@ class SqliteLedger(Ledger):
     async def close(self) -> None:
         if self._closed:
             return
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
         self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._disconnect)
@@ -330,6 +363,11 @@ class SqliteLedger(Ledger):
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _retrieved(future: "asyncio.Future[None]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _unavailable(operation: str, exc: sqlite3.Error) -> LedgerUnavailable:

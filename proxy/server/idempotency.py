@@ -150,7 +150,7 @@ class Stage:
         route = self.route
         scope = Scope(client or ANONYMOUS, route.name, key)
         try:
-            begun = await self.ledger.begin(scope, in_flight_ttl(route.timeout.total))
+            begun = await self.ledger.begin(scope, in_flight_ttl(_longest_send(route)))
         except LedgerUnavailable as exc:
             self.failed("begin", exc)
             self.count("unavailable")
@@ -251,6 +251,14 @@ class Stage:
         )
         if self.metrics is not None:
             self.metrics.error(self.route.name, operation)
+
+
+def _longest_send(route: Route) -> float:
+    """The longest a send of ``route`` can take: its ``timeout.total`` (every attempt of a
+    failover together) plus, on a rate-limited route, the time in the queue (``max_wait``,
+    which also bounds a throttled request's pauses). The key stays in flight that long."""
+    queued = route.rate_limit.max_wait if route.rate_limit is not None else 0.0
+    return route.timeout.total + queued
 
 
 async def _hash_rest(request: web.Request, body: BodyHash, idle: float, limit: int | None) -> bool:
