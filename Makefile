@@ -63,9 +63,14 @@ demo-traffic: $(STAMP)
 	$(BIN)/python -m bench.traffic --duration 60
 
 # Side by side on loopback (bench/sidebyside.py); BENCH_ARGS=--quick for a smoke run.
+# Then the message ledger (bench/ledger.py: its calls, what a key adds through the proxy,
+# and the resend storm, which fails the target when the relay sees a key sent twice);
+# LEDGER_ARGS="--only storm" for a part.
 bench: $(STAMP)
 	@bash scripts/install-bench-tools.sh
+	@bash scripts/install-redis.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.ledger $(LEDGER_ARGS)
 
 # Flow control and failover in figures (bench/flow.py; docs/performance.md): a burst of 10x
 # a 50/s contract, a refusing primary, a dead gateway, two processes sharing one Redis.

@@ -17,6 +17,11 @@ gateway-proxy against the fake gateway itself, nginx and a minimal aiohttp proxy
 gateway-proxy and the minimal proxy under the same load: self time by function, pipeline
 stages, and both side by side by module) and ``bench.imports`` (idle RSS by import).
 
+``make bench`` then runs ``bench.ledger``: the message ledger's calls, what a key adds to a
+request through the real proxy (``ledger_latency``), and the resend storm
+(``ledger_storm``, through ``ledger_gateway``, a relay that counts its sends); it exits 1
+when the relay sees a key sent twice.
+
 On their own: ``python -m bench.overhead`` (what metrics and logs cost per request) and
 ``python -m bench.traffic`` (``make demo-traffic``: a realistic mix for the demo).
 Shared plumbing of those two: ``common``.

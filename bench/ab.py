@@ -14,6 +14,7 @@ from it with this venv: ``python -m proxy`` with the tree first on ``PYTHONPATH`
 
     python -m bench.ab --a HEAD~3 --b .            # the last three commits' cost
     python -m bench.ab --a .:plain --b .:rate-limit-high --rounds 8
+    python -m bench.ab --a .:plain --b .:ledger
 """
 
 import argparse
@@ -60,6 +61,10 @@ def _rate_limit_never_binding(config: str) -> str:
 
 
 VARIANTS["rate-limit-high"] = _rate_limit_never_binding
+#: The message ledger on a SQLite file next to the config, with the bench's traffic, which
+#: carries no Idempotency-Key (README "Safe retries and delivery reports": what unkeyed
+#: requests pay; each MM7 success's message id is remembered before the answer).
+VARIANTS["ledger"] = lambda config: config + "ledger: {path: ledger.sqlite3}\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,17 +187,20 @@ def gateway_process(directory: Path, tps: float | None) -> Iterator[tuple[str, G
 
 
 @contextmanager
-def served(config: str, directory: Path) -> Iterator[str]:
-    """``gateway-proxy serve`` with ``config`` (its ``@PORT@``s filled); its base URL."""
+def served(config: str, directory: Path, *args: str) -> Iterator[str]:
+    """``gateway-proxy serve`` with ``config`` (its ``@PORT@``s filled) and ``args``
+    (``--workers 2``); its base URL."""
     port, admin = free_port(), free_port()
     path = directory / f"proxy-{port}.yaml"
     path.write_text(config.replace("@PORT@", str(port)).replace("@ADMIN@", str(admin)))
     process = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "serve", "--config", str(path), "--log-level", "error"],
+        [sys.executable, "-m", "proxy", "serve", "--config", str(path), "--log-level", "error",
+         *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{admin}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/")  # --workers: the app port too (any answer)
         ADMINS[f"http://127.0.0.1:{port}"] = f"http://127.0.0.1:{admin}"
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -246,34 +249,43 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def post(
+        self, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """POST ``body`` (with ``headers``); the answer's status and body."""
+        status, _, content = await self.exchange(path, body, headers)
+        return status, content
+
+    async def exchange(
+        self, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """POST ``body``; the answer's status, headers (lower-case names) and body."""
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
             sock = self.writer.get_extra_info("socket")
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assert self.reader is not None
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: text/xml\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{extra}Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.writer.write(head + body)
         raw = await self.reader.readuntil(b"\r\n\r\n")
         lines = raw.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
-        length, close = 0, False
+        fields: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value)
-            elif name.strip().lower() == "connection" and "close" in value.lower():
-                close = True
-        content = await self.reader.readexactly(length)
-        if close:
+            if name.strip():
+                fields[name.strip().lower()] = value.strip()
+        content = await self.reader.readexactly(int(fields.get("content-length", "0")))
+        if "close" in fields.get("connection", "").lower():
             self.writer.close()
-        return status, content
+        return status, fields, content
 
 
-def _split(url: str) -> tuple[str, int, str]:
+def split_url(url: str) -> tuple[str, int, str]:
     rest = url.removeprefix("http://")
     netloc, _, path = rest.partition("/")
     host, _, port = netloc.partition(":")
@@ -296,7 +308,7 @@ async def one(conn: Connection, path: str) -> tuple[str, str, float]:
 async def open_loop(url: str, rate: float, seconds: float) -> list[tuple[str, str, float]]:
     """``rate`` requests a second for ``seconds``, each sent on time whatever came back:
     on an idle connection of a pool that grows as needed."""
-    host, port, path = _split(url)
+    host, port, path = split_url(url)
     idle: list[Connection] = []
     opened: list[Connection] = []
 
@@ -323,7 +335,7 @@ async def open_loop(url: str, rate: float, seconds: float) -> list[tuple[str, st
 
 
 async def closed_loop(url: str, count: int, concurrency: int = 4) -> list[tuple[str, str, float]]:
-    host, port, path = _split(url)
+    host, port, path = split_url(url)
     results: list[tuple[str, str, float]] = []
 
     async def worker(n: int) -> None:

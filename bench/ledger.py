@@ -1,24 +1,42 @@
-"""What the message ledger costs a keyed send: ``python -m bench.ledger``.
+"""What the message ledger costs, and that it holds: ``python -m bench.ledger`` (``make bench``).
 
-A keyed send that executes makes two ledger calls on its path (``begin`` before
-forwarding, ``finish`` before answering) and a successful one a third (``remember``).
-This measures those three, back to back, per simulated send, on each store: a SQLite file
-in a temporary directory, and a local ``redis-server`` started on a free port (as the
-tests do). It prints p50 and p99 in milliseconds; the issue's budget for the added
-latency of a keyed request is 1 ms at p50 on either store. Figures, never assertions:
-the machine is shared and noisy.
+Three parts, each printed as figures (``--only calls,latency,storm``; all by default):
 
-Options: ``--sends N`` (default 2000), ``--concurrency C`` (default 1: the latency one
-request sees; more shows the stores under contention).
+* ``calls``: the ledger calls of one keyed send (``begin``, ``finish``, ``remember``) back
+  to back on each store, in this process: a SQLite file in a temporary directory and a
+  local ``redis-server`` on a free port (as the tests start one). p50 and p99.
+* ``latency`` (``bench.ledger_latency``): through real ``gateway-proxy serve`` processes,
+  what a key adds to a request (p50, p99; the issue's budget is 1 ms at p50 on either
+  store), what a ledger adds to requests without a key, and how much store a keyed send
+  takes.
+* ``storm`` (``bench.ledger_storm``): 100 keys x 10 concurrent resends through two
+  ``serve`` processes sharing one Redis, then through ``serve --workers 2`` on one SQLite
+  file. The counting relay must see exactly one send per key; **the command exits 1 when
+  it does not** (or when a copy does not end with its message's one success). A control
+  run without a ledger shows what the storm does otherwise.
+
+Figures go to ``bench/ledger-results.json`` (not committed). Nothing here is asserted by
+the test-suite but the storm's own verdict: the machine is shared and noisy.
+
+Options: ``--sends N`` and ``--concurrency C`` (calls), ``--requests N`` (latency, per
+series), ``--footprint N`` (keyed sends to measure the store's growth), ``--keys`` and
+``--resends`` and ``--relay-delay`` (storm; the relay's seconds per answer, default 0.05).
 """
 
 import argparse
 import asyncio
+import json
+import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench import ledger_latency
+from bench.flow import served
+from bench.ledger_gateway import gateway_process
+from bench.ledger_latency import config as proxy_config
+from bench.ledger_storm import StormResult, storm
 from proxy.ledger import (
     Correlation,
     Ledger,
@@ -32,6 +50,10 @@ from proxy.ledger import (
 from proxy.ledger.redis_ledger import RedisLedger
 from proxy.ledger.sqlite_ledger import SqliteLedger
 from tests.redis_server import RedisServer
+
+#: Seconds the relay takes to answer in the storm (``--relay-delay``): a fast relay, so the
+#: first send's answer is kept while the other copies of its key still pour in.
+STORM_DELAY = 0.05
 
 ANSWER = StoredAnswer(
     200,
@@ -89,15 +111,117 @@ async def run(sends: int, concurrency: int) -> list[str]:
     return lines
 
 
+def _raise_nofile() -> None:
+    """The storm opens a connection per copy: raise the soft descriptor limit to the hard."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def latency(directory: Path, requests: int, footprint: int) -> ledger_latency.Latency:
+    """Three proxies (no ledger, SQLite, Redis) in front of one relay: ``bench.ledger_latency``."""
+    sqlite_file = directory / "latency" / "ledger.sqlite3"
+    with (
+        RedisServer(directory / "latency-redis") as store,
+        gateway_process(directory) as (relay, _),
+        served(proxy_config(relay, None), directory) as none,
+        served(proxy_config(relay, f"ledger: {{path: '{sqlite_file}'}}\n"), directory) as sqlite,
+        served(proxy_config(relay, f"store: {store.url}\nledger: {{}}\n"), directory) as redis,
+    ):
+        urls = {"none": none, "sqlite": sqlite, "redis": redis}
+        figures = await ledger_latency.measure(urls, requests)
+        if footprint:
+            figures.bytes_per_keyed_send = await ledger_latency.store_sizes(
+                urls, sqlite_file, store.url, footprint
+            )
+    return figures
+
+
+async def storms(directory: Path, keys: int, resends: int, delay: float) -> list[StormResult]:
+    """The resend storm on two processes sharing Redis, on two workers sharing SQLite, and
+    (the control) on two processes without a ledger."""
+    results = []
+    with RedisServer(directory / "storm-redis") as store:
+        with gateway_process(directory, delay=delay) as (relay, seen):
+            text = proxy_config(relay, f"store: {store.url}\nledger: {{}}\n")
+            with served(text, directory) as one, served(text, directory) as other:
+                urls = [f"{one}/mm7/ok", f"{other}/mm7/ok"]
+                result = await storm(urls, keys, resends, "2 processes, one Redis")
+        result.relay_sends = seen.total
+        results.append(result)
+    with gateway_process(directory, delay=delay) as (relay, seen):
+        text = proxy_config(relay, f"ledger: {{path: '{directory / 'storm.sqlite3'}'}}\n")
+        with served(text, directory, "--workers", "2") as workers:
+            result = await storm([f"{workers}/mm7/ok"], keys, resends, "--workers 2, one SQLite")
+    result.relay_sends = seen.total
+    results.append(result)
+    with gateway_process(directory, delay=delay) as (relay, seen):
+        text = proxy_config(relay, None)
+        with served(text, directory) as one, served(text, directory) as other:
+            urls = [f"{one}/mm7/ok", f"{other}/mm7/ok"]
+            result = await storm(urls, keys, resends, "control: 2 processes, no ledger")
+    result.relay_sends = seen.total
+    result.control = True
+    results.append(result)
+    return results
+
+
+PARTS = ("calls", "latency", "storm")
+RESULTS_JSON = Path(__file__).resolve().parent / "ledger-results.json"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ledger")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ledger", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--only", default=",".join(PARTS), help="calls,latency,storm")
     parser.add_argument("--sends", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--footprint", type=int, default=1000)
+    parser.add_argument("--keys", type=int, default=100)
+    parser.add_argument("--resends", type=int, default=10)
+    parser.add_argument("--relay-delay", type=float, default=STORM_DELAY)
+    parser.add_argument("--output", type=Path, default=RESULTS_JSON)
     ns = parser.parse_args(argv)
-    print("ledger calls of one keyed send (begin + finish + remember):")
-    for line in asyncio.run(run(ns.sends, ns.concurrency)):
-        print(line)
-    return 0
+    only = [part for part in ns.only.split(",") if part]
+    if set(only) - set(PARTS):
+        parser.error(f"--only takes {', '.join(PARTS)}")
+    _raise_nofile()
+    figures: dict[str, object] = {}
+    held = True
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        directory = Path(tmp)
+        if "calls" in only:
+            print("ledger calls of one keyed send (begin + finish + remember):", flush=True)
+            lines = asyncio.run(run(ns.sends, ns.concurrency))
+            figures["calls"] = lines
+            for line in lines:
+                print(line, flush=True)
+        if "latency" in only:
+            measured = asyncio.run(latency(directory, ns.requests, ns.footprint))
+            figures["latency"] = {
+                "p50_p99_ms": {f"{c} {k}": measured.quantiles(c, k)
+                               for c, k in measured.samples},
+                "bytes_per_keyed_send": measured.bytes_per_keyed_send,
+            }  # fmt: skip
+            for line in measured.lines():
+                print(line, flush=True)
+        if "storm" in only:
+            print("resend storm (each copy retries while its answer is retryable):", flush=True)
+            runs: list[dict[str, object]] = []
+            runs_of = storms(directory, ns.keys, ns.resends, ns.relay_delay)
+            for result in asyncio.run(runs_of):
+                print("  " + result.line(), flush=True)
+                runs.append({
+                    "processes": result.processes, "relay_sends": result.relay_sends,
+                    "ok": result.ok, "codes": result.codes, "seconds": result.seconds,
+                    "ledger_errors": result.ledger_errors, "relay_delay_s": ns.relay_delay,
+                })  # fmt: skip
+                held = held and (result.control or result.ok)
+            figures["storm"] = runs
+    ns.output.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if held else 1
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Sends MM7 submits and MoMS calls to the proxy started by ``make demo`` (default
 (chosen by recipient number, so the simulator answers them deterministically) and a few
 transport faults (``X-Sim-Fault``). It stops by itself after ``--duration`` seconds or
 ``--max-requests`` requests, whichever comes first, and prints the envelope codes it got.
-Only loopback targets are accepted.
+Only loopback targets are accepted. With ``--keyed 0.5`` half of the requests carry a
+fresh ``Idempotency-Key`` and an ``X-Callback-Data``, as apps that retry safely send them
+(for a proxy with a ``ledger:``; README "Safe retries and delivery reports").
 
     python -m bench.traffic --duration 60 [--rate 10] [--proxy http://127.0.0.1:8080]
 """
@@ -16,6 +18,7 @@ import asyncio
 import random
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,18 +71,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, default=None, help="default duration*rate")
     parser.add_argument("--proxy", default="http://127.0.0.1:8080", help="the proxy's base URL")
     parser.add_argument("--seed", type=int, default=None, help="repeat the same sequence")
+    parser.add_argument(
+        "--keyed", type=float, default=0.0, help="share of requests with an Idempotency-Key"
+    )
     ns = parser.parse_args(argv)
     host = urlsplit(ns.proxy).hostname or ""
     if host not in LOOPBACK:
         parser.error(f"--proxy must be a loopback address (got {host!r})")
     if ns.duration <= 0 or ns.rate <= 0:
         parser.error("--duration and --rate must be positive")
+    if not 0 <= ns.keyed <= 1:
+        parser.error("--keyed is a share: 0 to 1")
     return ns
 
 
-async def send(session: aiohttp.ClientSession, base: str, scenario: Scenario, seq: int) -> str:
-    """Send one request; returns the envelope code (or the client-side error name)."""
+async def send(
+    session: aiohttp.ClientSession,
+    base: str,
+    scenario: Scenario,
+    seq: int,
+    key: str | None = None,
+) -> str:
+    """Send one request (under ``key`` when given); returns the envelope code (or the
+    client-side error name)."""
     headers = {"X-Request-ID": f"traffic-{seq}", **scenario.headers}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+        headers["X-Callback-Data"] = f"traffic seq={seq}"
     try:
         if scenario.vendor == "mm7":
             body = submit_request(scenario.recipient, transaction_id=f"t{seq}")
@@ -103,10 +121,12 @@ async def run(ns: argparse.Namespace) -> Counter[str]:
     results: Counter[str] = Counter()
     gate = asyncio.Semaphore(MAX_IN_FLIGHT)
     base = ns.proxy.rstrip("/")
+    run_id = uuid.uuid4().hex[:12]  # keys of another run (on the same ledger) never collide
 
-    async def one(scenario: Scenario, seq: int) -> None:
+    async def one(scenario: Scenario, seq: int, keyed: bool) -> None:
+        key = f"traffic-{run_id}-{seq}" if keyed else None
         try:
-            results[await send(session, base, scenario, seq)] += 1
+            results[await send(session, base, scenario, seq, key)] += 1
         finally:
             gate.release()
 
@@ -119,7 +139,9 @@ async def run(ns: argparse.Namespace) -> Counter[str]:
                 break
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             await gate.acquire()  # bounded in flight: a hanging gateway cannot pile up work
-            tasks.create_task(one(rng.choices(SCENARIOS, weights)[0], seq), name=f"req-{seq}")
+            scenario = rng.choices(SCENARIOS, weights)[0]
+            keyed = ns.keyed > 0 and rng.random() < ns.keyed  # no draw: seeds keep their mix
+            tasks.create_task(one(scenario, seq, keyed), name=f"req-{seq}")
     return results
 
 

@@ -16,9 +16,11 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -609,6 +611,24 @@ BAD_CONFIGS: list[tuple[str, list[str], Doc, str, str]] = [
     ("unknown-config-key", ["--set", "config.listen=0.0.0.0:9000"], {"listen_x": "0.0.0.0:9000"},
      "additional properties 'listen' not allowed",
      "listen_x"),
+    ("key-without-ledger", ["--set", "config.routeOverrides.moms.require_idempotency_key=true"],
+     {"routes": [_DEFAULT_ROUTES[0], {**_DEFAULT_ROUTES[1], "require_idempotency_key": True}]},
+     "config.routes[1].require_idempotency_key: needs a ledger (config.ledger)",
+     "routes[1].require_idempotency_key"),
+    ("short-ttl", ["--set", "replicaCount=1", "--set-json", 'config.ledger={"idempotency_ttl":0.5}'],
+     {"ledger": {"idempotency_ttl": 0.5}},
+     "at '/config/ledger/idempotency_ttl': minimum: got 0.5, want 1",
+     "ledger.idempotency_ttl"),
+    ("webhook-without-ledger", ["--set", "config.clients[0].name=a", "--set", "config.clients[0].key=${K}",
+                                "--set", "config.clients[0].webhook=http://a.example.net/ev"],
+     {"clients": [{"name": "a", "key": "${K}", "webhook": "http://a.example.net/ev"}]},
+     "config.clients[0].webhook: needs a ledger (config.ledger)",
+     "clients[0].webhook"),
+    ("webhook-scheme", ["--set", "config.clients[0].name=a", "--set", "config.clients[0].key=${K}",
+                        "--set", "config.clients[0].webhook=ftp://a.example.net/ev"],
+     {"clients": [{"name": "a", "key": "${K}", "webhook": "ftp://a.example.net/ev"}]},
+     "at '/config/clients/0/webhook': 'ftp://a.example.net/ev' does not match pattern",
+     "clients[0].webhook"),
 ]  # fmt: skip
 
 
@@ -1442,3 +1462,154 @@ def test_check_config_refuses_the_same_clients(
     checked = _check_config(tmp_path, helm, {"clients": clients})
     assert checked.returncode == 2
     assert f": {key}: " in checked.stdout + checked.stderr
+
+
+# --- issue 21: the message ledger -------------------------------------------------------
+def _ledger_mount(docs: list[Doc]) -> tuple[Doc, Doc] | None:
+    """(the volume, its mount) of the ledger's SQLite directory in the proxy's pod."""
+    spec, container = _pods(docs)[0]
+    mounts = [m for m in container["volumeMounts"] if m["mountPath"] == "/var/lib/gateway-proxy"]
+    if not mounts:
+        return None
+    (mount,) = mounts
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    return volume, mount
+
+
+def test_a_sqlite_ledger_gets_a_writable_volume_at_its_path(helm: Helm, tmp_path: Path) -> None:
+    """One replica, config.ledger without a store: the chart sets the file's path under a
+    writable volume (the root filesystem is read-only), an emptyDir by default; a route's
+    require_idempotency_key and a client's webhook render as written; the manifests
+    validate, and the proxy accepts the config, and opens its ledger there."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "replicaCount": 1,
+        "config": {
+            "ledger": {"idempotency_ttl": 3600, "correlation_ttl": 86400},
+            "routeOverrides": {"mms": {"require_idempotency_key": True}},
+            "clients": [{"name": "checkout", "key": "${CHECKOUT_PROXY_KEY}",
+                         "webhook": "http://checkout.shop.svc:9000/gateway-events"}],
+        },
+    }))  # fmt: skip
+    docs = helm.template("-f", str(values))
+    for doc in docs:
+        if doc["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(doc, KUBE_VERSIONS[0], strict=True)
+    text, config = _proxy_config(docs)
+    assert config["ledger"] == {
+        "idempotency_ttl": 3600,
+        "correlation_ttl": 86400,
+        "path": "/var/lib/gateway-proxy/ledger.sqlite3",
+    }
+    assert config["routes"][0]["require_idempotency_key"] is True
+    assert config["clients"][0]["webhook"] == "http://checkout.shop.svc:9000/gateway-events"
+    mounted = _ledger_mount(docs)
+    assert mounted is not None
+    volume, mount = mounted
+    assert volume["emptyDir"] == {"sizeLimit": "1Gi"}
+    assert not mount.get("readOnly")
+    (_, container) = _pods(docs)[0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # The proxy reads this config: check-config accepts it, and `serve` opens its ledger
+    # in the mounted directory (here a stand-in for the volume, on loopback ports).
+    ledger_dir = tmp_path / "var-lib-gateway-proxy"
+    ports = {}
+    for name in ("http", "admin"):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports[name] = sock.getsockname()[1]
+    path = tmp_path / "gateway-proxy.yaml"
+    path.write_text(
+        text.replace("/var/lib/gateway-proxy", str(ledger_dir))
+        .replace("0.0.0.0:8080", f"127.0.0.1:{ports['http']}")
+        .replace("0.0.0.0:8081", f"127.0.0.1:{ports['admin']}")
+    )
+    env = {**os.environ, **dict.fromkeys(_VAR.findall(text), "dummy-credential-0123456789")}
+    checked = subprocess.run(
+        [str(BIN / "gateway-proxy"), "check-config", str(path)],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    serve = subprocess.Popen(
+        [str(BIN / "gateway-proxy"), "serve", "--config", str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (ledger_dir / "ledger.sqlite3").exists():
+            assert serve.poll() is None, serve.communicate()[1]
+            assert time.monotonic() < deadline, "serve did not open its ledger"
+            time.sleep(0.1)
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=30)
+
+
+def test_a_persistent_volume_claim_keeps_the_ledger(helm: Helm) -> None:
+    docs = helm.template(
+        "--set", "replicaCount=1", "--set-json", "config.ledger={}",
+        "--set", "ledgerStorage.existingClaim=gateway-proxy-ledger",
+    )  # fmt: skip
+    for doc in docs:
+        if doc["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(doc, KUBE_VERSIONS[0], strict=True)
+    mounted = _ledger_mount(docs)
+    assert mounted is not None
+    assert mounted[0]["persistentVolumeClaim"] == {"claimName": "gateway-proxy-ledger"}
+    spec, _ = _pods(docs)[0]
+    assert spec["securityContext"]["fsGroup"] == 10001, "the claim is writable by the proxy"
+
+
+def test_with_a_store_the_ledger_lives_in_redis_and_replicas_share_it(helm: Helm) -> None:
+    """No file, no volume, and any number of replicas (or an HPA)."""
+    for extra in ([], ["--set", "autoscaling.enabled=true"]):
+        docs = helm.template(
+            "--set-json", "config.ledger={}",
+            "--set", "config.store=redis://redis.messaging.svc:6379/0", *extra,
+        )  # fmt: skip
+        _, config = _proxy_config(docs)
+        assert config["ledger"] == {}
+        assert config["store"] == "redis://redis.messaging.svc:6379/0"
+        assert _ledger_mount(docs) is None
+
+
+def test_no_ledger_no_volume(helm: Helm) -> None:
+    docs = helm.render("default")
+    assert "ledger" not in _proxy_config(docs)[1]
+    assert _ledger_mount(docs) is None
+
+
+def test_a_sidecar_keeps_its_ledger_in_the_apps_pod(helm: Helm) -> None:
+    """In sidecar mode each app pod has its own ledger volume (the chart cannot count the
+    app's replicas: docs/deployment.md says to set a store for more than one)."""
+    docs = helm.template(
+        "--set-json", "gateway-proxy.config.ledger={}", chart=helm.app, release="shop"
+    )
+    for doc in docs:
+        if doc["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(doc, KUBE_VERSIONS[0], strict=True)
+    mounted = _ledger_mount(docs)
+    assert mounted is not None
+    assert "emptyDir" in mounted[0]
+    assert _proxy_config(docs)[1]["ledger"]["path"] == "/var/lib/gateway-proxy/ledger.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set-json", "config.ledger={}"],
+         "config.ledger: replicaCount 2 would give each replica its own SQLite ledger"),
+        (["--set-json", "config.ledger={}", "--set", "replicaCount=1",
+          "--set", "autoscaling.enabled=true"],
+         "config.ledger: autoscaling would run several replicas, each with its own SQLite ledger"),
+        (["--set", "ledgerStorage.existingClaim=x"],
+         "ledgerStorage.existingClaim: only the SQLite ledger uses it"),
+        (["--set", "replicaCount=1", "--set", "config.ledger.path=/data/ledger.sqlite3"],
+         "at '/config/ledger': additional properties 'path' not allowed"),
+    ],
+    ids=["replicas", "hpa", "claim-without-ledger", "path-is-the-charts"],
+)  # fmt: skip
+def test_ledger_values_the_chart_refuses(helm: Helm, args: list[str], message: str) -> None:
+    result = helm.run("template", "gp", str(CHART), *args)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr

@@ -42,6 +42,10 @@ PRODUCT_METRICS = {
     "gateway_proxy_rate_limit_max_wait_seconds",
     "gateway_proxy_store_up",
     "gateway_proxy_store_errors_total",
+    "gateway_proxy_idempotency_requests_total",
+    "gateway_proxy_ledger_errors_total",
+    "gateway_proxy_ledger_up",
+    "gateway_proxy_correlated_events_total",
     *(
         f"gateway_proxy_{name}_seconds{suffix}"
         for name in (
@@ -55,6 +59,8 @@ PRODUCT_METRICS = {
     ),
 }
 SELECTOR = ('namespace=~"$namespace"', 'job=~"$job"', 'route=~"$route"')
+# Metrics of the whole process, without a route label: a route filter would hide them.
+PROCESS_METRICS = {"gateway_proxy_ledger_up"}
 PROMQL_KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
     "and", "or", "unless", "offset", "inf", "nan",
@@ -62,6 +68,7 @@ PROMQL_KEYWORDS = {
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
+_SELECTORS = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)?(\{[^{}]*\})")
 _RANGE = re.compile(r"\[([^\]]*)\]")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
@@ -149,7 +156,7 @@ def test_metric_names_skips_functions_labels_and_keywords() -> None:
     }  # fmt: skip
 
 
-def test_product_metrics_are_what_the_proxy_exposes() -> None:
+def test_product_metrics_are_what_the_proxy_exposes(tmp_path: Path) -> None:
     """The names the dashboard and rules may use exist: a rename fails here, not in Grafana."""
     registry = CollectorRegistry()
     config = make_config(
@@ -158,6 +165,7 @@ def test_product_metrics_are_what_the_proxy_exposes() -> None:
         inbound=[{"name": "mm7-events", "path_prefix": "/inbound/mm7",
                   "deliver_to": "http://127.0.0.1:9/events"}],
         store="redis://127.0.0.1:9/0",
+        ledger={"path": str(tmp_path / "ledger.sqlite3")},
     )  # fmt: skip
     create_app(config, registry=registry)
     exposed = {s.name for family in registry.collect() for s in family.samples}
@@ -246,6 +254,10 @@ def test_the_issue_panels_are_all_there() -> None:
         "requests per endpoint",
         "rate-limit queue depth",
         "rate-limit wait p50 / p95 / p99",
+        "keyed requests by result",
+        "ledger errors by operation",
+        "ledger up",
+        "reports matched to their send",
     ):
         assert wanted in titles
 
@@ -260,11 +272,14 @@ def test_target_queries_use_rate_interval_the_selector_and_product_metrics(
     if re.search(r"\b(rate|irate|increase|delta)\(", expr):
         assert ranges
     assert all(r == "$__rate_interval" for r in ranges), expr
-    selectors = _MATCHERS.findall(expr)
+    selectors = _SELECTORS.findall(expr)
     assert selectors, expr
-    for selector in selectors:
-        for matcher in SELECTOR:
+    for metric, selector in selectors:
+        wanted = SELECTOR[:2] if metric in PROCESS_METRICS else SELECTOR
+        for matcher in wanted:
             assert matcher in selector, f"{title}: {selector}"
+        if metric in PROCESS_METRICS:
+            assert "route" not in selector, f"{title}: {metric} has no route label"
     names = metric_names(expr)
     assert names, expr
     assert names <= PRODUCT_METRICS, names - PRODUCT_METRICS
@@ -302,7 +317,13 @@ def test_auth_panel_is_a_rate_per_second() -> None:
 
 @pytest.mark.parametrize(
     "title",
-    ["request rate by canonical code", "inbound events by delivery status", "webhook failures"],
+    [
+        "request rate by canonical code",
+        "inbound events by delivery status",
+        "webhook failures",
+        "keyed requests by result",
+        "reports matched to their send",
+    ],
 )
 def test_rate_panels_hide_all_zero_series(title: str) -> None:
     """Every label child exists from start-up at 0; the legend lists only the live ones."""
@@ -402,6 +423,8 @@ def test_the_issue_alerts_are_all_there() -> None:
         "GatewayProxyAllCircuitsOpen",
         "GatewayProxyRateLimitQueueing",
         "GatewayProxyStoreUnreachable",
+        "GatewayProxyLedgerDown",
+        "GatewayProxyLedgerErrors",
     }
 
 
@@ -488,3 +511,25 @@ def test_an_apps_missing_key_pages_nobody() -> None:
     (target,) = _panel("answers by client")["targets"]
     assert target["expr"].startswith("sum by (client, code) (rate(")
     assert target["expr"].rstrip().endswith("> 0")
+
+
+def test_ledger_errors_panel_keeps_its_zero_line() -> None:
+    """Zero failed calls is the news an operator looks for: the panel keeps its zeros."""
+    (target,) = _panel("ledger errors by operation")["targets"]
+    assert target["expr"].startswith("sum by (operation) (rate("), target["expr"]
+    assert "> 0" not in target["expr"]
+    assert metric_names(target["expr"]) == {"gateway_proxy_ledger_errors_total"}
+
+
+def test_process_metrics_have_no_route_label(tmp_path: Path) -> None:
+    """PROCESS_METRICS are exempt from the route filter because they carry no route."""
+    registry = CollectorRegistry()
+    config = make_config(
+        {"name": "mms", "path_prefix": "/mm7", "upstream": "http://127.0.0.1:9/mm7"},
+        ledger={"path": str(tmp_path / "ledger.sqlite3")},
+    )
+    create_app(config, registry=registry)
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name in PROCESS_METRICS:
+                assert "route" not in sample.labels, sample

@@ -5,23 +5,32 @@
    webhook takes four events in five and fails the fifth (a 503 or a 422, in turn);
 2. a real ``prometheus`` scrapes the admin port every second, with ``namespace``/``job``
    target labels as a ServiceMonitor would add them;
-3. the mix is driven through the proxy, and a relay's delivery reports, read reply and
-   one invalid callback are posted to the inbound route;
-4. ``sum by (code)`` of the responses counter, and the inbound events by event and status
-   and the webhook failures by reason, read back through Prometheus's HTTP API, equal
-   exactly what was sent;
+3. the mix is driven through the proxy, with a few keyed requests through its SQLite
+   message ledger (a kept answer, its replay, a reused key, a released one, and one
+   refused while another process holds the file's write lock), and a relay's delivery
+   reports (some about a message the proxy sent), read reply and one invalid callback
+   are posted to the inbound route;
+4. ``sum by (code)`` of the responses counter, the inbound events by event and status,
+   the webhook failures by reason, and the ledger's keyed requests by result, its errors
+   by operation and its events matched or not, read back through Prometheus's HTTP API,
+   equal exactly what was sent;
 5. every dashboard variable resolves and every panel query, with the variables
    substituted, returns data (one request is held in flight meanwhile);
 6. ``promtool check metrics`` accepts the admin port's ``/metrics``. (``promtool check
    rules`` and ``promtool test rules`` run in tests/test_promtool.py.)
 
 A second test runs the project's realistic mix instead: the real simulator with
-config/sim-mix.yaml behind the demo's routes, driven by bench/traffic.py's scenarios (plus
-a few unrouted requests), while a relay posts delivery reports and read replies to the
+config/sim-mix.yaml behind the demo's routes and a SQLite message ledger, driven by
+bench/traffic.py's scenarios (half of them with an Idempotency-Key, plus a few unrouted
+requests), while a relay posts delivery reports and read replies to the
 demo's inbound route throughout (its webhook fails one event in twenty: 5%, under
 GatewayProxyWebhookFailures' 10%). Every panel query, with the variables substituted, runs
 instant and over a range and must return data with no NaN, no negative latency and no zero
 row in a table; no alert condition holds; and no ``_created`` series reaches Prometheus.
+
+The flow-control alerts and the ledger's each get a test of their own: real proxies in the
+state each alert describes (a dead endpoint, a full queue, a gone store, a Redis out of
+memory), and the alert's condition holds for exactly them.
 """
 
 import asyncio
@@ -31,6 +40,7 @@ import math
 import random
 import re
 import shutil
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -71,6 +81,14 @@ NAMESPACE = "test"
 JOB = "gateway-proxy"
 
 SUBMIT = submit_request("+15550001000", transaction_id="e2e-1")
+# The message ledger's mix, on the mms route: (path, Idempotency-Key, body, the code the
+# app gets, what the ledger did). The replay is the kept answer again, not a new answer.
+LEDGERED: list[tuple[str, str, str, str, str]] = [
+    ("/mm7/1000", "k-1", SUBMIT, "OK", "stored"),
+    ("/mm7/1000", "k-1", SUBMIT, "OK", "replayed"),
+    ("/mm7/1000", "k-1", SUBMIT.replace("e2e-1", "e2e-2"), "IDEMPOTENCY_KEY_REUSED", "mismatch"),
+    ("/mm7/4006", "k-2", SUBMIT, "UPSTREAM_UNAVAILABLE", "released"),
+]
 
 # The inbound side, as in config/demo.yaml: the relay posts its callbacks here.
 INBOUND_ROUTE = "mm7-events"
@@ -81,7 +99,10 @@ READ_REPLY = (INBOUND_FIXTURES / "readreply-rel6.xml").read_bytes()
 INVALID = (INBOUND_FIXTURES / "wrong-root-submitrsp.xml").read_bytes()  # answered 4004
 _STATUS_CODE = re.compile(rb"StatusCode>\s*(\d+)\s*<")
 
-# (callback, the event's canonical status, how many times): the known inbound mix.
+# The message id of every MM7 success of the fake gateway: reports about it match a send.
+SENT_MESSAGE_ID = "m-1"
+# (callback, the event's canonical status, how many times): the known inbound mix. The
+# "Retrieved" reports are about a message the proxy sent (matched), the others not.
 CALLBACKS: list[tuple[str, str, int]] = [
     ("report:Retrieved", "DELIVERED", 6),
     ("report:Expired", "EXPIRED", 2),
@@ -150,8 +171,9 @@ def fake_gateway(release: asyncio.Event) -> web.Application:
     return app
 
 
-def callback(name: str) -> bytes:
-    """A relay's callback: ``report:<MMStatus>`` or ``read:<MMStatus>``, from the fixtures."""
+def callback(name: str, message_id: str | None = None) -> bytes:
+    """A relay's callback: ``report:<MMStatus>`` or ``read:<MMStatus>``, from the fixtures
+    (about ``message_id`` when given, else the fixture's message)."""
     kind, _, mm_status = name.partition(":")
     fixture, tag, status = {
         "report": (REPORT, "MMStatus", "Retrieved"),
@@ -159,7 +181,11 @@ def callback(name: str) -> bytes:
     }[kind]
     element = f"<{tag}>{status}</{tag}>".encode()
     assert element in fixture
-    return fixture.replace(element, f"<{tag}>{mm_status}</{tag}>".encode())
+    body = fixture.replace(element, f"<{tag}>{mm_status}</{tag}>".encode())
+    if message_id is not None:
+        assert b"MessageID>msg-7f3a9c<" in body
+        body = body.replace(b"MessageID>msg-7f3a9c<", f"MessageID>{message_id}<".encode())
+    return body
 
 
 def fake_webhook(fail_every: int) -> tuple[web.Application, list[dict[str, Any]]]:
@@ -275,6 +301,7 @@ async def test_real_prometheus_sees_what_the_proxy_did(
          "rate_limit": {"per_second": 0.01, "burst": 1, "max_wait": 600}},
         inbound=[{"name": INBOUND_ROUTE, "path_prefix": INBOUND_PATH,
                   "deliver_to": str(webhook.make_url("/gateway-events"))}],
+        ledger={"path": str(tmp_path / "ledger.sqlite3")},
     )  # fmt: skip
     registry = CollectorRegistry()
     app = create_app(config, registry=registry)
@@ -299,6 +326,32 @@ async def test_real_prometheus_sees_what_the_proxy_did(
                         envelope = await resp.json()
                     assert envelope["code"] == code, (path, envelope)
                     sent[code] += 1
+            # The message ledger: a kept answer, its replay, a key reused for another
+            # request, a retryable answer (its key released), and a key refused while
+            # another process holds SQLite's write lock past the busy timeout: a failed
+            # call while the ledger still answers its health check.
+            did: Counter[str] = Counter()
+            for path, key, body, code, result in LEDGERED:
+                headers = {"Idempotency-Key": key}
+                async with http.post(proxy.make_url(path), data=body, headers=headers) as resp:
+                    assert (await resp.json())["code"] == code, (path, key, result)
+                    replayed = resp.headers.get("Idempotent-Replayed") == "true"
+                assert replayed == (result == "replayed"), (path, key, result)
+                sent[code] += not replayed  # a replay is not a new answer
+                did[result] += 1
+            lock = sqlite3.connect(tmp_path / "ledger.sqlite3", timeout=0, isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")
+            try:
+                headers = {"Idempotency-Key": "k-3"}
+                async with http.post(
+                    proxy.make_url("/mm7/1000"), data=SUBMIT, headers=headers
+                ) as resp:
+                    assert (resp.status, (await resp.json())["code"]) == (503, "LEDGER_UNAVAILABLE")
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            sent["LEDGER_UNAVAILABLE"] += 1
+            did["unavailable"] += 1
             total = sum(sent.values())
             # The relay's callbacks: one the proxy cannot take (never forwarded), then the
             # known mix, of which the webhook fails the 5th (503) and the 10th (422).
@@ -307,8 +360,9 @@ async def test_real_prometheus_sees_what_the_proxy_did(
             inbound: Counter[tuple[str, str]] = Counter({("invalid", "none"): 1})
             for name, status, times in CALLBACKS:
                 event = "read_reply" if name.startswith("read:") else "delivery_report"
+                about = SENT_MESSAGE_ID if name == "report:Retrieved" else None
                 for _ in range(times):
-                    answers[await relay(http, url, callback(name))] += 1
+                    answers[await relay(http, url, callback(name, about))] += 1
                     inbound[event, status] += 1
             assert answers == {"1000": 8, "4006": 1, "3002": 1, "4004": 1}
             assert Counter(e["status"] for e in events) == {
@@ -349,6 +403,23 @@ async def test_real_prometheus_sees_what_the_proxy_did(
                 "server_error": 1,
                 "refused": 1,
             }
+            by_result = values(
+                await prom.query("sum by (result) (gateway_proxy_idempotency_requests_total)"),
+                "result",
+            )
+            assert {r: n for r, n in by_result.items() if n} == did
+            errors = values(
+                await prom.query("sum by (operation) (gateway_proxy_ledger_errors_total)"),
+                "operation",
+            )
+            assert {o: n for o, n in errors.items() if n} == {"begin": 1}
+            assert values(await prom.query("gateway_proxy_ledger_up"), "job") == {JOB: 1.0}
+            matched = values(
+                await prom.query("sum by (result) (gateway_proxy_correlated_events_total)"),
+                "result",
+            )
+            retrieved = next(n for name, _, n in CALLBACKS if name == "report:Retrieved")
+            assert matched == {"matched": retrieved, "unmatched": inbound.total() - 1 - retrieved}
 
             # 5. Hold one request in flight, then resolve the variables and run every panel.
             async with asyncio.TaskGroup() as tasks:
@@ -454,6 +525,7 @@ async def test_dashboard_and_alerts_under_the_realistic_mix(
          "upstream": str(sim.make_url("/moms")), "timeout": timeout},
         inbound=[{"name": INBOUND_ROUTE, "path_prefix": INBOUND_PATH,
                   "deliver_to": str(webhook.make_url("/gateway-events")), "timeout": timeout}],
+        ledger={"path": str(tmp_path / "ledger.sqlite3")},
     )  # fmt: skip
     registry = CollectorRegistry()
     app = create_app(config, registry=registry)
@@ -469,8 +541,9 @@ async def test_dashboard_and_alerts_under_the_realistic_mix(
         await prom.wait_for(f'up{{job="{JOB}"}} == 1', lambda r: len(r) == 1)
         began = time.time()
         ns = traffic.parse_args(
-            ["--proxy", str(proxy.make_url("")), "--duration", "12", "--rate", "40", "--seed", "5"]
-        )
+            ["--proxy", str(proxy.make_url("")), "--duration", "12", "--rate", "40", "--seed", "5",
+             "--keyed", "0.5"]  # half of the apps send an Idempotency-Key: the ledger's panels
+        )  # fmt: skip
         async with asyncio.TaskGroup() as tasks:  # the relay calls back all along: 5/s
             relayed = tasks.create_task(
                 relay_steadily(http, proxy.make_url(INBOUND_PATH), callbacks, interval=0.2)
@@ -591,3 +664,79 @@ async def test_the_flow_control_alerts_fire_on_a_real_prometheus(
         store = await prom.wait_for(rules["GatewayProxyStoreUnreachable"], lambda r: len(r) == 1)
         assert (store[0]["metric"]["namespace"], store[0]["metric"]["job"]) == (NAMESPACE, JOB)
     release.set()
+
+
+async def test_the_ledger_alerts_fire_on_a_real_prometheus(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], tmp_path: Path
+) -> None:
+    """Each ledger alert's condition holds for the proxy it should and no other: one whose
+    ledger Redis is gone (GatewayProxyLedgerDown; its failed calls stay out of
+    GatewayProxyLedgerErrors), one whose Redis answers PING but is out of memory, so every
+    keyed request's ``begin`` fails (GatewayProxyLedgerErrors). Both refuse keyed requests
+    with LEDGER_UNAVAILABLE without contacting the gateway. (promtool tests the ``for``
+    durations; the rules' 5m windows are read over 1m here.)"""
+    import redis.asyncio
+
+    from tests.redis_server import RedisServer
+
+    sent: list[str] = []
+
+    async def counting(request: web.Request) -> web.Response:
+        sent.append(request.path)
+        reply = render_reply(
+            response_kind="SubmitRsp", transaction_id="e2e-1", code="1000",
+            text="Success", message_id=f"m-{len(sent)}",
+        )  # fmt: skip
+        return web.Response(status=reply.status, body=reply.body, content_type="text/xml")
+
+    gateway_app = web.Application()
+    gateway_app.router.add_post("/mm7", counting)
+    gateway = await aiohttp_server(gateway_app, host="127.0.0.1")
+    route = {"name": "mms", "vendor": "mm7", "path_prefix": "/mm7",
+             "upstream": str(gateway.make_url("/mm7"))}  # fmt: skip
+    rules = {r["alert"]: r["expr"].replace("[5m]", "[1m]")
+             for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}  # fmt: skip
+    with RedisServer(tmp_path / "redis") as full:
+        client = redis.asyncio.Redis.from_url(full.url)
+        await client.config_set("maxmemory-policy", "noeviction")
+        await client.config_set("maxmemory", "1")  # every write is refused: OOM
+        await client.aclose()
+        proxies, targets = [], []
+        for job, store in (("ledger-gone", f"redis://127.0.0.1:{free_port()}/0"),
+                           ("ledger-full", full.url)):  # fmt: skip
+            registry = CollectorRegistry()
+            app = create_app(make_config(route, ledger={}, store=store), registry=registry)
+            proxies.append(await aiohttp_server(app, host="127.0.0.1"))
+            admin = create_admin_app(registry, app[READINESS_KEY])
+            admin_server = await aiohttp_server(admin, host="127.0.0.1")
+            targets.append(ScrapeTarget(f"127.0.0.1:{admin_server.port}", job=job,
+                                        labels={"namespace": NAMESPACE}))  # fmt: skip
+        async with (
+            PrometheusServer(targets, tmp_path / "prometheus") as prom,
+            aiohttp.ClientSession() as http,
+        ):
+            await prom.wait_for("up == 1", lambda r: len(r) == 2)
+            await prom.wait_for(  # both proxies' zeros are in, before any error
+                "gateway_proxy_ledger_errors_total", lambda r: len(r) >= 10
+            )
+            for proxy in proxies:
+                for i in range(10):
+                    headers = {"Idempotency-Key": f"order-{i}", "Content-Type": "text/xml"}
+                    async with http.post(proxy.make_url("/mm7"), data=SUBMIT,
+                                         headers=headers) as resp:  # fmt: skip
+                        envelope = await resp.json()
+                    assert (resp.status, envelope["code"]) == (503, "LEDGER_UNAVAILABLE")
+            assert sent == [], "no keyed request reached the gateway"
+
+            # Both proxies' failed calls are in Prometheus, the gone ledger's too: its
+            # errors must stay out of GatewayProxyLedgerErrors (they are LedgerDown's).
+            await prom.wait_for(
+                'sum by (job) (gateway_proxy_ledger_errors_total{operation="begin"})',
+                lambda r: values(r, "job") == {"ledger-gone": 10.0, "ledger-full": 10.0},
+            )
+            down = await prom.wait_for(rules["GatewayProxyLedgerDown"], lambda r: len(r) >= 1)
+            assert [s["metric"]["job"] for s in down] == ["ledger-gone"]
+            errors = await prom.wait_for(rules["GatewayProxyLedgerErrors"], lambda r: len(r) >= 1)
+            assert [{k: s["metric"][k] for k in ("job", "route", "operation")} for s in errors] == [
+                {"job": "ledger-full", "route": "mms", "operation": "begin"}
+            ]

@@ -39,7 +39,12 @@ async def test_traffic_stops_by_itself_and_gets_envelopes(
 
 @pytest.mark.parametrize(
     "argv",
-    [["--proxy", "http://10.0.0.1:8080"], ["--proxy", "http://example.com"], ["--rate", "0"]],
+    [
+        ["--proxy", "http://10.0.0.1:8080"],
+        ["--proxy", "http://example.com"],
+        ["--rate", "0"],
+        ["--keyed", "1.5"],
+    ],
 )
 def test_traffic_refuses_non_loopback_targets_and_bad_rates(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as info:

@@ -64,6 +64,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Where the config (and the catalog override) are mounted in the proxy container. */}}
 {{- define "gateway-proxy.configDir" -}}/etc/gateway-proxy{{- end }}
 
+{{/* Where ledgerStorage is mounted: the directory of the message ledger's SQLite file. */}}
+{{- define "gateway-proxy.ledgerDir" -}}/var/lib/gateway-proxy{{- end }}
+
+{{/*
+"true" when the message ledger keeps a SQLite file in the pod (config.ledger without
+config.store: with a store the ledger lives in that Redis), so ledgerStorage is mounted.
+*/}}
+{{- define "gateway-proxy.ledgerFile" -}}
+{{- if and (hasKey .Values.config "ledger") (not .Values.config.store) }}true{{- end }}
+{{- end }}
+
 {{/*
 The proxy's config file (config/gateway-proxy.yaml format). In sidecar mode the app port
 listens on loopback only: the app reaches it at localhost, and no other pod can use the
@@ -88,6 +99,13 @@ app's gateway credentials through it.
 {{- if hasKey $.Values.config $key }}
 {{- $_ := set $cfg $key (get $.Values.config $key) }}
 {{- end }}
+{{- end }}
+{{- if hasKey .Values.config "ledger" }}
+{{- $ledger := deepCopy (.Values.config.ledger | default dict) }}
+{{- if include "gateway-proxy.ledgerFile" . }}
+{{- $_ := set $ledger "path" (printf "%s/ledger.sqlite3" (include "gateway-proxy.ledgerDir" .)) }}
+{{- end }}
+{{- $_ := set $cfg "ledger" $ledger }}
 {{- end }}
 {{- if .Values.catalog.configMap }}
 {{- $_ := set $cfg "catalog" (printf "%s/codes.yaml" (include "gateway-proxy.configDir" .)) }}
@@ -166,6 +184,39 @@ route fails rendering.
 {{- end }}
 {{- include "gateway-proxy.validateRoutes" . }}
 {{- include "gateway-proxy.validateTraffic" . }}
+{{- include "gateway-proxy.validateLedger" . }}
+{{- end }}
+
+{{/*
+The message ledger (README "Safe retries and delivery reports"). Its SQLite file is one
+pod's: with several replicas an app's retry, or a relay's report, can reach a replica
+whose file never saw the key or the message id, so the first would be sent again and the
+second unmatched. Replicas share the ledger through config.store. What check-config also
+refuses (require_idempotency_key without a ledger) fails here first, in the same words.
+*/}}
+{{- define "gateway-proxy.validateLedger" -}}
+{{- $ledger := hasKey .Values.config "ledger" }}
+{{- range $i, $route := include "gateway-proxy.routes" . | fromYamlArray }}
+{{- if and $route.require_idempotency_key (not $ledger) }}
+{{- fail (printf "config.routes[%d].require_idempotency_key: needs a ledger (config.ledger) to keep the keys in" $i) }}
+{{- end }}
+{{- end }}
+{{- range $i, $client := .Values.config.clients | default list }}
+{{- if and $client.webhook (not $ledger) }}
+{{- fail (printf "config.clients[%d].webhook: needs a ledger (config.ledger): a report finds its client through the send the ledger remembers" $i) }}
+{{- end }}
+{{- end }}
+{{- if and (include "gateway-proxy.ledgerFile" .) (eq .Values.mode "standalone") }}
+{{- if .Values.autoscaling.enabled }}
+{{- fail "config.ledger: autoscaling would run several replicas, each with its own SQLite ledger, so a retry or a delivery report reaching another replica would miss its key or its send: set config.store (redis://...) to share the ledger" }}
+{{- end }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail (printf "config.ledger: replicaCount %d would give each replica its own SQLite ledger, so a retry or a delivery report reaching another replica would miss its key or its send: set config.store (redis://...) to share the ledger, or replicaCount: 1" (int .Values.replicaCount)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.ledgerStorage.existingClaim (not (include "gateway-proxy.ledgerFile" .)) }}
+{{- fail "ledgerStorage.existingClaim: only the SQLite ledger uses it (config.ledger without config.store)" }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -436,6 +487,11 @@ The proxy container. Both modes use it: the standalone Deployment, and (as
       readOnly: true
     - name: gateway-proxy-tmp
       mountPath: /tmp
+    {{- if include "gateway-proxy.ledgerFile" . }}
+    # The message ledger's SQLite file (and its -wal, -shm): writable, unlike the root.
+    - name: gateway-proxy-ledger
+      mountPath: {{ include "gateway-proxy.ledgerDir" . }}
+    {{- end }}
     {{- range include "gateway-proxy.tlsSecrets" . | fromYamlArray }}
     - name: gateway-proxy-tls-{{ .name }}
       mountPath: /tls/{{ .name }}
@@ -464,6 +520,20 @@ The proxy container. Both modes use it: the standalone Deployment, and (as
     medium: {{ . }}
     {{- end }}
     sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+{{- if include "gateway-proxy.ledgerFile" . }}
+- name: gateway-proxy-ledger
+  {{- with .Values.ledgerStorage.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ . }}
+  {{- else }}
+  # Lost with the pod: every kept answer and correlation (docs/deployment.md).
+  emptyDir:
+    {{- with .Values.ledgerStorage.medium }}
+    medium: {{ . }}
+    {{- end }}
+    sizeLimit: {{ .Values.ledgerStorage.sizeLimit }}
+  {{- end }}
+{{- end }}
 {{- range include "gateway-proxy.tlsSecrets" . | fromYamlArray }}
 - name: gateway-proxy-tls-{{ .name }}
   secret:
