@@ -63,3 +63,25 @@ async def test_a_finish_that_fails_once_is_tried_again(tmp_path: Path) -> None:
         assert not isinstance(again, Started)  # answered: replayed, never sent again
     finally:
         await ledger.close()
+
+
+async def test_the_rate_limit_store_paces_a_burst_past_its_pool(tmp_path: Path) -> None:
+    """The flow store's client has the same bounded blocking pool: a burst of takes past its
+    connections waits for one, and the store stays in use (no fall back to a share)."""
+    from proxy.config import RateLimit
+    from proxy.flow.store import MAX_CONNECTIONS as STORE_CONNECTIONS
+    from proxy.flow.store import Store
+
+    errors: list[str] = []
+    with RedisServer(tmp_path / "redis") as redis:
+        store = Store(redis.url, on_error=errors.append)
+        try:
+            limit = RateLimit(per_second=100_000, burst=100_000)
+            waits = await asyncio.gather(
+                *(store.call("mms", limit, "take") for _ in range(STORE_CONNECTIONS * 4))
+            )
+            assert waits == [0.0] * (STORE_CONNECTIONS * 4)
+            assert store.up
+            assert errors == []
+        finally:
+            await store.close()
