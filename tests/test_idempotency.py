@@ -386,3 +386,32 @@ async def test_an_app_that_goes_away_mid_send_never_causes_a_second_send(
     assert retry.headers.get("Idempotent-Replayed") == "true"
     assert retry.envelope["code"] == "CLIENT_CLOSED_REQUEST"
     assert len(fake.sends) == 1
+
+
+async def test_a_proxy_failure_after_the_send_never_causes_a_second_send(
+    proxy_client: ProxyFactory,
+    relay: tuple[Relay, str],
+    store: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug after the relay had the request: INTERNAL_ERROR, kept for the key (the outcome
+    is unknown), so the app's retry gets it again instead of a second send."""
+    from proxy.server import handle as handle_module
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("a bug in classification")
+
+    fake, url = relay
+    client = await proxy_client(make_config(route(url), **store))
+    monkeypatch.setattr(handle_module, "_classify", broken)
+    first = await send(client, "k-bug")
+    assert (first.status, first.envelope["code"]) == (500, "INTERNAL_ERROR")
+    monkeypatch.undo()
+    for _ in range(50):  # the key is kept in the background, right after the answer
+        retry = await send(client, "k-bug")
+        if retry.status != 409:
+            break
+        await asyncio.sleep(0.05)
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.envelope["code"] == "INTERNAL_ERROR"
+    assert len(fake.sends) == 1

@@ -187,7 +187,12 @@ async def _ledgered(  # noqa: PLR0917 - handle's own values
         result = await _proxy(request, match, request_id, progress)
     except asyncio.CancelledError:
         if claim is not None:
-            _abandon(request, match, stage, claim, progress)
+            closed = "the app closed the connection before the gateway answered"
+            _abandon(request, match, stage, claim, progress, "client_closed", closed)
+        raise
+    except Exception:
+        if claim is not None:  # last_resort answers it; the key keeps the same answer
+            _abandon(request, match, stage, claim, progress, "internal", "internal proxy error")
         raise
     reply = _reply(request, match, result)
     settled = None
@@ -212,19 +217,23 @@ async def _after_answer(  # noqa: PLR0917 - what the ledger keeps of one answer
     await stage.correlate(result.outcome, request_id, client, keys)
 
 
-def _abandon(
-    request: web.Request, match: RouteMatch, stage: Stage, claim: Claim, progress: Progress
+def _abandon(  # noqa: PLR0917 - the request, its claim, and why it ends without an answer
+    request: web.Request,
+    match: RouteMatch,
+    stage: Stage,
+    claim: Claim,
+    progress: Progress,
+    kind: FailureKind,
+    why: str,
 ) -> None:
-    """The app went away mid-send: release the key when the gateway provably got nothing,
-    else keep the answer that says the outcome is unknown (no retry sends it twice)."""
+    """The send ended without a gateway answer to keep (the app went away, or the proxy
+    failed): release the key when the gateway provably got nothing, else keep the answer
+    that says the outcome is unknown, so that no retry sends it twice."""
     answer = None
     if progress.bytes_sent > 0 or not request.body_exists:
-        detail = (
-            "the app closed the connection before the gateway answered; whether the "
-            "gateway took the request is unknown"
-        )
-        closed = _refused(request.app[CATALOG_KEY], "client_closed", detail, progress)
-        reply = _reply(request, match, closed)
+        detail = f"{why}; whether the gateway took the request is unknown"
+        ended = _refused(request.app[CATALOG_KEY], kind, detail, progress)
+        reply = _reply(request, match, ended)
         answer = StoredAnswer(reply.status, tuple(reply.headers.items()), reply.body)
     _background(stage.abandon(claim, answer))
 
