@@ -32,6 +32,7 @@ from proxy.server.admin import Readiness
 from proxy.server.admission import Traffic
 from proxy.server.clients import Clients
 from proxy.server.handle import Edge, handle, last_resort, outermost
+from proxy.server.idempotency import Stage
 from proxy.server.keys import (
     BALANCERS_KEY,
     CATALOG_KEY,
@@ -43,6 +44,7 @@ from proxy.server.keys import (
     INBOUND_METRICS_KEY,
     LEDGER_KEY,
     LEDGER_METRICS_KEY,
+    LEDGER_STAGES_KEY,
     LIMITERS_KEY,
     LIMITS_KEY,
     LOOP_KEY,
@@ -118,6 +120,7 @@ def create_app(
     _flow_control(app, config, metrics_enabled)
     app[LEDGER_KEY] = None
     app[LEDGER_METRICS_KEY] = None
+    app[LEDGER_STAGES_KEY] = {}
     if config.ledger is not None:
         from proxy.observability.ledger_metrics import LedgerMetrics  # noqa: PLC0415 - only with a ledger
 
@@ -213,6 +216,7 @@ def create_inbound_app(app: web.Application) -> web.Application:
     inbound[CLIENT_WEBHOOKS_KEY] = app[CLIENT_WEBHOOKS_KEY]
     inbound[INBOUND_METRICS_KEY] = app[INBOUND_METRICS_KEY]
     inbound[LEDGER_METRICS_KEY] = app[LEDGER_METRICS_KEY]
+    inbound[LEDGER_STAGES_KEY] = {}  # no send route here
     inbound[SERVED_KEY] = ((), app[CONFIG_KEY].inbound)
 
     async def share_pool(inbound: web.Application) -> None:
@@ -279,6 +283,10 @@ async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
         where = "store" if config.store else f"ledger.path {config.ledger.path}"
         raise StartupError(f"cannot open the message ledger ({where}): {exc.reason}") from None
     app[LEDGER_KEY] = ledger
+    app[LEDGER_STAGES_KEY] = {
+        route.name: Stage(ledger, app[LEDGER_METRICS_KEY], route, config.ledger)
+        for route in config.routes
+    }
     health = asyncio.get_running_loop().create_task(
         _watch_ledger(ledger, app[LEDGER_METRICS_KEY]), name="gateway-proxy-ledger-health"
     )

@@ -51,6 +51,7 @@ from proxy.server.keys import (
     INBOUND_METRICS_KEY,
     LEDGER_KEY,
     LEDGER_METRICS_KEY,
+    LEDGER_STAGES_KEY,
     LIMITS_KEY,
     LOOP_KEY,
     METRICS_KEY,
@@ -91,14 +92,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if isinstance(client, Denied):
         refused = _refused(catalog, client.kind, client.detail)
         return _finish(request, decision, refused, client.client)
-    stage, keys = None, _NO_KEYS
-    if (ledger := app[LEDGER_KEY]) is not None:
+    keys = _NO_KEYS
+    if (stage := app[LEDGER_STAGES_KEY].get(decision.route.name)) is not None:
         read = read_keys(request.headers, decision.route)
         if isinstance(read, Refused):
             return _finish(request, decision, _refused(catalog, read.kind, read.detail), client)
-        settings = app[CONFIG_KEY].ledger
-        assert settings is not None
-        stage, keys = Stage(ledger, app[LEDGER_METRICS_KEY], decision.route, settings), read
+        keys = read
     progress = Progress()
 
     async def forward() -> web.StreamResponse:
@@ -197,8 +196,7 @@ async def _ledgered(  # noqa: PLR0917 - handle's own values
     reply = _reply(request, match, result)
     settled = None
     if claim is not None:
-        answer = StoredAnswer(reply.status, tuple(reply.headers.items()), reply.body)
-        settled = stage.settle(request, claim, result.outcome, answer, idle)
+        settled = stage.settle(request, claim, result.outcome, _kept(reply), idle)
     # Written before the app gets its answer, and finished even if the app goes away now.
     await _shielded(_after_answer(stage, settled, result, request_id, client, keys))
     return _respond(request, match, result, reply, client)
@@ -233,9 +231,13 @@ def _abandon(  # noqa: PLR0917 - the request, its claim, and why it ends without
     if progress.bytes_sent > 0 or not request.body_exists:
         detail = f"{why}; whether the gateway took the request is unknown"
         ended = _refused(request.app[CATALOG_KEY], kind, detail, progress)
-        reply = _reply(request, match, ended)
-        answer = StoredAnswer(reply.status, tuple(reply.headers.items()), reply.body)
+        answer = _kept(_reply(request, match, ended))
     _background(stage.abandon(claim, answer))
+
+
+def _kept(reply: Reply) -> StoredAnswer:
+    """The reply as the ledger keeps it for replay."""
+    return StoredAnswer(reply.status, tuple(reply.headers.items()), reply.body)
 
 
 def _replayed(

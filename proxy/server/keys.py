@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the inbound side is imported only by a config that has inbo
     from proxy.inbound.handler import InboundMetrics
     from proxy.ledger import Ledger
     from proxy.observability.ledger_metrics import LedgerMetrics
+    from proxy.server.idempotency import Stage
 
 CONFIG_KEY = web.AppKey("config", Config)
 CATALOG_KEY = web.AppKey("catalog", Catalog)
@@ -54,6 +55,8 @@ SERVED_KEY = web.AppKey("served", tuple[tuple[Route, ...], tuple[InboundRoute, .
 #: The message ledger (None: no ``ledger``), opened at start-up, and its metrics.
 LEDGER_KEY: web.AppKey["Ledger | None"] = web.AppKey("ledger")
 LEDGER_METRICS_KEY: web.AppKey["LedgerMetrics | None"] = web.AppKey("ledger_metrics")
+#: Each send route's ledger stage, made once the ledger is open (empty: no ``ledger``).
+LEDGER_STAGES_KEY: web.AppKey["dict[str, Stage]"] = web.AppKey("ledger_stages")
 #: The clients' own webhooks (``clients[].webhook``) by client name: a report matched to
 #: one of their sends goes there instead of its inbound route's ``deliver_to``.
 CLIENT_WEBHOOKS_KEY = web.AppKey("client_webhooks", dict[str, Endpoint])
@@ -69,6 +72,7 @@ __all__ = [
     "INBOUND_METRICS_KEY",
     "LEDGER_KEY",
     "LEDGER_METRICS_KEY",
+    "LEDGER_STAGES_KEY",
     "LIMITERS_KEY",
     "LIMITS_KEY",
     "LOOP_KEY",
