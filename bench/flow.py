@@ -26,10 +26,8 @@ import argparse
 import asyncio
 import bisect
 import json
-import multiprocessing
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -39,12 +37,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.common import free_port, wait_http
+from bench.common import free_port, recorder_process, wait_http
 from proxy.tools.sim.mm7 import render_reply, submit_request
 from proxy.tools.sim.throttle import Throughput, throttled
 
@@ -98,6 +97,9 @@ class Gateway:
         )  # fmt: skip
         self._ok = self._frame(ok.status, ok.all_headers().items(), ok.body)
 
+    def record(self) -> dict[str, Any]:
+        return {"arrivals": self.arrivals, "throttled": self.throttled}
+
     @staticmethod
     def _frame(status: int, headers: Any, body: bytes) -> bytes:
         head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
@@ -141,49 +143,17 @@ class Gateway:
         return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 
 
-def _gateway_process(port: int, tps: float | None, out: str) -> None:
-    """The recording gateway in a process of its own (the client's loop stays free); on
-    SIGTERM it writes what it saw to ``out``."""
-    gateway = Gateway(tps)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        server = await asyncio.start_server(gateway.serve, "127.0.0.1", port, backlog=4096)
-        Path(out + ".ready").write_text("ready")  # noqa: ASYNC240 - once, before any load
-        await stop.wait()
-        server.close()
-
-    asyncio.run(main())
-    Path(out).write_text(json.dumps({"arrivals": gateway.arrivals, "throttled": gateway.throttled}))
-
-
 @contextmanager
 def gateway_process(directory: Path, tps: float | None) -> Iterator[tuple[str, Gateway]]:
     """A recording gateway in its own process: its base URL, and a ``Gateway`` filled with
     what it saw once the block ends."""
-    port = free_port()
-    out = directory / f"gateway-{port}.json"
-    process = multiprocessing.get_context("spawn").Process(
-        target=_gateway_process, args=(port, tps, str(out)), name="bench-gateway"
-    )
-    process.start()
     seen = Gateway(tps)
-    try:
-        ready = Path(str(out) + ".ready")
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if time.monotonic() > deadline or not process.is_alive():
-                raise SystemExit("bench.flow: the gateway process did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        if process.pid is not None:
-            os.kill(process.pid, signal.SIGTERM)
-        process.join(timeout=30)
-        if out.exists():
-            data = json.loads(out.read_text())
-            seen.arrivals, seen.throttled = data["arrivals"], data["throttled"]
+
+    def record(data: dict[str, Any]) -> None:
+        seen.arrivals, seen.throttled = data["arrivals"], data["throttled"]
+
+    with recorder_process(directory, partial(Gateway, tps), record, "bench-gateway") as url:
+        yield url, seen
 
 
 @contextmanager

@@ -16,18 +16,14 @@ with TCP_NODELAY: the relay costs the proxy's figures nothing but its answer.
 """
 
 import asyncio
-import json
-import multiprocessing
-import os
-import signal
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from bench.common import free_port
+from bench.common import recorder_process
 from proxy.tools.sim.codes import Mm7Layout, load_sim_codes
 from proxy.tools.sim.mm7 import render_reply
 
@@ -63,6 +59,9 @@ class _Relay:
         self.sends: dict[str, int] = {}
         self.count = 0
 
+    def record(self) -> dict[str, int]:
+        return self.sends
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
@@ -87,47 +86,17 @@ class _Relay:
             writer.close()
 
 
-def _relay_process(port: int, delay: float, out: str) -> None:
-    """Serve until SIGTERM, then write what was seen to ``out``."""
-    relay = _Relay(delay)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        server = await asyncio.start_server(relay.serve, "127.0.0.1", port, backlog=4096)
-        Path(out + ".ready").write_text("ready")  # noqa: ASYNC240 - once, before any load
-        await stop.wait()
-        server.close()
-
-    asyncio.run(main())
-    Path(out).write_text(json.dumps(relay.sends))
-
-
 @contextmanager
 def gateway_process(directory: Path, delay: float = 0.0) -> Iterator[tuple[str, Seen]]:
     """The counting relay in its own process: its base URL, and a ``Seen`` filled with what
     it got once the block ends."""
-    port = free_port()
-    out = directory / f"relay-{port}.json"
-    process = multiprocessing.get_context("spawn").Process(
-        target=_relay_process, args=(port, delay, str(out)), name="bench-relay"
-    )
-    process.start()
     seen = Seen({})
-    try:
-        ready = Path(str(out) + ".ready")
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if time.monotonic() > deadline or not process.is_alive():
-                raise RuntimeError("bench: the counting relay did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        if process.pid is not None and process.is_alive():
-            os.kill(process.pid, signal.SIGTERM)
-        process.join(timeout=30)
-        if out.exists():
-            seen.sends = json.loads(out.read_text())
+
+    def record(sends: dict[str, int]) -> None:
+        seen.sends = sends
+
+    with recorder_process(directory, partial(_Relay, delay), record, "bench-relay") as url:
+        yield url, seen
 
 
 __all__ = ["Seen", "gateway_process"]
