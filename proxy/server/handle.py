@@ -40,6 +40,7 @@ from proxy.server.idempotency import (
     Refused,
     Replay,
     Stage,
+    message_id_of,
     read_keys,
     replay_headers,
 )
@@ -198,21 +199,24 @@ async def _ledgered(  # noqa: PLR0917 - handle's own values
     if claim is not None:
         settled = stage.settle(request, claim, result.outcome, _kept(reply), idle)
     # Written before the app gets its answer, and finished even if the app goes away now.
-    await _shielded(_after_answer(stage, settled, result, request_id, client, keys))
+    message_id = message_id_of(result.outcome)
+    if settled is not None or message_id is not None:
+        await _shielded(_after_answer(stage, settled, message_id, request_id, client, keys))
     return _respond(request, match, result, reply, client)
 
 
 async def _after_answer(  # noqa: PLR0917 - what the ledger keeps of one answer
     stage: Stage,
     settled: Coroutine[Any, Any, None] | None,
-    result: Result,
+    message_id: str | None,
     request_id: str,
     client: str,
     keys: Keys,
 ) -> None:
     if settled is not None:
         await settled
-    await stage.correlate(result.outcome, request_id, client, keys)
+    if message_id is not None:
+        await stage.correlate(message_id, request_id, client, keys)
 
 
 def _abandon(  # noqa: PLR0917 - the request, its claim, and why it ends without an answer

@@ -116,6 +116,14 @@ class Claim:
     body: BodyHash
 
 
+def message_id_of(outcome: Outcome) -> str | None:
+    """The message id of a send that succeeded (MM7 MessageID, MoMS message_id), else None."""
+    message_id = outcome.data.get("message_id") if outcome.code.ok else None
+    if not isinstance(message_id, str | int) or isinstance(message_id, bool):
+        return None
+    return str(message_id)
+
+
 def read_keys(headers: CIMultiDictProxy[str], route: Route) -> Keys | Refused:
     """The request's Idempotency-Key and X-Callback-Data, or why it is refused (400)."""
     key = parse_idempotency_key(headers.getall("Idempotency-Key", []))
@@ -231,11 +239,8 @@ class Stage:
             self.failed("release", exc)  # the marker expires on its own
         self.count(result)
 
-    async def correlate(self, outcome: Outcome, request_id: str, client: str, keys: Keys) -> None:
-        """Remember a send that succeeded with a message id, for its reports."""
-        message_id = outcome.data.get("message_id") if outcome.code.ok else None
-        if not isinstance(message_id, str | int) or isinstance(message_id, bool):
-            return
+    async def correlate(self, message_id: str, request_id: str, client: str, keys: Keys) -> None:
+        """Remember the send of ``message_id`` (``message_id_of``), for its reports."""
         record = Correlation(
             request_id=request_id,
             client=client or ANONYMOUS,
@@ -246,7 +251,7 @@ class Stage:
         )
         try:
             ttl = self.settings.correlation_ttl
-            await self.ledger.remember(str(message_id), self.route.vendor, record, ttl)
+            await self.ledger.remember(message_id, self.route.vendor, record, ttl)
         except LedgerUnavailable as exc:
             self.failed("remember", exc)  # its reports arrive with submit: null
 
@@ -305,6 +310,7 @@ __all__ = [
     "Refused",
     "Replay",
     "Stage",
+    "message_id_of",
     "read_keys",
     "replay_headers",
 ]
